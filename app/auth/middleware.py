@@ -1,0 +1,103 @@
+"""Who is asking, and whether an unsafe request may proceed.
+
+* `Authorization: Bearer` wins: the request is authenticated by that token alone (cookies are ignored), and it needs
+  no CSRF token, because a cross-site page cannot set that header.
+* Otherwise the session cookie authenticates, and every unsafe request that carries it, and every unsafe page
+  (form) request, goes through Litestar's CSRF middleware (double-submit token in `x-csrftoken` or `_csrf_token`).
+* An unsafe API request with neither (sign-up, sign-in from an API client) has no ambient authority to abuse; it
+  is still refused when a browser says it comes from a foreign Origin (login CSRF).
+
+Websockets are authenticated here too; their Origin is checked by the websocket handler before accepting.
+"""
+
+from __future__ import annotations
+
+from http.cookies import SimpleCookie
+from typing import Any
+
+from litestar.config.csrf import CSRFConfig
+from litestar.exceptions import ClientException, PermissionDeniedException
+from litestar.middleware.csrf import CSRFMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from app.auth import tokens
+from app.auth.origins import origin_allowed
+from app.settings import Settings
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _cookie(scope: Scope, name: str) -> str | None:
+    raw = _header(scope, b"cookie")
+    if not raw:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(raw)
+    except Exception:
+        return None
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None else None
+
+
+def bearer_token(scope: Scope) -> str | None:
+    value = _header(scope, b"authorization")
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def host_allowed(scope: Scope, allowed: frozenset[str]) -> bool:
+    """The Host header's name (port stripped) is one we serve. Litestar's AllowedHostsConfig matches the whole
+    `host:port` string against escaped names, so `localhost` would never match `localhost:8000`; hence this check."""
+    host = _header(scope, b"host")
+    if not host:
+        return False
+    if host.startswith("["):
+        name = host[: host.find("]") + 1]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return name.lower() in allowed or "*" in allowed
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings, csrf: CSRFConfig) -> None:
+        self.app = app
+        self.settings = settings
+        self.csrf = CSRFMiddleware(app, csrf)
+        self.hosts = frozenset(h.lower() for h in settings.allowed_hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if not host_allowed(scope, self.hosts):
+            raise ClientException("this server does not answer to that Host name (see KINDRED_ALLOWED_HOSTS)")
+        bearer = bearer_token(scope)
+        cookie = None if bearer is not None else _cookie(scope, tokens.SESSION_COOKIE)
+        principal: Any = None
+        if bearer is not None:
+            principal = await tokens.resolve(bearer, "bearer")
+        elif cookie:
+            principal = await tokens.resolve(cookie, "cookie")
+        scope["user"] = principal
+        scope["auth"] = principal
+        if scope["type"] == "websocket" or bearer is not None:
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method", "GET")
+        path: str = scope.get("path", "")
+        if method not in SAFE_METHODS and not cookie and path.startswith("/api/"):
+            if not origin_allowed(scope, self.settings):
+                raise PermissionDeniedException("cross-origin request refused")
+            await self.app(scope, receive, send)
+            return
+        await self.csrf(scope, receive, send)

@@ -1,0 +1,71 @@
+"""Sign-in tokens: one random secret per sign-in, sent as the session cookie and returned as the bearer token.
+
+Only its SHA-256 is stored, so a database leak does not hand out sessions. A fresh token is made at every sign-in
+and any token the client brought is ignored, which is what closes session fixation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+from typing import Literal
+
+import msgspec
+
+from db.queries import now
+from db.tables import Account, AuthToken
+
+# Sign-ins last a month, then the member signs in again.
+TOKEN_TTL = timedelta(days=30)
+SESSION_COOKIE = "kindred_session"
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """Who is making a request: the account, the sign-in it used, and how it was presented."""
+
+    account_id: uuid.UUID
+    token_id: uuid.UUID
+    via: Literal["bearer", "cookie"]
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def issue(account_id: uuid.UUID) -> tuple[str, uuid.UUID]:
+    token = secrets.token_urlsafe(32)
+    token_id = uuid.uuid4()
+    await AuthToken.insert(
+        AuthToken(id=token_id, account=account_id, token_hash=_digest(token), created_at=now(), expires_at=now() + TOKEN_TTL)
+    )
+    return token, token_id
+
+
+async def resolve(token: str, via: Literal["bearer", "cookie"]) -> Principal | None:
+    if not token or len(token) > 128:
+        return None
+    row = await (
+        AuthToken.select(AuthToken.id, AuthToken.account, AuthToken.expires_at)
+        .where(AuthToken.token_hash == _digest(token))
+        .first()
+    )
+    if row is None or row["expires_at"] <= now():
+        return None
+    return Principal(account_id=row["account"], token_id=row["id"], via=via)
+
+
+async def revoke(token_id: uuid.UUID) -> None:
+    await AuthToken.delete().where(AuthToken.id == token_id)
+
+
+async def revoke_all(account_id: uuid.UUID, *, except_token: uuid.UUID | None = None) -> None:
+    query = AuthToken.delete().where(AuthToken.account == account_id)
+    if except_token is not None:
+        query = query.where(AuthToken.id != except_token)
+    await query
+
+
+async def account_exists(account_id: uuid.UUID) -> bool:
+    return await Account.exists().where(Account.id == account_id)

@@ -1,0 +1,101 @@
+"""`kindred`: serve, migrate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from app.settings import ConfigError, load_settings
+
+
+def _migrate(quiet: bool = False) -> list[str]:
+    from db.engine import bind, make_engine, start, stop
+    from db.migrate import migrate
+
+    settings = load_settings()
+
+    async def run() -> list[str]:
+        engine = make_engine(settings.database_url)
+        bind(engine)
+        await start(engine, pool_size=2)
+        try:
+            return await migrate(engine, quiet=quiet)
+        finally:
+            await stop(engine)
+
+    return asyncio.run(run())
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    applied = _migrate(quiet=True)
+    print(f"applied {len(applied)} migration(s)" if applied else "database is up to date")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = load_settings()
+    if settings.is_sqlite:
+        applied = _migrate(quiet=True)
+        if applied:
+            print(f"kindred: applied {len(applied)} migration(s) to {settings.sqlite_path}")
+        if args.workers > 1:
+            print("kindred: several workers need shared services: set DATABASE_URL (Postgres) and REDIS_URL", file=sys.stderr)
+            return 2
+    elif args.workers > 1 and not settings.redis_url:
+        print("kindred: several workers need REDIS_URL so they hear each other's events", file=sys.stderr)
+        return 2
+    print(f"kindred: serving on http://{args.host}:{args.port}  (database: {'SQLite' if settings.is_sqlite else 'Postgres'}, "
+          f"channels: {'Redis' if settings.redis_url else 'in-memory'})", flush=True)
+    uvicorn.run(
+        "app.main:app_factory",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        http="httptools",
+        ws="websockets-sansio",
+        # Contract: frames over 64 KiB close 1009 (uvicorn's default would accept 16 MiB).
+        ws_max_size=settings.limits.max_frame_bytes,
+        # Per-message compression costs CPU per socket per frame: the opposite of encode-once fan-out.
+        ws_per_message_deflate=False,
+        proxy_headers=bool(os.environ.get("KINDRED_TRUST_PROXY")),
+        forwarded_allow_ips=os.environ.get("KINDRED_TRUST_PROXY") or None,
+        log_level="warning" if not settings.debug else "info",
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app.demo import seed
+
+    _migrate(quiet=True)
+    asyncio.run(seed(print))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kindred", description="Private circles for a coach's clients.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the web app (applies migrations first on SQLite)")
+    serve.add_argument("--host", default=os.environ.get("KINDRED_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("KINDRED_PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="apply pending database migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("demo", help="seed a demo circle and print sign-in details").set_defaults(func=cmd_demo)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"kindred: configuration problem: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The composition root: settings in, a Litestar application out."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from litestar import Litestar, Router
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import ResponseHeader, State
+from litestar.middleware import DefineMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from app.auth.middleware import AuthMiddleware
+from app.deps import DEPENDENCIES
+from app.errors import DB_DOWN, db_error_handler
+from app.live import DatabaseHubStore, Live
+from app.routes import api_accounts, api_circles, api_posts, api_ws, pages
+from app.settings import Settings, load_settings
+from db import engine as db_engine
+from db.migrate import pending
+from realtime.bus import Bus, memory_backend, redis_backend_factory
+from realtime.connection import SocketLimits
+from realtime.hub import Hub
+from realtime.presence import MemoryPresence, PresenceStore, RedisPresence
+from realtime.render import HtmlRenderer
+from realtime.topics import Topics
+from web.templating import STATIC, environment
+
+log = logging.getLogger("kindred")
+
+# No inline script or style anywhere: everything the pages run is a file under /static.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    ResponseHeader(name="Content-Security-Policy", value=CONTENT_SECURITY_POLICY),
+    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+    ResponseHeader(name="Referrer-Policy", value="same-origin"),
+    ResponseHeader(name="X-Frame-Options", value="DENY"),
+    ResponseHeader(name="Permissions-Policy", value="camera=(), microphone=(), geolocation=()"),
+]
+
+
+class MigrationsPending(RuntimeError):
+    pass
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+    engine = db_engine.make_engine(settings.database_url)
+    db_engine.bind(engine)
+    topics = Topics(settings.redis_prefix)
+    limits = settings.limits
+
+    redis_client: Any = None
+    presence: PresenceStore
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        redis_client = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        presence = RedisPresence(redis_client, topics)
+        make_backend = redis_backend_factory(settings.redis_url)
+    else:
+        presence = MemoryPresence()
+        shared = memory_backend()
+
+        def make_backend() -> Any:
+            return shared
+
+    hub = Hub(
+        store=DatabaseHubStore(),
+        presence=presence,
+        topics=topics,
+        limits=SocketLimits(
+            frames_per_second=limits.frames_per_second,
+            send_queue_frames=limits.send_queue_frames,
+            max_frame_bytes=limits.max_frame_bytes,
+            replay_cap=limits.replay_cap,
+            sockets_per_account=limits.sockets_per_account,
+        ),
+        renderer=HtmlRenderer(),
+    )
+    live = Live(hub, topics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        db_engine.bind(engine)
+        await db_engine.start(engine)
+        todo = await pending(engine)
+        if todo:
+            await db_engine.stop(engine)
+            raise MigrationsPending(f"{len(todo)} database migration(s) pending: run `kindred migrate` first")
+        bus = Bus(make_backend, hub.on_message, hub.after_reconnect, name="redis" if settings.redis_url else "memory")
+        await bus.start()
+        await hub.start(bus)
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await bus.stop()
+            if redis_client is not None:
+                await redis_client.aclose()
+            await db_engine.stop(engine)
+
+    csrf = CSRFConfig(
+        secret=settings.secret,
+        cookie_name="kindred_csrf",
+        cookie_secure=settings.secure_cookies,
+        cookie_httponly=True,
+        cookie_samesite="lax",
+    )
+    api = Router(
+        path="/api/v1",
+        route_handlers=[*api_accounts.ROUTES, *api_circles.ROUTES, *api_posts.ROUTES, api_ws.ws],
+        tags=["api"],
+    )
+    db_handlers: dict[Any, Any] = {exc: db_error_handler for exc in DB_DOWN}
+    db_handlers[sqlite3.OperationalError] = db_error_handler
+    db_handlers[asyncpg.PostgresError] = db_error_handler
+
+    return Litestar(
+        route_handlers=[
+            api,
+            *pages.ROUTES,
+            create_static_files_router(path="/static", directories=[STATIC], name="static", include_in_schema=False),
+        ],
+        lifespan=[lifespan],
+        state=State({"settings": settings, "hub": hub, "live": live, "topics": topics}),
+        dependencies=DEPENDENCIES,
+        middleware=[DefineMiddleware(AuthMiddleware, settings=settings, csrf=csrf)],
+        exception_handlers={**db_handlers, **pages.EXCEPTION_HANDLERS},
+        request_max_body_size=limits.max_body_bytes,
+        response_headers=SECURITY_HEADERS,
+        template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment)),
+        openapi_config=OpenAPIConfig(
+            title="Kindred",
+            version="1.0",
+            description="Private, pseudonymous coaching circles. Contract: shared/contract.md.",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+        debug=settings.debug,
+    )
+
+
+def app_factory() -> Litestar:
+    """Entry point for `uvicorn --factory app.main:app_factory` (and `kindred serve`)."""
+    return create_app()

@@ -1,0 +1,85 @@
+"""/api/v1: circles, invites, members, rooms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, delete, get, patch, post
+from litestar.status_codes import HTTP_204_NO_CONTENT
+
+from app.auth.tokens import Principal
+from app.deps import base_url
+from app.live import Live
+from app.schemas import (
+    CircleCreate,
+    CircleOut,
+    CircleUpdate,
+    InviteCreate,
+    InviteOut,
+    Join,
+    MemberWithIdentity,
+    MyMembership,
+    RoomCreate,
+    RoomOut,
+)
+from app.services import circles
+from app.settings import Settings
+from realtime.events import Membership
+
+
+@post("/circles", summary="Open a circle; its creator becomes its coach")
+async def create_circle(data: CircleCreate, principal: Principal) -> CircleOut:
+    return await circles.create_circle(principal.account_id, data)
+
+
+@get("/circles/{circle_id:str}", summary="A circle (members only)")
+async def get_circle(circle_id: str, principal: Principal) -> CircleOut:
+    circle, _ = await circles.get_circle(principal.account_id, circle_id)
+    return circle
+
+
+@patch("/circles/{circle_id:str}", summary="Change a circle (coach). Extension.")
+async def update_circle(circle_id: str, data: CircleUpdate, principal: Principal) -> CircleOut:
+    return await circles.update_circle(principal.account_id, circle_id, data)
+
+
+@post("/circles/{circle_id:str}/invites", summary="Make an invite link (coach)")
+async def create_invite(
+    circle_id: str, principal: Principal, request: Request[Any, Any, Any], settings: Settings,
+    data: InviteCreate | None = None,
+) -> InviteOut:
+    return await circles.create_invite(principal.account_id, circle_id, data or InviteCreate(), base_url(request, settings))
+
+
+@post("/invites/{code:str}/join", summary="Join a circle under an alias")
+async def join(code: str, data: Join, principal: Principal) -> MyMembership:
+    return await circles.join(principal.account_id, code, data.alias)
+
+
+@get("/circles/{circle_id:str}/members", summary="Members by alias (the coach also sees identities if allowed)")
+async def list_members(circle_id: str, principal: Principal) -> list[Membership] | list[MemberWithIdentity]:
+    return await circles.members(principal.account_id, circle_id)
+
+
+@delete(
+    "/circles/{circle_id:str}/members/{membership_id:str}",
+    summary="Remove a member (coach) or leave (yourself). Extension.",
+    status_code=HTTP_204_NO_CONTENT,
+)
+async def remove_member(circle_id: str, membership_id: str, principal: Principal, live: Live) -> None:
+    await circles.remove_member(principal.account_id, circle_id, membership_id, live)
+
+
+@post("/circles/{circle_id:str}/rooms", summary="Open a room (coach)")
+async def create_room(circle_id: str, data: RoomCreate, principal: Principal) -> RoomOut:
+    return await circles.create_room(principal.account_id, circle_id, data)
+
+
+@get("/circles/{circle_id:str}/rooms", summary="The circle's rooms")
+async def list_rooms(circle_id: str, principal: Principal) -> list[RoomOut]:
+    return await circles.rooms(principal.account_id, circle_id)
+
+
+ROUTES: list[Any] = [
+    create_circle, get_circle, update_circle, create_invite, join, list_members, remove_member, create_room, list_rooms,
+]

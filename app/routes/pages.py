@@ -1,0 +1,2 @@
+ROUTES: list = []
+EXCEPTION_HANDLERS: dict = {}

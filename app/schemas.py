@@ -1,0 +1,175 @@
+"""Request and response bodies of the JSON API (shared/contract.md). Peer-visible shapes come from
+`realtime.events` so the API, the websocket and the log share one definition."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from realtime.events import Membership, Post, PostKind, Role
+
+Email = Annotated[str, Meta(min_length=3, max_length=320, description="An email address.")]
+Password = Annotated[str, Meta(min_length=1, max_length=1024)]
+Name = Annotated[str, Meta(min_length=1, max_length=80)]
+Alias = Annotated[str, Meta(min_length=1, max_length=40, description="2-40 letters, digits, spaces, . _ -")]
+Id = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+# --- accounts and auth -------------------------------------------------------------------------------------------
+
+
+class AccountCreate(msgspec.Struct):
+    email: Email
+    password: Password
+    name: Name
+
+
+class AccountOut(msgspec.Struct):
+    id: str
+    email: str
+    name: str
+
+
+class Login(msgspec.Struct):
+    email: Email
+    password: Password
+
+
+class TokenOut(msgspec.Struct):
+    token: str
+
+
+class MyMembership(msgspec.Struct):
+    membership_id: str
+    circle_id: str
+    alias: str
+    role: Role
+
+
+class Me(msgspec.Struct):
+    id: str
+    email: str
+    name: str
+    memberships: list[MyMembership]
+
+
+# --- circles, invites, members, rooms --------------------------------------------------------------------------------
+
+
+class CircleCreate(msgspec.Struct):
+    name: Annotated[str, Meta(min_length=1, max_length=120)]
+    commonality: Annotated[str, Meta(min_length=1, max_length=2000)]
+    norms: Annotated[str, Meta(max_length=4000)] = ""
+    coach_alias: Alias | None = None
+
+
+class CircleUpdate(msgspec.Struct):
+    """Extension: the coach edits the circle. Absent fields are left as they are."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=120)] | msgspec.UnsetType = msgspec.UNSET
+    commonality: Annotated[str, Meta(min_length=1, max_length=2000)] | msgspec.UnsetType = msgspec.UNSET
+    norms: Annotated[str, Meta(max_length=4000)] | msgspec.UnsetType = msgspec.UNSET
+    coach_sees_identity: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class CircleOut(msgspec.Struct):
+    id: str
+    name: str
+    commonality: str
+    norms: str
+    coach_sees_identity: bool
+
+
+class InviteCreate(msgspec.Struct):
+    max_uses: Annotated[int, Meta(ge=1, le=10_000)] | None = None
+    expires_in_hours: Annotated[int, Meta(ge=1, le=24 * 90)] | None = None
+
+
+class InviteOut(msgspec.Struct):
+    code: str
+    url: str
+    # Extensions: so the coach can tell the invitee how long the link works.
+    expires_at: str
+    max_uses: int | None
+
+
+class Join(msgspec.Struct):
+    alias: Alias
+
+
+class MemberWithIdentity(msgspec.Struct):
+    """Only ever sent to the circle's coach, and only while the circle's `coach_sees_identity` holds."""
+
+    membership_id: str
+    alias: str
+    role: Role
+    name: str
+    email: str
+
+
+class RoomCreate(msgspec.Struct):
+    name: Annotated[str, Meta(min_length=1, max_length=80)]
+    topic: Annotated[str, Meta(max_length=500)] = ""
+
+
+class RoomOut(msgspec.Struct):
+    id: str
+    circle_id: str
+    name: str
+    topic: str
+    last_seq: int
+
+
+# --- posts ---------------------------------------------------------------------------------------------------------
+
+
+class PostCreate(msgspec.Struct):
+    body: str
+    kind: PostKind = "reflection"
+    parent_id: Id | None = None
+    client_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+
+
+class PostEdit(msgspec.Struct):
+    body: str
+
+
+class PostListItem(Post, kw_only=True):
+    reply_count: int
+
+
+class PostPage(msgspec.Struct):
+    items: list[PostListItem]
+    next_before: str | None
+
+
+class PostThread(Post, kw_only=True):
+    replies: list[PostThread]
+
+
+__all__ = [
+    "AccountCreate",
+    "AccountOut",
+    "CircleCreate",
+    "CircleOut",
+    "CircleUpdate",
+    "InviteCreate",
+    "InviteOut",
+    "Join",
+    "Login",
+    "Me",
+    "MemberWithIdentity",
+    "Membership",
+    "MyMembership",
+    "Post",
+    "PostCreate",
+    "PostEdit",
+    "PostListItem",
+    "PostPage",
+    "PostThread",
+    "RoomCreate",
+    "RoomOut",
+    "TokenOut",
+]

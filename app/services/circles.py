@@ -1,0 +1,263 @@
+"""Circles, their invites, memberships and rooms."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+from litestar.exceptions import ClientException, PermissionDeniedException
+
+from app.errors import Conflict, Gone, not_found
+from app.live import Live
+from app.schemas import (
+    CircleCreate,
+    CircleOut,
+    CircleUpdate,
+    InviteCreate,
+    InviteOut,
+    MemberWithIdentity,
+    MyMembership,
+    RoomCreate,
+    RoomOut,
+)
+from app.services.common import is_unique_violation, membership_struct, parse_id, require_coach_role, require_member
+from db.engine import write_transaction
+from db.queries import now
+from db.tables import Account, Circle, Invite, Membership, Room
+from realtime.events import Membership as PublicMembership
+
+# Invites work for a week unless the coach says otherwise.
+DEFAULT_INVITE_HOURS = 24 * 7
+# Letters and digits of any script, spaces, and . _ - ; must start and end with a letter or digit.
+_ALIAS = re.compile(r"^[^\W_](?:[\w .\-]*[^\W_])?$")
+ALIAS_MIN, ALIAS_MAX = 2, 40
+DEFAULT_ROOM = ("General", "Anything on the path: reflections, experiments, wins and questions.")
+
+
+def clean_alias(alias: str) -> str:
+    cleaned = " ".join(alias.split())
+    if not (ALIAS_MIN <= len(cleaned) <= ALIAS_MAX) or not _ALIAS.match(cleaned):
+        raise ClientException(
+            f"choose an alias of {ALIAS_MIN}-{ALIAS_MAX} letters or digits (spaces, dots, dashes and underscores "
+            "may go between them)"
+        )
+    return cleaned
+
+
+def circle_out(row: dict[str, Any]) -> CircleOut:
+    return CircleOut(
+        id=str(row["id"]),
+        name=row["name"],
+        commonality=row["commonality"],
+        norms=row["norms"],
+        coach_sees_identity=bool(row["coach_sees_identity"]),
+    )
+
+
+def room_out(row: dict[str, Any]) -> RoomOut:
+    return RoomOut(
+        id=str(row["id"]), circle_id=str(row["circle"]), name=row["name"], topic=row["topic"],
+        last_seq=int(row["last_seq"]),
+    )
+
+
+async def create_circle(account_id: uuid.UUID, data: CircleCreate) -> CircleOut:
+    name = " ".join(data.name.split())
+    commonality = data.commonality.strip()
+    if not name or not commonality:
+        raise ClientException("give the circle a name and describe the path its members share")
+    account = await Account.select(Account.name).where(Account.id == account_id).first()
+    if account is None:
+        raise not_found("account")
+    # Clients know their coach, so by default the coach appears under their own name.
+    alias = clean_alias(data.coach_alias if data.coach_alias is not None else account["name"][:ALIAS_MAX])
+    circle_id, room_id = uuid.uuid4(), uuid.uuid4()
+    async with write_transaction():
+        await Circle.insert(
+            Circle(id=circle_id, name=name, commonality=commonality, norms=data.norms.strip(),
+                   coach_sees_identity=True, created_at=now())
+        )
+        await Membership.insert(
+            Membership(id=uuid.uuid4(), circle=circle_id, account=account_id, alias=alias,
+                       alias_key=alias.casefold(), role="coach", joined_at=now())
+        )
+        await Room.insert(
+            Room(id=room_id, circle=circle_id, name=DEFAULT_ROOM[0], topic=DEFAULT_ROOM[1], last_seq=0, created_at=now())
+        )
+    row = await Circle.select().where(Circle.id == circle_id).first()
+    assert row is not None
+    return circle_out(row)
+
+
+async def get_circle(account_id: uuid.UUID, circle_id: str) -> tuple[CircleOut, dict[str, Any]]:
+    cid = parse_id(circle_id, "circle")
+    membership = await require_member(account_id, cid)
+    row = await Circle.select().where(Circle.id == cid).first()
+    if row is None:
+        raise not_found("circle")
+    return circle_out(row), membership
+
+
+async def update_circle(account_id: uuid.UUID, circle_id: str, data: CircleUpdate) -> CircleOut:
+    cid = parse_id(circle_id, "circle")
+    membership = await require_member(account_id, cid)
+    require_coach_role(membership, "change the circle")
+    values: dict[Any, Any] = {}
+    if data.name is not msgspec.UNSET:
+        values[Circle.name] = " ".join(data.name.split()) or None
+    if data.commonality is not msgspec.UNSET:
+        values[Circle.commonality] = data.commonality.strip() or None
+    if data.norms is not msgspec.UNSET:
+        values[Circle.norms] = data.norms.strip()
+    if data.coach_sees_identity is not msgspec.UNSET:
+        values[Circle.coach_sees_identity] = data.coach_sees_identity
+    if any(v is None for v in values.values()):
+        raise ClientException("a circle needs a name and a commonality")
+    if values:
+        await Circle.update(values).where(Circle.id == cid)
+    row = await Circle.select().where(Circle.id == cid).first()
+    assert row is not None
+    return circle_out(row)
+
+
+async def create_invite(account_id: uuid.UUID, circle_id: str, data: InviteCreate, base_url: str) -> InviteOut:
+    cid = parse_id(circle_id, "circle")
+    membership = await require_member(account_id, cid)
+    require_coach_role(membership, "invite people")
+    code = secrets.token_urlsafe(12)
+    hours = data.expires_in_hours or DEFAULT_INVITE_HOURS
+    expires_at = now() + timedelta(hours=hours)
+    await Invite.insert(
+        Invite(id=uuid.uuid4(), circle=cid, code=code, created_by=membership["id"], max_uses=data.max_uses, uses=0,
+               expires_at=expires_at, created_at=now())
+    )
+    return InviteOut(code=code, url=f"{base_url}/join/{code}", expires_at=expires_at.isoformat().replace("+00:00", "Z"),
+                     max_uses=data.max_uses)
+
+
+async def invite_circle(code: str) -> dict[str, Any]:
+    """The circle an invite code opens, for the join page; 404/410 exactly as joining would answer."""
+    invite = await _usable_invite(code)
+    row = await Circle.select().where(Circle.id == invite["circle"]).first()
+    if row is None:
+        raise not_found("invite")
+    return row
+
+
+async def _usable_invite(code: str) -> dict[str, Any]:
+    if not code or len(code) > 32:
+        raise not_found("invite")
+    invite = await Invite.select().where(Invite.code == code).first()
+    if invite is None:
+        raise not_found("invite")
+    if invite["expires_at"] <= now():
+        raise Gone("this invite has expired; ask your coach for a new link")
+    if invite["max_uses"] is not None and invite["uses"] >= invite["max_uses"]:
+        raise Gone("this invite has been used up; ask your coach for a new link")
+    return invite
+
+
+async def join(account_id: uuid.UUID, code: str, alias: str) -> MyMembership:
+    alias = clean_alias(alias)
+    invite = await _usable_invite(code)
+    circle_id = invite["circle"]
+    membership_id = uuid.uuid4()
+    try:
+        async with write_transaction():
+            if await Membership.exists().where(
+                (Membership.account == account_id) & (Membership.circle == circle_id) & Membership.removed_at.is_null()
+            ):
+                raise Conflict("you are already a member of this circle")
+            if await Membership.exists().where(
+                (Membership.circle == circle_id) & (Membership.alias_key == alias.casefold())
+                & Membership.removed_at.is_null()
+            ):
+                raise Conflict("that alias is taken in this circle; choose another")
+            # Counted in the same statement that checks the limit, so two joins cannot both take the last use.
+            taken = await Invite.raw(
+                "UPDATE invite SET uses = uses + 1 WHERE id = {} AND (max_uses IS NULL OR uses < max_uses) "
+                "AND expires_at > {} RETURNING id",
+                invite["id"], now(),
+            )
+            if not taken:
+                raise Gone("this invite has just been used up; ask your coach for a new link")
+            await Membership.insert(
+                Membership(id=membership_id, circle=circle_id, account=account_id, alias=alias,
+                           alias_key=alias.casefold(), role="member", joined_at=now())
+            )
+    except Exception as exc:
+        if is_unique_violation(exc):
+            raise Conflict("that alias is taken in this circle; choose another") from None
+        raise
+    return MyMembership(membership_id=str(membership_id), circle_id=str(circle_id), alias=alias, role="member")
+
+
+async def members(
+    account_id: uuid.UUID, circle_id: str
+) -> list[PublicMembership] | list[MemberWithIdentity]:
+    cid = parse_id(circle_id, "circle")
+    me = await require_member(account_id, cid)
+    circle = await Circle.select(Circle.coach_sees_identity).where(Circle.id == cid).first()
+    assert circle is not None
+    where = (Membership.circle == cid) & Membership.removed_at.is_null()
+    if me["role"] == "coach" and circle["coach_sees_identity"]:
+        rows = await Membership.select(
+            Membership.id, Membership.alias, Membership.role,
+            Membership.account.name.as_alias("name"), Membership.account.email.as_alias("email"),
+        ).where(where).order_by(Membership.joined_at)
+        return [
+            MemberWithIdentity(membership_id=str(r["id"]), alias=r["alias"], role=r["role"], name=r["name"],
+                               email=r["email"])
+            for r in rows
+        ]
+    rows = await Membership.select(Membership.id, Membership.alias, Membership.role).where(where).order_by(
+        Membership.joined_at
+    )
+    return [membership_struct(r) for r in rows]
+
+
+async def remove_member(account_id: uuid.UUID, circle_id: str, membership_id: str, live: Live) -> None:
+    """The coach removes a member, or a member leaves. Their sockets stop receiving the circle at once."""
+    cid = parse_id(circle_id, "circle")
+    me = await require_member(account_id, cid)
+    target_id = parse_id(membership_id, "member")
+    target = await Membership.select().where(
+        (Membership.id == target_id) & (Membership.circle == cid) & Membership.removed_at.is_null()
+    ).first()
+    if target is None:
+        raise not_found("member")
+    if target["id"] != me["id"] and me["role"] != "coach":
+        raise PermissionDeniedException("only the circle's coach can remove someone else")
+    if target["role"] == "coach":
+        raise Conflict("a circle keeps its coach; close the circle instead")
+    await Membership.update({Membership.removed_at: now()}).where(Membership.id == target_id)
+    await live.revoke(target["account"], cid)
+
+
+async def create_room(account_id: uuid.UUID, circle_id: str, data: RoomCreate) -> RoomOut:
+    cid = parse_id(circle_id, "circle")
+    membership = await require_member(account_id, cid)
+    require_coach_role(membership, "open rooms")
+    name = " ".join(data.name.split())
+    if not name:
+        raise ClientException("give the room a name")
+    room_id = uuid.uuid4()
+    await Room.insert(Room(id=room_id, circle=cid, name=name, topic=data.topic.strip(), last_seq=0, created_at=now()))
+    row = await Room.select().where(Room.id == room_id).first()
+    assert row is not None
+    return room_out(row)
+
+
+async def rooms(account_id: uuid.UUID, circle_id: str) -> list[RoomOut]:
+    cid = parse_id(circle_id, "circle")
+    await require_member(account_id, cid)
+    rows = await Room.select().where(Room.circle == cid).order_by(Room.created_at)
+    return [room_out(r) for r in rows]
+
+
+async def membership_view(membership: dict[str, Any]) -> PublicMembership:
+    return membership_struct(membership)

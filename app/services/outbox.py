@@ -1,0 +1,59 @@
+"""Room events written inside a service's transaction, published only after it commits.
+
+Piccolo has no on-commit hook, so the pattern is explicit:
+
+    outbox = Outbox()
+    async with write_transaction():
+        seq = await outbox.next_seq(room_id)
+        ... write the change ...
+        await outbox.append(room_id, seq, "post.created", data, post_id=...)
+    await outbox.publish(live)      # after the block: only committed events go out
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+
+from app.live import Live
+from db import queries
+from realtime.events import Notification, encoder
+
+
+class Outbox:
+    __slots__ = ("_events", "_notes")
+
+    def __init__(self) -> None:
+        self._events: list[tuple[uuid.UUID, int, str, bytes]] = []
+        self._notes: list[tuple[uuid.UUID, Notification]] = []
+
+    async def next_seq(self, room_id: uuid.UUID) -> int:
+        return await queries.allocate_seq(room_id)
+
+    async def append(
+        self, room_id: uuid.UUID, seq: int, name: str, data: msgspec.Struct, *, post_id: uuid.UUID | None = None
+    ) -> bytes:
+        data_json = encoder.encode(data)
+        await queries.append_event(room_id, seq, name, data_json, post_id)
+        self._events.append((room_id, seq, name, data_json))
+        return data_json
+
+    async def event(
+        self, room_id: uuid.UUID, name: str, data: msgspec.Struct, *, post_id: uuid.UUID | None = None
+    ) -> int:
+        """Allocate a seq and append in one step, for events whose data does not carry its own seq."""
+        seq = await self.next_seq(room_id)
+        await self.append(room_id, seq, name, data, post_id=post_id)
+        return seq
+
+    def notify(self, account_id: uuid.UUID, notification: Notification) -> None:
+        self._notes.append((account_id, notification))
+
+    async def publish(self, live: Live) -> None:
+        for room_id, seq, name, data_json in self._events:
+            await live.room_event(room_id, seq, name, data_json)
+        for account_id, notification in self._notes:
+            await live.notify(account_id, notification)
+        self._events.clear()
+        self._notes.clear()

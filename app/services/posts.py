@@ -1,0 +1,239 @@
+"""Posts and threads. Every change writes its room event in the same transaction and is published after commit."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar.exceptions import ClientException, PermissionDeniedException
+
+from app.errors import not_found
+from app.live import Live
+from app.schemas import PostCreate, PostListItem, PostPage, PostThread
+from app.services.common import is_unique_violation, membership_struct, parse_id
+from app.services.outbox import Outbox
+from db import queries
+from db.engine import write_transaction
+from db.queries import now
+from db.tables import Membership, Post as PostRow
+from realtime.events import Membership as PublicMembership, Post, PostRef
+from web.markdown import render
+
+MAX_BODY = 20_000
+DEFAULT_PAGE, MAX_PAGE = 20, 100
+
+
+def post_struct(row: dict[str, Any], author: PublicMembership) -> Post:
+    return Post(
+        id=str(row["id"]),
+        room_id=str(row["room"]),
+        parent_id=str(row["parent"]) if row["parent"] else None,
+        author=author,
+        kind=row["kind"],
+        body=row["body"],
+        html=row["html"],
+        created_at=row["created_at"],
+        edited_at=row["edited_at"],
+        like_count=int(row["like_count"]),
+        liked_by_coach=bool(row["liked_by_coach"]),
+        pinned=bool(row["pinned"]),
+        shared_from=None,
+        seq=int(row["seq"]),
+        deleted=row["deleted_at"] is not None,
+    )
+
+
+def check_body(body: str) -> str:
+    if not body.strip():
+        raise ClientException("write something first: the post body is empty")
+    if len(body) > MAX_BODY:
+        raise ClientException(f"a post is at most {MAX_BODY:,} characters; this one has {len(body):,}")
+    return body
+
+
+async def circle_aliases(circle_id: uuid.UUID) -> dict[str, str]:
+    """casefolded alias -> membership id, for rendering @mentions."""
+    rows = await Membership.select(Membership.id, Membership.alias_key).where(
+        (Membership.circle == circle_id) & Membership.removed_at.is_null()
+    )
+    return {r["alias_key"]: str(r["id"]) for r in rows}
+
+
+async def _access(account_id: uuid.UUID, room_id: uuid.UUID) -> tuple[dict[str, Any], dict[str, Any]]:
+    found = await queries.room_access(account_id, room_id)
+    if found is None:
+        raise not_found("room")
+    return found
+
+
+async def _post_and_access(
+    account_id: uuid.UUID, post_id: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    pid = parse_id(post_id, "post")
+    row = await PostRow.select().where(PostRow.id == pid).first()
+    if row is None:
+        raise not_found("post")
+    found = await queries.room_access(account_id, row["room"])
+    if found is None:
+        raise not_found("post")
+    room, membership = found
+    return row, room, membership
+
+
+async def _authors(rows: list[dict[str, Any]]) -> dict[uuid.UUID, PublicMembership]:
+    by_id = await queries.memberships_by_id(r["author"] for r in rows)
+    return {k: membership_struct(v) for k, v in by_id.items()}
+
+
+async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, live: Live) -> Post:
+    rid = parse_id(room_id, "room")
+    room, me = await _access(account_id, rid)
+    author = membership_struct(me)
+    body = check_body(data.body)
+    if data.client_id is not None:
+        existing = await PostRow.select().where(
+            (PostRow.author == me["id"]) & (PostRow.client_id == data.client_id)
+        ).first()
+        if existing is not None:
+            return post_struct(existing, author)
+    parent_id: uuid.UUID | None = None
+    thread_root: uuid.UUID | None = None
+    if data.parent_id is not None:
+        parent = await PostRow.select(PostRow.id, PostRow.thread_root, PostRow.deleted_at).where(
+            (PostRow.id == (queries.as_uuid(data.parent_id) or uuid.UUID(int=0))) & (PostRow.room == rid)
+        ).first()
+        if parent is None:
+            raise ClientException("parent_id is not a post in this room")
+        if parent["deleted_at"] is not None:
+            raise ClientException("that post was deleted; reply to the thread instead")
+        parent_id, thread_root = parent["id"], parent["thread_root"] or parent["id"]
+    html, _mentioned = render(body, await circle_aliases(room["circle"]))
+    post_id = uuid.uuid4()
+    outbox = Outbox()
+    try:
+        async with write_transaction():
+            seq = await outbox.next_seq(rid)
+            row = {
+                "id": post_id, "room": rid, "parent": parent_id, "thread_root": thread_root, "author": me["id"],
+                "kind": data.kind, "body": body, "html": html, "created_at": now(), "edited_at": None,
+                "deleted_at": None, "client_id": data.client_id, "seq": seq, "like_count": 0,
+                "liked_by_coach": False, "pinned": False,
+            }
+            await PostRow.insert(PostRow(**row))
+            post = post_struct(row, author)
+            await outbox.append(rid, seq, "post.created", post, post_id=post_id)
+    except Exception as exc:
+        if data.client_id is not None and is_unique_violation(exc):
+            # The same client_id raced in twice; the other request's post is the one.
+            existing = await PostRow.select().where(
+                (PostRow.author == me["id"]) & (PostRow.client_id == data.client_id)
+            ).first()
+            if existing is not None:
+                return post_struct(existing, author)
+        raise
+    await outbox.publish(live)
+    return post
+
+
+async def list_posts(account_id: uuid.UUID, room_id: str, before: str | None, limit: int | None) -> PostPage:
+    rid = parse_id(room_id, "room")
+    await _access(account_id, rid)
+    size = min(max(limit or DEFAULT_PAGE, 1), MAX_PAGE)
+    query = PostRow.select().where((PostRow.room == rid) & PostRow.parent.is_null())
+    if before:
+        anchor = await PostRow.select(PostRow.seq).where(
+            (PostRow.id == (queries.as_uuid(before) or uuid.UUID(int=0))) & (PostRow.room == rid)
+            & PostRow.parent.is_null()
+        ).first()
+        if anchor is None:
+            raise ClientException("before must be the id of a top-level post in this room")
+        query = query.where(PostRow.seq < anchor["seq"])
+    rows = await query.order_by(PostRow.seq, ascending=False).limit(size + 1)
+    more = len(rows) > size
+    rows = rows[:size]
+    counts = await queries.reply_counts(r["id"] for r in rows)
+    authors = await _authors(rows)
+    items = [
+        PostListItem(**_fields(post_struct(r, authors[r["author"]])), reply_count=counts.get(r["id"], 0))
+        for r in rows
+        # A deleted post stays only as the anchor of replies that are still there.
+        if r["deleted_at"] is None or counts.get(r["id"], 0) > 0
+    ]
+    return PostPage(items=items, next_before=str(rows[-1]["id"]) if more and rows else None)
+
+
+def _fields(post: Post) -> dict[str, Any]:
+    return {f: getattr(post, f) for f in post.__struct_fields__}
+
+
+async def get_thread(account_id: uuid.UUID, post_id: str) -> PostThread:
+    row, _room, _me = await _post_and_access(account_id, post_id)
+    root = row["thread_root"] or row["id"]
+    rows = await PostRow.select().where((PostRow.thread_root == root) | (PostRow.id == root)).order_by(PostRow.seq)
+    children: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["parent"] is not None:
+            children.setdefault(r["parent"], []).append(r)
+    authors = await _authors(rows)
+
+    def build(r: dict[str, Any]) -> PostThread | None:
+        replies = [t for t in (build(c) for c in children.get(r["id"], [])) if t is not None]
+        if r["deleted_at"] is not None and not replies:
+            return None
+        return PostThread(**_fields(post_struct(r, authors[r["author"]])), replies=replies)
+
+    thread = build(row)
+    if thread is None:
+        raise not_found("post")
+    return thread
+
+
+async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) -> Post:
+    row, room, me = await _post_and_access(account_id, post_id)
+    if row["deleted_at"] is not None:
+        raise not_found("post")
+    if row["author"] != me["id"]:
+        raise PermissionDeniedException("only the author can edit a post")
+    body = check_body(body)
+    html, _mentioned = render(body, await circle_aliases(room["circle"]))
+    outbox = Outbox()
+    async with write_transaction():
+        seq = await outbox.next_seq(row["room"])
+        row = {**row, "body": body, "html": html, "edited_at": now()}
+        await PostRow.update({PostRow.body: body, PostRow.html: html, PostRow.edited_at: row["edited_at"]}).where(
+            PostRow.id == row["id"]
+        )
+        post = post_struct(row, membership_struct(me))
+        # The log keeps no earlier wording: replay shows the post as it is now.
+        await queries.rewrite_post_events(row["id"], _encode(post))
+        await outbox.append(row["room"], seq, "post.updated", post, post_id=row["id"])
+    await outbox.publish(live)
+    return post
+
+
+async def delete_post(account_id: uuid.UUID, post_id: str, live: Live) -> None:
+    row, _room, me = await _post_and_access(account_id, post_id)
+    if row["deleted_at"] is not None:
+        raise not_found("post")
+    if row["author"] != me["id"] and me["role"] != "coach":
+        raise PermissionDeniedException("only the author or the circle's coach can delete a post")
+    author = (await _authors([row]))[row["author"]]
+    outbox = Outbox()
+    async with write_transaction():
+        seq = await outbox.next_seq(row["room"])
+        row = {**row, "body": "", "html": "", "deleted_at": now()}
+        await PostRow.update({PostRow.body: "", PostRow.html: "", PostRow.deleted_at: row["deleted_at"]}).where(
+            PostRow.id == row["id"]
+        )
+        # Deleted means gone: the text is scrubbed from the post and from every event that carried it.
+        await queries.rewrite_post_events(row["id"], _encode(post_struct(row, author)))
+        await outbox.append(
+            row["room"], seq, "post.deleted", PostRef(id=str(row["id"]), room_id=str(row["room"])), post_id=row["id"]
+        )
+    await outbox.publish(live)
+
+
+def _encode(post: Post) -> bytes:
+    from realtime.events import encoder
+
+    return encoder.encode(post)

@@ -1,0 +1,165 @@
+"""Configuration from the environment.
+
+Everything has a working default so that `kindred serve` runs on a fresh laptop: a SQLite file in the per-user
+data folder, in-memory channels, and a secret generated once and kept beside the database.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import msgspec
+import platformdirs
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+class Limits(msgspec.Struct, frozen=True):
+    # Contract: "a member may post at least 20 times in 10 seconds; 120 posts in a minute get 429".
+    posts_per_minute: int = 100
+    # Contract: request bodies over 256 KiB get 413.
+    max_body_bytes: int = 256 * 1024
+    # Contract: websocket frames over 64 KiB close 1009.
+    max_frame_bytes: int = 64 * 1024
+    # Contract: post bodies are at most 20,000 characters.
+    max_post_chars: int = 20_000
+    # Frames a client may send per second before it is treated as a flood (close 1008); bursts of twice this pass.
+    frames_per_second: int = 20
+    # Outbound frames a socket may have queued; past this the client is too slow and is disconnected to replay.
+    send_queue_frames: int = 512
+    # Open sockets per account; a bound on what one account can make one instance hold.
+    sockets_per_account: int = 32
+    # Contract: more than 1,000 missed events answer `resync` instead of a replay.
+    replay_cap: int = 1000
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str
+    redis_url: str | None
+    secret: str
+    data_dir: Path
+    # Origins (scheme://host[:port]) allowed besides the request's own; same-origin is always allowed.
+    allowed_origins: tuple[str, ...] = ()
+    # Host names the app answers to; guards against Host-header poisoning of generated links.
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
+    # Base URL used in invite links when the request's own base cannot be trusted (behind a proxy).
+    public_url: str | None = None
+    # Mark cookies Secure; on by default when public_url is https.
+    secure_cookies: bool = False
+    # Prefix for every Redis key and channel, so several deployments (or test runs) can share one Redis.
+    redis_prefix: str = "kindred"
+    limits: Limits = Limits()
+    debug: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(sqlite_path(self.database_url))
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a `sqlite:///path` URL, SQLAlchemy style: `sqlite:///rel.db` is relative, `sqlite:////abs.db` absolute."""
+    rest = url.split("://", 1)[1]
+    if not rest.startswith("/") or len(rest) < 2:
+        raise ConfigError(f"DATABASE_URL {url!r}: write sqlite:///path/to/file.sqlite3")
+    return rest[1:]
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("KINDRED_DATA_DIR") or platformdirs.user_data_dir("kindred", appauthor=False))
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def _int_env(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _secret_beside(data_dir: Path) -> str:
+    """Read the instance secret from the data folder, creating it (mode 600) on first run."""
+    path = data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    data_dir = Path(env["KINDRED_DATA_DIR"]) if env.get("KINDRED_DATA_DIR") else default_data_dir()
+
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'kindred.sqlite3'}"
+    scheme = urlsplit(database_url).scheme
+    if scheme not in {"sqlite", "postgres", "postgresql"}:
+        raise ConfigError(
+            f"DATABASE_URL scheme {scheme!r} is not supported: use sqlite:///path or postgresql://user@host/db"
+        )
+    if scheme == "sqlite":
+        sqlite_path(database_url)
+
+    redis_url = env.get("REDIS_URL") or None
+    if redis_url and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError(f"REDIS_URL {redis_url!r} must start with redis://, rediss:// or unix://")
+
+    secret = env.get("KINDRED_SECRET") or ""
+    if not secret:
+        if scheme != "sqlite":
+            # Several instances must agree on the secret; generating one per machine would split them.
+            raise ConfigError("KINDRED_SECRET must be set when DATABASE_URL points at a shared database")
+        secret = _secret_beside(data_dir)
+    if len(secret) < 32:
+        raise ConfigError("KINDRED_SECRET must be at least 32 characters (try: python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+
+    public_url = env.get("KINDRED_PUBLIC_URL") or None
+    allowed_hosts = _split(env.get("KINDRED_ALLOWED_HOSTS")) or ("localhost", "127.0.0.1", "[::1]")
+    if public_url:
+        host = urlsplit(public_url).hostname
+        if host and host not in allowed_hosts:
+            allowed_hosts = (*allowed_hosts, host)
+    secure_default = bool(public_url and public_url.startswith("https://"))
+    secure_raw = env.get("KINDRED_SECURE_COOKIES")
+    secure = secure_default if secure_raw is None else secure_raw.lower() in {"1", "true", "yes"}
+
+    defaults = Limits()
+    limits = Limits(
+        posts_per_minute=_int_env(env, "KINDRED_POSTS_PER_MINUTE", defaults.posts_per_minute),
+        frames_per_second=_int_env(env, "KINDRED_WS_FRAMES_PER_SECOND", defaults.frames_per_second),
+        send_queue_frames=_int_env(env, "KINDRED_WS_SEND_QUEUE", defaults.send_queue_frames),
+        sockets_per_account=_int_env(env, "KINDRED_SOCKETS_PER_ACCOUNT", defaults.sockets_per_account),
+    )
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        secret=secret,
+        data_dir=data_dir,
+        allowed_origins=tuple(o.rstrip("/") for o in _split(env.get("KINDRED_ALLOWED_ORIGINS"))),
+        allowed_hosts=allowed_hosts,
+        public_url=public_url.rstrip("/") if public_url else None,
+        secure_cookies=secure,
+        redis_prefix=env.get("KINDRED_REDIS_PREFIX") or "kindred",
+        limits=limits,
+        debug=env.get("KINDRED_DEBUG", "").lower() in {"1", "true", "yes"},
+    )

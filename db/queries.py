@@ -1,0 +1,133 @@
+"""Queries shared by several services. Anything touching the room log lives here, so its rules live in one place."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from db.tables import Membership, Post, Room, RoomEvent
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_uuid(value: str | uuid.UUID) -> uuid.UUID | None:
+    """A UUID from an id string, or None when it is not one (an id that cannot exist is simply unknown)."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+# --- the room log --------------------------------------------------------------------------------------------------
+
+
+async def allocate_seq(room_id: uuid.UUID) -> int:
+    """Take the room's next seq. Must run inside the write transaction.
+
+    On Postgres the UPDATE takes the room row's lock, held until commit: a second writer to the same room waits here,
+    so seqs are handed out in commit order and a rolled-back writer's seq is reused, never skipped. On SQLite the
+    whole database is locked by BEGIN IMMEDIATE, which gives the same guarantees.
+    """
+    rows = await Room.raw("UPDATE room SET last_seq = last_seq + 1 WHERE id = {} RETURNING last_seq", room_id)
+    if not rows:
+        raise LookupError(f"room {room_id} vanished")
+    return int(rows[0]["last_seq"])
+
+
+async def append_event(room_id: uuid.UUID, seq: int, name: str, data: bytes, post_id: uuid.UUID | None) -> None:
+    await RoomEvent.insert(
+        RoomEvent(room=room_id, seq=seq, type=name, post_id=post_id, data=data.decode(), created_at=now())
+    )
+
+
+async def rewrite_post_events(post_id: uuid.UUID, data: bytes) -> None:
+    """Replace the stored data of a post's created/updated events, so replay never resends edited-away or deleted
+    text. Runs in the same transaction as the edit or deletion."""
+    await RoomEvent.update({RoomEvent.data: data.decode()}).where(
+        (RoomEvent.post_id == post_id) & RoomEvent.type.is_in(["post.created", "post.updated"])
+    )
+
+
+async def read_events(room_id: uuid.UUID, after: int, limit: int) -> tuple[list[tuple[int, str, str]], int]:
+    rows = await (
+        RoomEvent.select(RoomEvent.seq, RoomEvent.type, RoomEvent.data)
+        .where((RoomEvent.room == room_id) & (RoomEvent.seq > after))
+        .order_by(RoomEvent.seq)
+        .limit(limit)
+    )
+    last = await Room.select(Room.last_seq).where(Room.id == room_id).first()
+    return [(r["seq"], r["type"], r["data"]) for r in rows], int(last["last_seq"]) if last else 0
+
+
+async def last_seqs(room_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
+    ids = list(room_ids)
+    if not ids:
+        return {}
+    rows = await Room.select(Room.id, Room.last_seq).where(Room.id.is_in(ids))
+    return {r["id"]: int(r["last_seq"]) for r in rows}
+
+
+# --- memberships ---------------------------------------------------------------------------------------------------
+
+
+async def current_membership(account_id: uuid.UUID, circle_id: uuid.UUID) -> dict[str, Any] | None:
+    return await (
+        Membership.select()
+        .where(
+            (Membership.account == account_id)
+            & (Membership.circle == circle_id)
+            & Membership.removed_at.is_null()
+        )
+        .first()
+    )
+
+
+async def room_access(account_id: uuid.UUID, room_id: uuid.UUID) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(room, membership) when the account is a current member of the room's circle; otherwise None."""
+    room = await Room.select().where(Room.id == room_id).first()
+    if room is None:
+        return None
+    membership = await current_membership(account_id, room["circle"])
+    if membership is None:
+        return None
+    return room, membership
+
+
+async def memberships_by_id(ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    rows = await Membership.select(Membership.id, Membership.alias, Membership.role).where(Membership.id.is_in(wanted))
+    return {r["id"]: r for r in rows}
+
+
+async def reply_counts(root_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Replies at any depth under each top-level post, deleted ones excluded: one query for a page of posts."""
+    wanted = list(root_ids)
+    if not wanted:
+        return {}
+    rows = await Post.raw(
+        "SELECT thread_root, COUNT(*) AS n FROM post WHERE thread_root IN ({}) AND deleted_at IS NULL "
+        "GROUP BY thread_root".replace("{}", ", ".join("{}" for _ in wanted)),
+        *wanted,
+    )
+    return {as_uuid(r["thread_root"]) or r["thread_root"]: int(r["n"]) for r in rows}
+
+
+async def current_pairs(pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Of (account_id, circle_id) pairs, those that are current memberships: one query for all of them."""
+    if not pairs:
+        return set()
+    accounts = [u for u in (as_uuid(a) for a, _ in pairs) if u is not None]
+    circles = [u for u in (as_uuid(c) for _, c in pairs) if u is not None]
+    rows = await Membership.select(Membership.account, Membership.circle).where(
+        Membership.account.is_in(accounts) & Membership.circle.is_in(circles) & Membership.removed_at.is_null()
+    )
+    found = {(str(r["account"]), str(r["circle"])) for r in rows}
+    return pairs & found

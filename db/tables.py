@@ -1,0 +1,123 @@
+"""Kindred's tables.
+
+Identity lives only in `Account` (and `AuthToken`); everything a peer can see hangs off a `Membership`, whose id is
+random per circle so that nothing links one person's memberships across circles.
+"""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    UUID,
+    BigSerial,
+    Boolean,
+    ForeignKey,
+    Integer,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.base import OnDelete
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class Account(Table, tablename="account"):
+    id = UUID(primary_key=True)
+    email = Varchar(length=320, unique=True, help_text="Lower-cased sign-in address; private to its owner.")
+    name = Varchar(length=80, help_text="Display name; private, shown only to its owner and to permitted coaches.")
+    password_hash = Varchar(length=255, help_text="argon2id hash (PHC string).")
+    created_at = Timestamptz(default=TimestamptzNow())
+    password_changed_at = Timestamptz(default=TimestamptzNow())
+
+
+class AuthToken(Table, tablename="auth_token"):
+    id = UUID(primary_key=True)
+    account = ForeignKey(references=Account, on_delete=OnDelete.cascade, index=True, null=False)
+    token_hash = Varchar(
+        length=64, unique=True, help_text="SHA-256 of the bearer/cookie token; the token itself is never stored."
+    )
+    created_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz(help_text="After this the token no longer signs anyone in.")
+
+
+class Circle(Table, tablename="circle"):
+    id = UUID(primary_key=True)
+    name = Varchar(length=120)
+    commonality = Text(help_text="The shared path of the members; the first thing a new member reads.")
+    norms = Text(default="", help_text="How the circle treats each other; shown beside the commonality.")
+    coach_sees_identity = Boolean(
+        default=True, help_text="Whether the circle's coach may see members' account names and emails."
+    )
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Membership(Table, tablename="membership"):
+    id = UUID(primary_key=True)
+    circle = ForeignKey(references=Circle, on_delete=OnDelete.cascade, null=False)
+    account = ForeignKey(references=Account, on_delete=OnDelete.cascade, index=True, null=False)
+    alias = Varchar(length=40, help_text="How this member appears to peers in this circle.")
+    alias_key = Varchar(
+        length=40, help_text="casefold() of alias; unique per circle among current members (partial index)."
+    )
+    role = Varchar(length=16, help_text="'coach' or 'member'.")
+    joined_at = Timestamptz(default=TimestamptzNow())
+    removed_at = Timestamptz(null=True, default=None, help_text="Set when the member left or was removed.")
+
+
+class Invite(Table, tablename="invite"):
+    id = UUID(primary_key=True)
+    circle = ForeignKey(references=Circle, on_delete=OnDelete.cascade, index=True, null=False)
+    code = Varchar(length=32, unique=True, help_text="Random, URL-safe; the secret in an invite link.")
+    created_by = ForeignKey(references=Membership, on_delete=OnDelete.cascade, null=False)
+    max_uses = Integer(null=True, default=None, help_text="How many joins the code allows; NULL is unlimited.")
+    uses = Integer(default=0)
+    expires_at = Timestamptz()
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Room(Table, tablename="room"):
+    id = UUID(primary_key=True)
+    circle = ForeignKey(references=Circle, on_delete=OnDelete.cascade, index=True, null=False)
+    name = Varchar(length=80)
+    topic = Text(default="")
+    last_seq = Integer(
+        default=0, help_text="Seq of the room's newest event; incremented under this row's lock in each write."
+    )
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Post(Table, tablename="post"):
+    id = UUID(primary_key=True)
+    room = ForeignKey(references=Room, on_delete=OnDelete.cascade, null=False)
+    # A plain UUID, not a ForeignKey: Piccolo's auto-migrations cannot type a self-reference to a UUID key.
+    parent = UUID(null=True, default=None, help_text="The post this replies to; NULL for a top-level post.")
+    thread_root = UUID(
+        null=True, default=None, index=True, help_text="Top-level post of this reply's thread; NULL for top-level."
+    )
+    author = ForeignKey(references=Membership, on_delete=OnDelete.cascade, index=True, null=False)
+    kind = Varchar(length=16, default="reflection", help_text="reflection, experiment, win or question.")
+    body = Text(help_text="Markdown source; emptied when the post is deleted.")
+    html = Text(help_text="Sanitised rendering of body.")
+    created_at = Timestamptz(default=TimestamptzNow())
+    edited_at = Timestamptz(null=True, default=None)
+    deleted_at = Timestamptz(null=True, default=None)
+    client_id = Varchar(
+        length=64, null=True, default=None, help_text="Author-chosen idempotency key; unique per author."
+    )
+    seq = Integer(help_text="The room seq of this post's post.created event.")
+    like_count = Integer(default=0)
+    liked_by_coach = Boolean(default=False)
+    pinned = Boolean(default=False)
+
+
+class RoomEvent(Table, tablename="room_event"):
+    id = BigSerial(primary_key=True)
+    room = ForeignKey(references=Room, on_delete=OnDelete.cascade, null=False)
+    seq = Integer(help_text="1, 2, 3 ... per room, gap-free, in commit order; unique with room.")
+    type = Varchar(length=32, help_text="The event name, e.g. post.created.")
+    post_id = UUID(null=True, default=None, index=True, help_text="The post the event is about, for scrubbing.")
+    data = Text(help_text="The event's data as JSON, exactly as it goes out on the wire.")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+TABLES: tuple[type[Table], ...] = (Account, AuthToken, Circle, Membership, Invite, Room, Post, RoomEvent)

@@ -1,0 +1,197 @@
+"""One websocket: a reader that turns client frames into hub calls, and a writer that drains a bounded queue.
+
+The hub never awaits a socket: it appends an already-encoded frame to this connection's queue and moves on. A
+client that cannot keep up (queue full) is disconnected with 1013 and recovers by reconnecting with `since`; the
+server never buffers without bound for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import msgspec
+
+from realtime.events import ErrorFrame, Membership, Pong, encoder
+from realtime.protocol import FloodGuard, FrameError, Ping, Subscribe, Unsubscribe, parse_client_frame
+
+if TYPE_CHECKING:
+    from realtime.hub import Hub
+
+log = logging.getLogger("kindred.ws")
+
+Variant = Literal["json", "html"]
+
+# Close codes (RFC 6455 and the IANA registry).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008  # abuse: frame floods
+CLOSE_TOO_BIG = 1009  # a frame over the size limit
+CLOSE_TRY_AGAIN = 1013  # too slow to keep up, or the server is shutting down: reconnect with `since`
+
+
+class SocketLimits(msgspec.Struct, frozen=True):
+    frames_per_second: int
+    send_queue_frames: int
+    max_frame_bytes: int
+    replay_cap: int
+    sockets_per_account: int
+
+
+class Access(msgspec.Struct, frozen=True):
+    """What a subscription is allowed on: the room's circle and who the account is there."""
+
+    circle_id: str
+    who: Membership
+
+
+class Connection:
+    __slots__ = (
+        "key",
+        "account_id",
+        "token_id",
+        "variant",
+        "rooms",
+        "_socket",
+        "_hub",
+        "_queue",
+        "_wake",
+        "_limit",
+        "_closing",
+        "_flood",
+        "_max_frame",
+        "_cancel",
+    )
+
+    def __init__(
+        self,
+        socket: Any,
+        hub: Hub,
+        *,
+        account_id: str,
+        token_id: str | None,
+        variant: Variant,
+    ) -> None:
+        # Random per socket: the presence entry key, and never derived from the account.
+        self.key = uuid.uuid4().hex
+        self.account_id = account_id
+        # The sign-in token this socket was opened with, so revoking that token closes exactly its sockets.
+        self.token_id = token_id
+        self.variant: Variant = variant
+        # room id -> access; the hub keeps this in step with its own indexes.
+        self.rooms: dict[str, Access] = {}
+        self._socket = socket
+        self._hub = hub
+        self._queue: deque[str] = deque()
+        self._wake = asyncio.Event()
+        limits = hub.limits
+        self._limit = limits.send_queue_frames
+        self._closing: tuple[int, str] | None = None
+        self._flood = FloodGuard(limits.frames_per_second, limits.frames_per_second * 2, time.monotonic())
+        self._max_frame = limits.max_frame_bytes
+        self._cancel: anyio.CancelScope | None = None
+
+    # --- called by the hub (synchronous, never blocks) ---------------------------------------------------------------
+
+    def push(self, frame: str) -> None:
+        """Queue a live frame; a full queue means the client is too slow, and it is cut off to recover by replay."""
+        if self._closing is not None:
+            return
+        if len(self._queue) >= self._limit:
+            self.close_soon(CLOSE_TRY_AGAIN, "too slow to keep up; reconnect with since")
+            return
+        self._queue.append(frame)
+        self._wake.set()
+
+    def push_reply(self, frame: str) -> None:
+        """Queue a frame the client asked for (replay, acks, errors): bounded by the replay cap, not the live bound."""
+        if self._closing is None:
+            self._queue.append(frame)
+            self._wake.set()
+
+    def reply(self, message: msgspec.Struct) -> None:
+        self.push_reply(encoder.encode(message).decode())
+
+    def close_soon(self, code: int, reason: str) -> None:
+        if self._closing is None:
+            self._closing = (code, reason)
+            self._queue.clear()
+            self._wake.set()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing is not None
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    # --- the socket's two loops ----------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            async with anyio.create_task_group() as tg:
+                self._cancel = tg.cancel_scope
+                tg.start_soon(self._writer)
+                await self._reader()
+                tg.cancel_scope.cancel()
+        finally:
+            await self._hub.detach(self)
+
+    async def _writer(self) -> None:
+        send = self._socket.send
+        queue, wake = self._queue, self._wake
+        try:
+            while True:
+                if not queue:
+                    if self._closing is not None:
+                        break
+                    wake.clear()
+                    await wake.wait()
+                    continue
+                if self._closing is not None:
+                    break
+                await send({"type": "websocket.send", "text": queue.popleft()})
+        except Exception:  # the client went away mid-send; the reader sees the disconnect
+            log.debug("send failed", exc_info=True)
+        finally:
+            if self._closing is not None:
+                code, reason = self._closing
+                with contextlib.suppress(Exception):
+                    await send({"type": "websocket.close", "code": code, "reason": reason})
+            if self._cancel is not None:
+                self._cancel.cancel()
+
+    async def _reader(self) -> None:
+        receive = self._socket.receive
+        while self._closing is None:
+            try:
+                message = await receive()
+            except Exception:
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes") or b""
+            if len(data) > self._max_frame:
+                self.close_soon(CLOSE_TOO_BIG, "frame too large")
+                return
+            if not self._flood.allow(time.monotonic()):
+                self.close_soon(CLOSE_POLICY, "too many frames")
+                return
+            frame = parse_client_frame(data)
+            if isinstance(frame, FrameError):
+                self.reply(ErrorFrame(code=frame.code, detail=frame.detail))
+            elif isinstance(frame, Ping):
+                self.reply(Pong())
+            elif isinstance(frame, Subscribe):
+                await self._hub.subscribe(self, frame.room_id, frame.since)
+            elif isinstance(frame, Unsubscribe):
+                await self._hub.unsubscribe(self, frame.room_id)

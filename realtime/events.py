@@ -1,0 +1,222 @@
+"""The wire vocabulary: peer-visible structs, room events, and the frames that travel between instances.
+
+Every struct here may reach a peer, so none has a field for account identity (id, email, name): pseudonymity is a
+property of these types. Unknown fields are forbidden on the structs we decode, so a field added in one place and
+not the other is a schema bug caught at the boundary, not a silent drop.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+Role = Literal["coach", "member"]
+PostKind = Literal["reflection", "experiment", "win", "question"]
+DropinStateName = Literal["scheduled", "live", "ended"]
+
+
+class Membership(msgspec.Struct, frozen=True):
+    """How a person appears inside one circle: an alias and a role, never an account."""
+
+    membership_id: str
+    alias: str
+    role: Role
+
+
+class SharedFrom(msgspec.Struct, frozen=True):
+    """Where a shared post came from. Across circles the author is withheld (`author` is null)."""
+
+    post_id: str
+    room_id: str | None
+    author: Membership | None
+    note: str | None = None
+
+
+class Post(msgspec.Struct, kw_only=True):
+    id: str
+    room_id: str
+    parent_id: str | None
+    author: Membership
+    kind: PostKind
+    body: str
+    html: str
+    created_at: datetime
+    edited_at: datetime | None
+    like_count: int
+    liked_by_coach: bool
+    pinned: bool
+    shared_from: SharedFrom | None
+    seq: int
+    # Extension: true for the placeholder of a deleted post that still anchors replies (body and html are empty).
+    deleted: bool = False
+
+
+class PostRef(msgspec.Struct, frozen=True):
+    id: str
+    room_id: str
+
+
+class LikeState(msgspec.Struct, frozen=True):
+    post_id: str
+    like_count: int
+    liked_by_coach: bool
+
+
+class PinState(msgspec.Struct, frozen=True):
+    post_id: str
+    pinned: bool
+    note: str | None
+
+
+class Dropin(msgspec.Struct, kw_only=True):
+    id: str
+    circle_id: str
+    room_id: str
+    title: str
+    starts_at: datetime
+    duration_minutes: int
+    state: DropinStateName
+    spotlight: str | None = None
+
+
+class Notification(msgspec.Struct, kw_only=True):
+    id: str
+    kind: str
+    circle_id: str | None
+    room_id: str | None
+    post_id: str | None
+    actor: Membership | None
+    created_at: datetime
+    read: bool
+
+
+# --- Room events: durable, numbered, replayable. The envelope is exactly the websocket frame. ---------------------
+
+
+class _Event(msgspec.Struct, kw_only=True, tag_field="event", forbid_unknown_fields=True):
+    type: Literal["event"] = "event"
+    room_id: str
+    seq: int
+
+
+class PostCreated(_Event, tag="post.created"):
+    data: Post
+
+
+class PostUpdated(_Event, tag="post.updated"):
+    data: Post
+
+
+class PostDeleted(_Event, tag="post.deleted"):
+    data: PostRef
+
+
+class LikeChanged(_Event, tag="like.changed"):
+    data: LikeState
+
+
+class PinChanged(_Event, tag="pin.changed"):
+    data: PinState
+
+
+class DropinChanged(_Event, tag="dropin.state"):
+    data: Dropin
+
+
+RoomEvent = PostCreated | PostUpdated | PostDeleted | LikeChanged | PinChanged | DropinChanged
+RoomEventData = Post | PostRef | LikeState | PinState | Dropin
+
+EVENT_TYPES: dict[str, type[RoomEvent]] = {
+    cls.__struct_config__.tag: cls  # type: ignore[misc]
+    for cls in (PostCreated, PostUpdated, PostDeleted, LikeChanged, PinChanged, DropinChanged)
+}
+
+
+# --- What travels on the bus (channels room:{id} and account:{id}). ------------------------------------------------
+# The hub reads only the head of an event (its room and seq); the full body is decoded lazily, once per instance,
+# and only when some socket wants the HTML variant.
+
+
+class EventHead(msgspec.Struct, tag_field="type", tag="event"):
+    room_id: str
+    seq: int
+    event: str
+
+
+class PresenceFrame(msgspec.Struct, tag_field="type", tag="presence"):
+    room_id: str
+    present: list[Membership]
+    hands: list[Membership]
+
+
+class NotificationFrame(msgspec.Struct, tag_field="type", tag="notification"):
+    data: Notification
+
+
+class Revoke(msgspec.Struct, tag_field="type", tag="revoke"):
+    """Internal: the account lost access to a circle; every instance drops its subscriptions there. Never sent out."""
+
+    account_id: str
+    circle_id: str
+
+
+class SignedOut(msgspec.Struct, tag_field="type", tag="signed_out"):
+    """Internal: a sign-in token was revoked; sockets opened with it close. `token_id` None means all of them."""
+
+    account_id: str
+    token_id: str | None
+
+
+BusMessage = EventHead | PresenceFrame | NotificationFrame | Revoke | SignedOut
+
+
+# --- Frames only the server sends. ---------------------------------------------------------------------------------
+
+
+class Subscribed(msgspec.Struct, tag_field="type", tag="subscribed"):
+    room_id: str
+    last_seq: int
+
+
+class Resync(msgspec.Struct, tag_field="type", tag="resync"):
+    room_id: str
+    last_seq: int
+
+
+class Unsubscribed(msgspec.Struct, tag_field="type", tag="unsubscribed"):
+    room_id: str
+
+
+class Pong(msgspec.Struct, tag_field="type", tag="pong"):
+    pass
+
+
+class ErrorFrame(msgspec.Struct, tag_field="type", tag="error"):
+    code: str
+    detail: str
+    room_id: str | None = None
+
+
+# Module-level codecs: one encoder for every outbound struct, one decoder per inbound shape.
+encoder = msgspec.json.Encoder()
+bus_decoder = msgspec.json.Decoder(BusMessage)
+event_decoder = msgspec.json.Decoder(RoomEvent)
+
+
+def encode_event(room_id: str, seq: int, name: str, data_json: bytes) -> bytes:
+    """Build the wire envelope around already-encoded data, so the data is encoded once for log and bus alike."""
+    return b"".join(
+        (
+            b'{"type":"event","room_id":',
+            encoder.encode(room_id),
+            b',"seq":',
+            str(seq).encode(),
+            b',"event":',
+            encoder.encode(name),
+            b',"data":',
+            data_json,
+            b"}",
+        )
+    )

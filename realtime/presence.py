@@ -1,0 +1,117 @@
+"""Who is in a room now, across instances. Ephemeral: never in the room log, never replayed.
+
+Each open socket subscribed to a room is one entry, keyed by a per-socket id, so a member with two tabs on two
+instances stays present until both are gone. Entries carry the alias and role they were made with: presence needs
+no database read. In Redis an entry is a member of a sorted set scored by its expiry; instances refresh their own
+entries on a heartbeat, so an instance that dies without cleaning up fades out within `PRESENCE_TTL` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Protocol
+
+import msgspec
+
+from realtime.events import Membership
+from realtime.topics import Topics
+
+# Seconds an entry lives without a heartbeat; a closed tab leaves at once, a crashed instance's sockets after this.
+PRESENCE_TTL = 30.0
+# Seconds between heartbeats; a third of the TTL so two missed beats are tolerated.
+HEARTBEAT_INTERVAL = 10.0
+
+_entry_encoder = msgspec.json.Encoder()
+_entry_decoder = msgspec.json.Decoder(tuple[str, str, str, str])
+
+
+def unique_members(entries: Iterable[Membership]) -> list[Membership]:
+    """One entry per membership (two tabs are one presence), coach first, then by alias."""
+    seen: dict[str, Membership] = {}
+    for m in entries:
+        seen.setdefault(m.membership_id, m)
+    return sorted(seen.values(), key=lambda m: (m.role != "coach", m.alias.casefold()))
+
+
+class PresenceStore(Protocol):
+    async def join(self, room_id: str, socket_key: str, who: Membership) -> None: ...
+
+    async def leave(self, room_id: str, socket_key: str, who: Membership) -> None: ...
+
+    async def members(self, room_id: str) -> list[Membership]: ...
+
+    async def heartbeat(self, entries: dict[str, dict[str, Membership]]) -> list[str]:
+        """Refresh this instance's entries (room -> socket key -> who); return rooms where expired entries were swept."""
+        ...
+
+
+class MemoryPresence:
+    def __init__(self) -> None:
+        self._rooms: dict[str, dict[str, Membership]] = {}
+
+    async def join(self, room_id: str, socket_key: str, who: Membership) -> None:
+        self._rooms.setdefault(room_id, {})[socket_key] = who
+
+    async def leave(self, room_id: str, socket_key: str, who: Membership) -> None:
+        room = self._rooms.get(room_id)
+        if room is not None:
+            room.pop(socket_key, None)
+            if not room:
+                del self._rooms[room_id]
+
+    async def members(self, room_id: str) -> list[Membership]:
+        return unique_members(self._rooms.get(room_id, {}).values())
+
+    async def heartbeat(self, entries: dict[str, dict[str, Membership]]) -> list[str]:
+        return []
+
+
+class RedisPresence:
+    def __init__(self, redis: object, topics: Topics) -> None:
+        from redis.asyncio import Redis
+
+        assert isinstance(redis, Redis)
+        self._redis = redis
+        self._topics = topics
+
+    @staticmethod
+    def _member(socket_key: str, who: Membership) -> bytes:
+        return _entry_encoder.encode((socket_key, who.membership_id, who.alias, who.role))
+
+    async def join(self, room_id: str, socket_key: str, who: Membership) -> None:
+        key = self._topics.presence_key(room_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {self._member(socket_key, who): time.time() + PRESENCE_TTL})
+            pipe.expire(key, int(PRESENCE_TTL * 2))
+            await pipe.execute()
+
+    async def leave(self, room_id: str, socket_key: str, who: Membership) -> None:
+        await self._redis.zrem(self._topics.presence_key(room_id), self._member(socket_key, who))
+
+    async def members(self, room_id: str) -> list[Membership]:
+        raw = await self._redis.zrangebyscore(self._topics.presence_key(room_id), time.time(), "+inf")
+        out = []
+        for item in raw:
+            _, membership_id, alias, role = _entry_decoder.decode(item)
+            out.append(Membership(membership_id=membership_id, alias=alias, role=role))  # type: ignore[arg-type]
+        return unique_members(out)
+
+    async def heartbeat(self, entries: dict[str, dict[str, Membership]]) -> list[str]:
+        now = time.time()
+        rooms = list(entries)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room_id in rooms:
+                key = self._topics.presence_key(room_id)
+                pipe.zremrangebyscore(key, "-inf", now)
+                if entries[room_id]:
+                    pipe.zadd(key, {self._member(k, who): now + PRESENCE_TTL for k, who in entries[room_id].items()})
+                    pipe.expire(key, int(PRESENCE_TTL * 2))
+            results = await pipe.execute()
+        swept: list[str] = []
+        i = 0
+        for room_id in rooms:
+            if results[i]:
+                swept.append(room_id)
+            i += 3 if entries[room_id] else 1
+        return swept

@@ -1,0 +1,49 @@
+"""The Jinja environment shared by the pages (through Litestar) and the realtime renderer (directly)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+
+KIND_LABELS = {"reflection": "Reflection", "experiment": "Experiment", "win": "Small win", "question": "Question"}
+
+
+def iso(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def pretty(value: datetime | None) -> str:
+    """Server-side fallback; the page's script rewrites <time> elements into the reader's own time zone."""
+    if value is None:
+        return ""
+    return value.strftime("%d %b %Y, %H:%M UTC")
+
+
+def make_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        enable_async=False,
+    )
+    env.filters["iso"] = iso
+    env.filters["pretty"] = pretty
+    env.globals["KIND_LABELS"] = KIND_LABELS
+    return env
+
+
+environment = make_environment()
+
+
+def render_fragment(name: str, **context: Any) -> str:
+    return environment.get_template(name).render(**context)
