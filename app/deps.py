@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotAuthorizedException
 
 from app.auth.tokens import Principal
@@ -41,3 +41,9 @@ DEPENDENCIES = {
     "live": Provide(provide_live, sync_to_thread=False),
     "settings": Provide(provide_settings, sync_to_thread=False),
 }
+
+
+# Named dependencies, spelled out as Litestar 3 will require.
+PrincipalDep = NamedDependency[Principal]
+LiveDep = NamedDependency[Live]
+SettingsDep = NamedDependency[Settings]

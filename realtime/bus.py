@@ -214,6 +214,15 @@ def redis_backend_factory(url: str) -> Callable[[], ChannelsBackend]:
             retry=Retry(NoBackoff(), 0),
             health_check_interval=10,
         )
-        return RedisChannelsPubSubBackend(redis=client)
+        return _OwningRedisBackend(redis=client)
+
+    class _OwningRedisBackend(RedisChannelsPubSubBackend):
+        """Litestar's backend closes its pub/sub but not the client it was given; this one owns its client."""
+
+        async def on_shutdown(self) -> None:
+            try:
+                await super().on_shutdown()
+            finally:
+                await self._redis.aclose()
 
     return make

@@ -53,20 +53,20 @@ class Access(msgspec.Struct, frozen=True):
 
 class Connection:
     __slots__ = (
-        "key",
-        "account_id",
-        "token_id",
-        "variant",
-        "rooms",
-        "_socket",
-        "_hub",
-        "_queue",
-        "_wake",
-        "_limit",
+        "_cancel",
         "_closing",
         "_flood",
+        "_hub",
+        "_limit",
         "_max_frame",
-        "_cancel",
+        "_queue",
+        "_socket",
+        "_wake",
+        "account_id",
+        "key",
+        "rooms",
+        "token_id",
+        "variant",
     )
 
     def __init__(

@@ -86,18 +86,18 @@ class RoomFeed:
     """This instance's view of one room: its sequencer and the sockets that follow it."""
 
     __slots__ = (
-        "room_id",
-        "circle_id",
-        "seq",
-        "early",
-        "json",
-        "html",
         "catchups",
-        "recent",
+        "circle_id",
+        "early",
         "gap_task",
+        "html",
         "idle_since",
-        "presence_task",
+        "json",
         "presence_due",
+        "presence_task",
+        "recent",
+        "room_id",
+        "seq",
     )
 
     def __init__(self, room_id: str, circle_id: str) -> None:

@@ -65,7 +65,7 @@ class Sequencer(Generic[T]):
     A hole below a pending item is a gap; `gap()` says which seqs to read from the log.
     """
 
-    __slots__ = ("last", "_pending")
+    __slots__ = ("_pending", "last")
 
     def __init__(self, last: int) -> None:
         self.last = last
@@ -99,7 +99,7 @@ class Sequencer(Generic[T]):
 class Catchup(Generic[T]):
     """One socket subscribing with `since`: live items are held here until the replay from the log is sent."""
 
-    __slots__ = ("since", "_held")
+    __slots__ = ("_held", "since")
 
     def __init__(self, since: int) -> None:
         self.since = since
@@ -119,7 +119,7 @@ class Catchup(Generic[T]):
 class FloodGuard:
     """Token bucket: `rate` frames a second on average, bursts up to `burst`."""
 
-    __slots__ = ("rate", "burst", "_tokens", "_stamp")
+    __slots__ = ("_stamp", "_tokens", "burst", "rate")
 
     def __init__(self, rate: float, burst: float, now: float) -> None:
         self.rate = rate

@@ -6,17 +6,16 @@ from typing import Any
 
 from litestar import Response, get, post
 from litestar.datastructures import Cookie
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from app.auth import tokens
-from app.auth.tokens import Principal
-from app.live import Live
+from app.deps import LiveDep, PrincipalDep, SettingsDep
 from app.schemas import AccountCreate, AccountOut, Login, Me, TokenOut
 from app.services import accounts
-from app.settings import Settings
 
 
-def session_cookie(token: str, settings: Settings) -> Cookie:
+def session_cookie(token: str, settings: SettingsDep) -> Cookie:
     return Cookie(
         key=tokens.SESSION_COOKIE,
         value=token,
@@ -28,31 +27,31 @@ def session_cookie(token: str, settings: Settings) -> Cookie:
     )
 
 
-def expired_session_cookie(settings: Settings) -> Cookie:
+def expired_session_cookie(settings: SettingsDep) -> Cookie:
     return Cookie(key=tokens.SESSION_COOKIE, value="", path="/", httponly=True, samesite="lax",
                   secure=settings.secure_cookies, max_age=0)
 
 
 @post("/accounts", summary="Create an account")
-async def create_account(data: AccountCreate) -> AccountOut:
+async def create_account(data: JSONBody[AccountCreate]) -> AccountOut:
     return await accounts.register(data.email, data.password, data.name)
 
 
 @post("/auth/login", summary="Sign in: a bearer token, and the session cookie for browsers", status_code=HTTP_200_OK)
-async def login(data: Login, settings: Settings) -> Response[TokenOut]:
+async def login(data: JSONBody[Login], settings: SettingsDep) -> Response[TokenOut]:
     token, _token_id, _account_id = await accounts.sign_in(data.email, data.password)
     return Response(TokenOut(token=token), cookies=[session_cookie(token, settings)])
 
 
 @post("/auth/logout", summary="Sign out: this token and cookie stop working", status_code=HTTP_204_NO_CONTENT)
-async def logout(principal: Principal, live: Live, settings: Settings) -> Response[None]:
+async def logout(principal: PrincipalDep, live: LiveDep, settings: SettingsDep) -> Response[None]:
     await tokens.revoke(principal.token_id)
     await live.signed_out(principal.account_id, principal.token_id)
     return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[expired_session_cookie(settings)])
 
 
 @get("/me", summary="The signed-in account and its memberships")
-async def get_me(principal: Principal) -> Me:
+async def get_me(principal: PrincipalDep) -> Me:
     return await accounts.me(principal.account_id)
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, delete, get, patch, post
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from app.auth.tokens import Principal
-from app.deps import base_url
-from app.live import Live
+from app.deps import LiveDep, PrincipalDep, SettingsDep, base_url
 from app.schemas import (
     CircleCreate,
     CircleOut,
@@ -23,41 +22,40 @@ from app.schemas import (
     RoomOut,
 )
 from app.services import circles
-from app.settings import Settings
 from realtime.events import Membership
 
 
 @post("/circles", summary="Open a circle; its creator becomes its coach")
-async def create_circle(data: CircleCreate, principal: Principal) -> CircleOut:
+async def create_circle(data: JSONBody[CircleCreate], principal: PrincipalDep) -> CircleOut:
     return await circles.create_circle(principal.account_id, data)
 
 
 @get("/circles/{circle_id:str}", summary="A circle (members only)")
-async def get_circle(circle_id: str, principal: Principal) -> CircleOut:
+async def get_circle(circle_id: FromPath[str], principal: PrincipalDep) -> CircleOut:
     circle, _ = await circles.get_circle(principal.account_id, circle_id)
     return circle
 
 
 @patch("/circles/{circle_id:str}", summary="Change a circle (coach). Extension.")
-async def update_circle(circle_id: str, data: CircleUpdate, principal: Principal) -> CircleOut:
+async def update_circle(circle_id: FromPath[str], data: JSONBody[CircleUpdate], principal: PrincipalDep) -> CircleOut:
     return await circles.update_circle(principal.account_id, circle_id, data)
 
 
 @post("/circles/{circle_id:str}/invites", summary="Make an invite link (coach)")
 async def create_invite(
-    circle_id: str, principal: Principal, request: Request[Any, Any, Any], settings: Settings,
-    data: InviteCreate | None = None,
+    circle_id: FromPath[str], principal: PrincipalDep, request: Request[Any, Any, Any], settings: SettingsDep,
+    data: JSONBody[InviteCreate | None] = None,
 ) -> InviteOut:
     return await circles.create_invite(principal.account_id, circle_id, data or InviteCreate(), base_url(request, settings))
 
 
 @post("/invites/{code:str}/join", summary="Join a circle under an alias")
-async def join(code: str, data: Join, principal: Principal) -> MyMembership:
+async def join(code: FromPath[str], data: JSONBody[Join], principal: PrincipalDep) -> MyMembership:
     return await circles.join(principal.account_id, code, data.alias)
 
 
 @get("/circles/{circle_id:str}/members", summary="Members by alias (the coach also sees identities if allowed)")
-async def list_members(circle_id: str, principal: Principal) -> list[Membership] | list[MemberWithIdentity]:
+async def list_members(circle_id: FromPath[str], principal: PrincipalDep) -> list[Membership] | list[MemberWithIdentity]:
     return await circles.members(principal.account_id, circle_id)
 
 
@@ -66,17 +64,17 @@ async def list_members(circle_id: str, principal: Principal) -> list[Membership]
     summary="Remove a member (coach) or leave (yourself). Extension.",
     status_code=HTTP_204_NO_CONTENT,
 )
-async def remove_member(circle_id: str, membership_id: str, principal: Principal, live: Live) -> None:
+async def remove_member(circle_id: FromPath[str], membership_id: FromPath[str], principal: PrincipalDep, live: LiveDep) -> None:
     await circles.remove_member(principal.account_id, circle_id, membership_id, live)
 
 
 @post("/circles/{circle_id:str}/rooms", summary="Open a room (coach)")
-async def create_room(circle_id: str, data: RoomCreate, principal: Principal) -> RoomOut:
+async def create_room(circle_id: FromPath[str], data: JSONBody[RoomCreate], principal: PrincipalDep) -> RoomOut:
     return await circles.create_room(principal.account_id, circle_id, data)
 
 
 @get("/circles/{circle_id:str}/rooms", summary="The circle's rooms")
-async def list_rooms(circle_id: str, principal: Principal) -> list[RoomOut]:
+async def list_rooms(circle_id: FromPath[str], principal: PrincipalDep) -> list[RoomOut]:
     return await circles.rooms(principal.account_id, circle_id)
 
 

@@ -15,8 +15,10 @@ from app.services.outbox import Outbox
 from db import queries
 from db.engine import write_transaction
 from db.queries import now
-from db.tables import Membership, Post as PostRow
-from realtime.events import Membership as PublicMembership, Post, PostRef
+from db.tables import Membership
+from db.tables import Post as PostRow
+from realtime.events import Membership as PublicMembership
+from realtime.events import Post, PostRef
 from web.markdown import render
 
 MAX_BODY = 20_000
