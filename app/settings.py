@@ -149,6 +149,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         frames_per_second=_int_env(env, "KINDRED_WS_FRAMES_PER_SECOND", defaults.frames_per_second),
         send_queue_frames=_int_env(env, "KINDRED_WS_SEND_QUEUE", defaults.send_queue_frames),
         sockets_per_account=_int_env(env, "KINDRED_SOCKETS_PER_ACCOUNT", defaults.sockets_per_account),
+        replay_cap=_int_env(env, "KINDRED_REPLAY_CAP", defaults.replay_cap),
     )
     return Settings(
         database_url=database_url,

@@ -35,6 +35,10 @@ CLOSE_POLICY = 1008  # abuse: frame floods
 CLOSE_TOO_BIG = 1009  # a frame over the size limit
 CLOSE_TRY_AGAIN = 1013  # too slow to keep up, or the server is shutting down: reconnect with `since`
 
+# Seconds a closing socket gets to flush its close frame. A client that has stopped reading keeps our writer blocked
+# in send() forever; after this the socket's tasks are cancelled so it stops holding anything of ours.
+CLOSE_GRACE = 2.0
+
 
 class SocketLimits(msgspec.Struct, frozen=True):
     frames_per_second: int
@@ -104,6 +108,7 @@ class Connection:
         if self._closing is not None:
             return
         if len(self._queue) >= self._limit:
+            self._hub.stats["slow_closed"] += 1
             self.close_soon(CLOSE_TRY_AGAIN, "too slow to keep up; reconnect with since")
             return
         self._queue.append(frame)
@@ -123,6 +128,11 @@ class Connection:
             self._closing = (code, reason)
             self._queue.clear()
             self._wake.set()
+            asyncio.get_running_loop().call_later(CLOSE_GRACE, self._abandon)
+
+    def _abandon(self) -> None:
+        if self._cancel is not None:
+            self._cancel.cancel()
 
     @property
     def closing(self) -> bool:
