@@ -54,12 +54,23 @@ DB_DOWN: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
+    # What asyncpg raises when a pooled connection was terminated by the server while idle.
+    asyncpg.InternalClientError,
 )
+
+
+# SQLSTATE classes that mean "cannot reach or use the server right now": connection exception, insufficient
+# resources, operator intervention (shutdown, terminated backend), system error; 55000 covers a database that is
+# not accepting connections.
+_PG_DOWN_CLASSES = ("08", "53", "57", "58")
 
 
 def is_db_down(exc: BaseException) -> bool:
     if isinstance(exc, DB_DOWN):
         return True
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", "") or ""
+        return state[:2] in _PG_DOWN_CLASSES or state == "55000"
     if isinstance(exc, sqlite3.OperationalError):
         message = str(exc)
         return "locked" in message or "unable to open" in message or "disk I/O" in message

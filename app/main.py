@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 from litestar import Litestar, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import ResponseHeader, State
@@ -21,9 +19,9 @@ from litestar.template.config import TemplateConfig
 
 from app.auth.middleware import AuthMiddleware
 from app.deps import DEPENDENCIES
-from app.errors import DB_DOWN, db_error_handler
+from app.errors import db_error_handler
 from app.live import DatabaseHubStore, Live
-from app.routes import api_accounts, api_circles, api_posts, api_ws, pages
+from app.routes import api_accounts, api_circles, api_posts, api_ws, health, pages
 from app.settings import Settings, load_settings
 from db import engine as db_engine
 from db.migrate import pending
@@ -124,14 +122,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[*api_accounts.ROUTES, *api_circles.ROUTES, *api_posts.ROUTES, api_ws.ws],
         tags=["api"],
     )
-    db_handlers: dict[Any, Any] = {exc: db_error_handler for exc in DB_DOWN}
-    db_handlers[sqlite3.OperationalError] = db_error_handler
-    db_handlers[asyncpg.PostgresError] = db_error_handler
+    # Every exception that is not an HTTPException ends here: a database that cannot be reached is a 503 with a
+    # clear message; anything else is logged and answered 500.
+    db_handlers: dict[Any, Any] = {500: db_error_handler}
 
     return Litestar(
         route_handlers=[
             api,
             *pages.ROUTES,
+            health.healthz,
             create_static_files_router(path="/static", directories=[STATIC], name="static", include_in_schema=False),
         ],
         lifespan=[lifespan],

@@ -19,7 +19,7 @@ from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from db.tables import TABLES
 
 # Seconds a SQLite writer waits for the file lock before giving up (sqlite3 `timeout`): writers queue, not fail.
-SQLITE_BUSY_SECONDS = 15.0
+SQLITE_BUSY_SECONDS = 5.0
 # asyncpg: seconds to establish a connection, and to run one statement, before the request fails with 503.
 PG_CONNECT_TIMEOUT = 5.0
 PG_COMMAND_TIMEOUT = 15.0

@@ -63,7 +63,13 @@ class Bus:
         return isinstance(self._backend, MemoryChannelsBackend)
 
     async def start(self) -> None:
-        await self._connect()
+        try:
+            await self._connect()
+        except Exception as exc:
+            # Serving without the bus is degraded, not broken: writes still land in the log, and the supervisor
+            # keeps trying to connect.
+            log.warning("channels backend %s unreachable at start (%s); will keep trying", self.name, exc)
+            await self._close()
         self._task = asyncio.create_task(self._supervise(), name="kindred-bus")
 
     async def stop(self) -> None:

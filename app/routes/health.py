@@ -1,0 +1,33 @@
+"""GET /healthz: is this instance able to serve (database reachable, bus connected)?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Response, get
+from litestar.datastructures import State
+
+from db.tables import Room
+
+
+class Health(msgspec.Struct):
+    status: str
+    database: str
+    bus: str
+
+
+@get("/healthz", summary="Liveness and readiness", include_in_schema=False)
+async def healthz(state: State) -> Response[Health]:
+    hub: Any = state["hub"]
+    try:
+        await Room.select(Room.id).limit(1)
+        database = "ok"
+    except Exception:
+        database = "unreachable"
+    bus = "up" if hub.bus is not None and hub.bus.is_up else "down"
+    ok = database == "ok"
+    return Response(
+        Health(status="ok" if ok and bus == "up" else "degraded", database=database, bus=bus),
+        status_code=200 if ok else 503,
+    )

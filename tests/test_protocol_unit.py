@@ -1,0 +1,120 @@
+"""The sans-I/O realtime core, without sockets: frame parsing, sequencing, catch-up, flood control."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from realtime.events import EventHead, PresenceFrame, bus_decoder, encode_event, event_decoder
+from realtime.protocol import (
+    Catchup,
+    FloodGuard,
+    FrameError,
+    Ping,
+    Sequencer,
+    Subscribe,
+    Unsubscribe,
+    parse_client_frame,
+)
+from realtime.topics import Topics
+
+
+def test_parse_valid_frames() -> None:
+    assert parse_client_frame('{"op":"subscribe","room_id":"r1"}') == Subscribe(room_id="r1")
+    assert parse_client_frame('{"op":"subscribe","room_id":"r1","since":7}') == Subscribe(room_id="r1", since=7)
+    assert parse_client_frame(b'{"op":"unsubscribe","room_id":"r1"}') == Unsubscribe(room_id="r1")
+    assert parse_client_frame('{"op":"ping"}') == Ping()
+
+
+def test_parse_rejects_with_reasons() -> None:
+    for raw, words in [
+        ("nope", "not valid JSON"),
+        ('{"op":"subscribe"}', "room_id"),
+        ('{"op":"subscribe","room_id":5}', "Expected `str`"),
+        ('{"op":"subscribe","room_id":"r","since":-2}', "since"),
+        ('{"op":"subscribe","room_id":""}', "room id"),
+        ('{"op":"ping","extra":1}', "unknown field"),
+        ('{"op":"explode"}', "Invalid value 'explode'"),
+        ('{"op":"subscribe","room_id":"' + "r" * 65 + '"}', "room id"),
+    ]:
+        result = parse_client_frame(raw)
+        assert isinstance(result, FrameError), raw
+        assert words in result.detail, (raw, result.detail)
+
+
+@settings(max_examples=400)
+@given(st.one_of(st.text(max_size=200), st.binary(max_size=200), st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["op", "room_id", "since", "x"]), inner, max_size=4),
+    max_leaves=10,
+).map(json.dumps)))
+def test_parser_never_raises(raw: str | bytes) -> None:
+    result = parse_client_frame(raw)
+    assert isinstance(result, (Subscribe, Unsubscribe, Ping, FrameError))
+
+
+def test_sequencer_in_order_fast_path() -> None:
+    seq: Sequencer[str] = Sequencer(0)
+    assert seq.offer(1, "a") == [(1, "a")]
+    assert seq.offer(2, "b") == [(2, "b")]
+    assert seq.gap() is None and seq.last == 2
+
+
+def test_sequencer_reorders_drops_duplicates_and_reports_gaps() -> None:
+    seq: Sequencer[str] = Sequencer(10)
+    assert seq.offer(9, "old") == []
+    assert seq.offer(13, "c") == []
+    assert seq.gap() == (11, 12)
+    assert seq.offer(12, "b") == []
+    assert seq.gap() == (11, 11)
+    assert seq.offer(13, "c-again") == []
+    assert seq.offer(11, "a") == [(11, "a"), (12, "b"), (13, "c")]
+    assert seq.gap() is None and seq.pending == 0
+
+
+@given(st.lists(st.integers(min_value=1, max_value=40), max_size=120), st.randoms())
+def test_sequencer_releases_each_seq_once_in_order(extra: list[int], rng: random.Random) -> None:
+    arrivals = list(range(1, 41)) + extra
+    rng.shuffle(arrivals)
+    seq: Sequencer[int] = Sequencer(0)
+    released = [s for arrival in arrivals for s, _ in seq.offer(arrival, arrival)]
+    assert released == list(range(1, 41))
+
+
+def test_catchup_releases_only_what_the_replay_did_not_cover() -> None:
+    catchup: Catchup[str] = Catchup(since=5)
+    for s in (9, 10, 11):
+        catchup.hold(s, f"e{s}")
+    assert catchup.release_after(10) == [(11, "e11")]
+    assert catchup.release_after(5) == [(9, "e9"), (10, "e10"), (11, "e11")]
+
+
+def test_flood_guard_allows_bursts_then_refills() -> None:
+    guard = FloodGuard(rate=10, burst=20, now=0.0)
+    assert all(guard.allow(0.0) for _ in range(20))
+    assert not guard.allow(0.0)
+    assert guard.allow(0.1)
+    assert not guard.allow(0.1)
+    assert all(guard.allow(10.0) for _ in range(20))
+
+
+def test_event_envelope_is_the_wire_frame_and_decodes_both_ways() -> None:
+    data = json.dumps({"id": "p", "room_id": "r"}).encode()
+    raw = encode_event("r", 3, "post.deleted", data)
+    assert json.loads(raw) == {"type": "event", "room_id": "r", "seq": 3, "event": "post.deleted",
+                               "data": {"id": "p", "room_id": "r"}}
+    assert bus_decoder.decode(raw) == EventHead(room_id="r", seq=3, event="post.deleted")
+    assert event_decoder.decode(raw).data.id == "p"  # type: ignore[union-attr]
+    presence = bus_decoder.decode(b'{"type":"presence","room_id":"r","present":[],"hands":[]}')
+    assert isinstance(presence, PresenceFrame)
+
+
+def test_topics_are_prefixed_and_parse_back() -> None:
+    topics = Topics("kx")
+    assert topics.room("r1") == "kx:room:r1"
+    assert topics.parse(topics.account("a1")) == ("account", "a1")
+    assert topics.parse("other:room:r1") is None
+    assert topics.parse("kx:weird:1") is None
