@@ -43,13 +43,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if applied:
             print(f"kindred: applied {len(applied)} migration(s) to {settings.sqlite_path}")
         if args.workers > 1:
-            print("kindred: several workers need shared services: set DATABASE_URL (Postgres) and REDIS_URL", file=sys.stderr)
+            print(
+                "kindred: several workers need shared services: set DATABASE_URL (Postgres) and REDIS_URL",
+                file=sys.stderr,
+            )
             return 2
     elif args.workers > 1 and not settings.redis_url:
         print("kindred: several workers need REDIS_URL so they hear each other's events", file=sys.stderr)
         return 2
-    print(f"kindred: serving on http://{args.host}:{args.port}  (database: {'SQLite' if settings.is_sqlite else 'Postgres'}, "
-          f"channels: {'Redis' if settings.redis_url else 'in-memory'})", flush=True)
+    print(
+        f"kindred: serving on http://{args.host}:{args.port}  (database: {'SQLite' if settings.is_sqlite else 'Postgres'}, "
+        f"channels: {'Redis' if settings.redis_url else 'in-memory'})",
+        flush=True,
+    )
     uvicorn.run(
         "app.main:app_factory",
         factory=True,

@@ -81,7 +81,10 @@ def db_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Respons
     if is_db_down(exc):
         log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
         return Response(
-            {"status_code": 503, "detail": "the database is unreachable right now; nothing was saved, try again shortly"},
+            {
+                "status_code": 503,
+                "detail": "the database is unreachable right now; nothing was saved, try again shortly",
+            },
             status_code=HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "5"},
         )

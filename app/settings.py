@@ -131,7 +131,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             raise ConfigError("KINDRED_SECRET must be set when DATABASE_URL points at a shared database")
         secret = _secret_beside(data_dir)
     if len(secret) < 32:
-        raise ConfigError("KINDRED_SECRET must be at least 32 characters (try: python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+        raise ConfigError(
+            "KINDRED_SECRET must be at least 32 characters (try: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
 
     public_url = env.get("KINDRED_PUBLIC_URL") or None
     allowed_hosts = _split(env.get("KINDRED_ALLOWED_HOSTS")) or ("localhost", "127.0.0.1", "[::1]")

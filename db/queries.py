@@ -79,11 +79,7 @@ async def last_seqs(room_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
 async def current_membership(account_id: uuid.UUID, circle_id: uuid.UUID) -> dict[str, Any] | None:
     return await (
         Membership.select()
-        .where(
-            (Membership.account == account_id)
-            & (Membership.circle == circle_id)
-            & Membership.removed_at.is_null()
-        )
+        .where((Membership.account == account_id) & (Membership.circle == circle_id) & Membership.removed_at.is_null())
         .first()
     )
 

@@ -230,7 +230,9 @@ class Hub:
                 log.exception("replay failed")
                 feed.catchups.pop(conn, None)
                 conn.rooms.pop(room_id, None)
-                conn.reply(ErrorFrame(code="unavailable", detail="could not read the room log; try again", room_id=room_id))
+                conn.reply(
+                    ErrorFrame(code="unavailable", detail="could not read the room log; try again", room_id=room_id)
+                )
                 return
             if feed.catchups.pop(conn, None) is None or conn.rooms.get(room_id) is not access:
                 return  # unsubscribed or revoked while the log was being read
@@ -429,7 +431,9 @@ class Hub:
                 if access.circle_id == circle_id:
                     await self.unsubscribe(conn, room_id, quiet=True)
                     conn.reply(
-                        ErrorFrame(code="forbidden", detail="you are no longer a member of this circle", room_id=room_id)
+                        ErrorFrame(
+                            code="forbidden", detail="you are no longer a member of this circle", room_id=room_id
+                        )
                     )
 
     # --- presence --------------------------------------------------------------------------------------------------

@@ -49,9 +49,8 @@ def parse_client_frame(data: str | bytes) -> ClientFrame | FrameError:
         return FrameError("bad_frame", f"frame does not match the protocol: {exc}")
     except msgspec.DecodeError:
         return FrameError("bad_frame", "frame is not valid JSON")
-    if isinstance(frame, (Subscribe, Unsubscribe)):
-        if not frame.room_id or len(frame.room_id) > MAX_ID_LENGTH:
-            return FrameError("bad_frame", "room_id must be a room id")
+    if isinstance(frame, (Subscribe, Unsubscribe)) and not 0 < len(frame.room_id) <= MAX_ID_LENGTH:
+        return FrameError("bad_frame", "room_id must be a room id")
     if isinstance(frame, Subscribe) and frame.since is not None and frame.since < 0:
         return FrameError("bad_frame", "since must be 0 or more")
     return frame

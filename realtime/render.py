@@ -46,8 +46,14 @@ class HtmlRenderer:
         if isinstance(event, (PostCreated, PostUpdated)):
             post = event.data
             html = render_fragment("fragments/post.html", post=post, reply_count=None, replies=None)
-            return self._frame(event.room_id, event.seq, event.__struct_config__.tag, f"post-{post.id}",  # type: ignore[arg-type]
-                               f"post-{post.parent_id}" if post.parent_id else None, html)
+            return self._frame(
+                event.room_id,
+                event.seq,
+                event.__struct_config__.tag,
+                f"post-{post.id}",  # type: ignore[arg-type]
+                f"post-{post.parent_id}" if post.parent_id else None,
+                html,
+            )
         if isinstance(event, PostDeleted):
             html = render_fragment("fragments/post_deleted.html", post_id=event.data.id)
             return self._frame(event.room_id, event.seq, "post.deleted", f"post-{event.data.id}", None, html)

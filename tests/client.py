@@ -33,9 +33,7 @@ class WsClient:
         raw = await asyncio.wait_for(self.conn.recv(), timeout)
         return json.loads(raw)  # type: ignore[no-any-return]
 
-    async def recv_until(
-        self, match: Callable[[dict[str, Any]], bool], timeout: float = 5.0
-    ) -> dict[str, Any]:
+    async def recv_until(self, match: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> dict[str, Any]:
         """The first frame matching; frames before it that don't match are kept for later."""
         for i, frame in enumerate(self.backlog):
             if match(frame):
@@ -162,9 +160,13 @@ class Circle:
 async def make_circle(api: ApiClient, members: int = 2, coach_name: str = "Coach Dana") -> Circle:
     coach = await api.signup(coach_name)
     circle = await coach.ok(
-        "POST", "/api/v1/circles",
-        {"name": "Saying No", "commonality": "Learning to say no without fearing for the relationship",
-         "norms": "Be kind. What is said here stays here."},
+        "POST",
+        "/api/v1/circles",
+        {
+            "name": "Saying No",
+            "commonality": "Learning to say no without fearing for the relationship",
+            "norms": "Be kind. What is said here stays here.",
+        },
     )
     rooms = await coach.ok("GET", f"/api/v1/circles/{circle['id']}/rooms")
     invite = await coach.ok("POST", f"/api/v1/circles/{circle['id']}/invites", {})

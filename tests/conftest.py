@@ -31,9 +31,7 @@ SECRET = "test-secret-" + "x" * 40
 
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
-TRUNCATE = (
-    "TRUNCATE account, auth_token, circle, membership, invite, room, post, room_event RESTART IDENTITY CASCADE"
-)
+TRUNCATE = "TRUNCATE account, auth_token, circle, membership, invite, room, post, room_event RESTART IDENTITY CASCADE"
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,9 @@ async def test_register_login_me_logout(api: ApiClient) -> None:
     body = r.json()
     assert body["email"] == "ann@example.org" and body["name"] == "Ann" and body["id"]
 
-    again = await api.http.post("/api/v1/accounts", json={"email": "ann@example.org", "password": PASSWORD, "name": "A"})
+    again = await api.http.post(
+        "/api/v1/accounts", json={"email": "ann@example.org", "password": PASSWORD, "name": "A"}
+    )
     assert again.status_code == 409
     assert "already exists" in again.json()["detail"]
 
@@ -87,8 +89,12 @@ async def test_circle_invite_join_members_rooms(api: ApiClient) -> None:
     assert (await outsider.call("GET", "/api/v1/circles/not-a-uuid")).status_code == 404
 
     joined = await sam.ok("POST", f"/api/v1/invites/{invite['code']}/join", {"alias": "Quiet River"})
-    assert joined == {"membership_id": joined["membership_id"], "circle_id": cid, "alias": "Quiet River",
-                      "role": "member"}
+    assert joined == {
+        "membership_id": joined["membership_id"],
+        "circle_id": cid,
+        "alias": "Quiet River",
+        "role": "member",
+    }
     # Already a member; alias taken (ignoring case); bad alias.
     assert (await sam.call("POST", f"/api/v1/invites/{invite['code']}/join", {"alias": "Other"})).status_code == 409
     taken = await outsider.call("POST", f"/api/v1/invites/{invite['code']}/join", {"alias": "quiet river"})
@@ -244,9 +250,17 @@ async def test_openapi_describes_the_contract(api: ApiClient) -> None:
     assert r.status_code == 200
     paths = r.json()["paths"]
     for path in [
-        "/api/v1/accounts", "/api/v1/auth/login", "/api/v1/auth/logout", "/api/v1/me", "/api/v1/circles",
-        "/api/v1/circles/{circle_id}", "/api/v1/circles/{circle_id}/invites", "/api/v1/invites/{code}/join",
-        "/api/v1/circles/{circle_id}/members", "/api/v1/circles/{circle_id}/rooms", "/api/v1/rooms/{room_id}/posts",
+        "/api/v1/accounts",
+        "/api/v1/auth/login",
+        "/api/v1/auth/logout",
+        "/api/v1/me",
+        "/api/v1/circles",
+        "/api/v1/circles/{circle_id}",
+        "/api/v1/circles/{circle_id}/invites",
+        "/api/v1/invites/{code}/join",
+        "/api/v1/circles/{circle_id}/members",
+        "/api/v1/circles/{circle_id}/rooms",
+        "/api/v1/rooms/{room_id}/posts",
         "/api/v1/posts/{post_id}",
     ]:
         assert path in paths, path

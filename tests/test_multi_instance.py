@@ -60,7 +60,8 @@ async def test_socket_on_one_instance_receives_post_made_through_the_other(pg_ur
         assert sorted(m["alias"] for m in seen["present"]) == ["Member1", "Member2"]
 
         r = await api_b.http.post(
-            f"/api/v1/rooms/{c.room_id}/posts", json={"body": "from instance B"},
+            f"/api/v1/rooms/{c.room_id}/posts",
+            json={"body": "from instance B"},
             headers={"Authorization": f"Bearer {m2.token}"},
         )
         assert r.status_code == 201

@@ -46,11 +46,20 @@ def test_parse_rejects_with_reasons() -> None:
 
 
 @settings(max_examples=400)
-@given(st.one_of(st.text(max_size=200), st.binary(max_size=200), st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["op", "room_id", "since", "x"]), inner, max_size=4),
-    max_leaves=10,
-).map(json.dumps)))
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=200),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(st.sampled_from(["op", "room_id", "since", "x"]), inner, max_size=4)
+            ),
+            max_leaves=10,
+        ).map(json.dumps),
+    )
+)
 def test_parser_never_raises(raw: str | bytes) -> None:
     result = parse_client_frame(raw)
     assert isinstance(result, (Subscribe, Unsubscribe, Ping, FrameError))
@@ -104,8 +113,13 @@ def test_flood_guard_allows_bursts_then_refills() -> None:
 def test_event_envelope_is_the_wire_frame_and_decodes_both_ways() -> None:
     data = json.dumps({"id": "p", "room_id": "r"}).encode()
     raw = encode_event("r", 3, "post.deleted", data)
-    assert json.loads(raw) == {"type": "event", "room_id": "r", "seq": 3, "event": "post.deleted",
-                               "data": {"id": "p", "room_id": "r"}}
+    assert json.loads(raw) == {
+        "type": "event",
+        "room_id": "r",
+        "seq": 3,
+        "event": "post.deleted",
+        "data": {"id": "p", "room_id": "r"},
+    }
     assert bus_decoder.decode(raw) == EventHead(room_id="r", seq=3, event="post.deleted")
     assert event_decoder.decode(raw).data.id == "p"  # type: ignore[union-attr]
     presence = bus_decoder.decode(b'{"type":"presence","room_id":"r","present":[],"hands":[]}')

@@ -143,7 +143,13 @@ async def test_non_member_gets_forbidden_and_socket_stays_open(api: ApiClient) -
 async def test_bad_frames_get_errors_without_closing(api: ApiClient) -> None:
     user = await api.signup()
     ws = await user.ws()
-    for bad in ["not json", "[]", '{"op":"dance"}', '{"op":"subscribe"}', '{"op":"subscribe","room_id":"r","since":-1}']:
+    for bad in [
+        "not json",
+        "[]",
+        '{"op":"dance"}',
+        '{"op":"subscribe"}',
+        '{"op":"subscribe","room_id":"r","since":-1}',
+    ]:
         await ws.send(bad)
         frame = await ws.recv()
         assert frame["type"] == "error" and frame["code"] == "bad_frame", (bad, frame)

@@ -17,10 +17,33 @@ MAX_LENGTH = 256
 
 # The most common shapes from breach corpora; a full breach list would be a data file we keep current.
 _COMMON = {
-    "password", "passw0rd", "password1", "password123", "123456789", "1234567890", "12345678910",
-    "qwertyuiop", "qwerty123", "iloveyou", "letmein123", "welcome123", "admin12345", "abc123456",
-    "football1", "baseball1", "sunshine1", "princess1", "trustno1", "1q2w3e4r5t", "qazwsxedc",
-    "changeme", "kindred123", "0987654321", "aaaaaaaaaa", "asdfghjkl", "zxcvbnm123",
+    "password",
+    "passw0rd",
+    "password1",
+    "password123",
+    "123456789",
+    "1234567890",
+    "12345678910",
+    "qwertyuiop",
+    "qwerty123",
+    "iloveyou",
+    "letmein123",
+    "welcome123",
+    "admin12345",
+    "abc123456",
+    "football1",
+    "baseball1",
+    "sunshine1",
+    "princess1",
+    "trustno1",
+    "1q2w3e4r5t",
+    "qazwsxedc",
+    "changeme",
+    "kindred123",
+    "0987654321",
+    "aaaaaaaaaa",
+    "asdfghjkl",
+    "zxcvbnm123",
 }
 
 

@@ -38,7 +38,9 @@ async def issue(account_id: uuid.UUID) -> tuple[str, uuid.UUID]:
     token = secrets.token_urlsafe(32)
     token_id = uuid.uuid4()
     await AuthToken.insert(
-        AuthToken(id=token_id, account=account_id, token_hash=_digest(token), created_at=now(), expires_at=now() + TOKEN_TTL)
+        AuthToken(
+            id=token_id, account=account_id, token_hash=_digest(token), created_at=now(), expires_at=now() + TOKEN_TTL
+        )
     )
     return token, token_id
 

@@ -28,8 +28,15 @@ def session_cookie(token: str, settings: SettingsDep) -> Cookie:
 
 
 def expired_session_cookie(settings: SettingsDep) -> Cookie:
-    return Cookie(key=tokens.SESSION_COOKIE, value="", path="/", httponly=True, samesite="lax",
-                  secure=settings.secure_cookies, max_age=0)
+    return Cookie(
+        key=tokens.SESSION_COOKIE,
+        value="",
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+        max_age=0,
+    )
 
 
 @post("/accounts", summary="Create an account")

@@ -43,10 +43,15 @@ async def update_circle(circle_id: FromPath[str], data: JSONBody[CircleUpdate], 
 
 @post("/circles/{circle_id:str}/invites", summary="Make an invite link (coach)")
 async def create_invite(
-    circle_id: FromPath[str], principal: PrincipalDep, request: Request[Any, Any, Any], settings: SettingsDep,
+    circle_id: FromPath[str],
+    principal: PrincipalDep,
+    request: Request[Any, Any, Any],
+    settings: SettingsDep,
     data: JSONBody[InviteCreate | None] = None,
 ) -> InviteOut:
-    return await circles.create_invite(principal.account_id, circle_id, data or InviteCreate(), base_url(request, settings))
+    return await circles.create_invite(
+        principal.account_id, circle_id, data or InviteCreate(), base_url(request, settings)
+    )
 
 
 @post("/invites/{code:str}/join", summary="Join a circle under an alias")
@@ -55,7 +60,9 @@ async def join(code: FromPath[str], data: JSONBody[Join], principal: PrincipalDe
 
 
 @get("/circles/{circle_id:str}/members", summary="Members by alias (the coach also sees identities if allowed)")
-async def list_members(circle_id: FromPath[str], principal: PrincipalDep) -> list[Membership] | list[MemberWithIdentity]:
+async def list_members(
+    circle_id: FromPath[str], principal: PrincipalDep
+) -> list[Membership] | list[MemberWithIdentity]:
     return await circles.members(principal.account_id, circle_id)
 
 
@@ -64,7 +71,9 @@ async def list_members(circle_id: FromPath[str], principal: PrincipalDep) -> lis
     summary="Remove a member (coach) or leave (yourself). Extension.",
     status_code=HTTP_204_NO_CONTENT,
 )
-async def remove_member(circle_id: FromPath[str], membership_id: FromPath[str], principal: PrincipalDep, live: LiveDep) -> None:
+async def remove_member(
+    circle_id: FromPath[str], membership_id: FromPath[str], principal: PrincipalDep, live: LiveDep
+) -> None:
     await circles.remove_member(principal.account_id, circle_id, membership_id, live)
 
 
@@ -79,5 +88,13 @@ async def list_rooms(circle_id: FromPath[str], principal: PrincipalDep) -> list[
 
 
 ROUTES: list[Any] = [
-    create_circle, get_circle, update_circle, create_invite, join, list_members, remove_member, create_room, list_rooms,
+    create_circle,
+    get_circle,
+    update_circle,
+    create_invite,
+    join,
+    list_members,
+    remove_member,
+    create_room,
+    list_rooms,
 ]

@@ -14,7 +14,9 @@ from app.services import posts
 
 
 @post("/rooms/{room_id:str}/posts", summary="Post in a room (or reply, with parent_id)")
-async def create_post(room_id: FromPath[str], data: JSONBody[PostCreate], principal: PrincipalDep, live: LiveDep) -> Post:
+async def create_post(
+    room_id: FromPath[str], data: JSONBody[PostCreate], principal: PrincipalDep, live: LiveDep
+) -> Post:
     return await posts.create_post(principal.account_id, room_id, data, live)
 
 

@@ -43,8 +43,14 @@ async def register(email: str, password: str, name: str) -> AccountOut:
     account_id = uuid.uuid4()
     try:
         await Account.insert(
-            Account(id=account_id, email=email, name=name, password_hash=password_hash, created_at=now(),
-                    password_changed_at=now())
+            Account(
+                id=account_id,
+                email=email,
+                name=name,
+                password_hash=password_hash,
+                created_at=now(),
+                password_changed_at=now(),
+            )
         )
     except Exception as exc:
         if is_unique_violation(exc):
@@ -55,9 +61,7 @@ async def register(email: str, password: str, name: str) -> AccountOut:
 
 async def authenticate(email: str, password: str) -> uuid.UUID:
     """The account id for these credentials. Unknown email and wrong password take the same time and answer."""
-    row = await Account.select(Account.id, Account.password_hash).where(
-        Account.email == normalise_email(email)
-    ).first()
+    row = await Account.select(Account.id, Account.password_hash).where(Account.email == normalise_email(email)).first()
     ok = await passwords.verify_password(row["password_hash"] if row else None, password)
     if not ok or row is None:
         raise NotAuthorizedException("email or password is wrong")
@@ -75,9 +79,11 @@ async def me(account_id: uuid.UUID) -> Me:
     account = await Account.select(Account.id, Account.email, Account.name).where(Account.id == account_id).first()
     if account is None:
         raise not_found("account")
-    rows = await Membership.select(
-        Membership.id, Membership.circle, Membership.alias, Membership.role
-    ).where((Membership.account == account_id) & Membership.removed_at.is_null()).order_by(Membership.joined_at)
+    rows = (
+        await Membership.select(Membership.id, Membership.circle, Membership.alias, Membership.role)
+        .where((Membership.account == account_id) & Membership.removed_at.is_null())
+        .order_by(Membership.joined_at)
+    )
     return Me(
         id=str(account["id"]),
         email=account["email"],
@@ -91,9 +97,16 @@ async def me(account_id: uuid.UUID) -> Me:
 
 async def my_circles(account_id: uuid.UUID) -> list[dict[str, object]]:
     """Circles the account belongs to, with its alias and role there, for the home page."""
-    rows = await Membership.select(
-        Membership.id, Membership.alias, Membership.role, Membership.circle.id.as_alias("circle_id"),
-        Membership.circle.name.as_alias("circle_name"), Membership.circle.commonality.as_alias("commonality"),
-    ).where((Membership.account == account_id) & Membership.removed_at.is_null()).order_by(Membership.joined_at)
+    rows = (
+        await Membership.select(
+            Membership.id,
+            Membership.alias,
+            Membership.role,
+            Membership.circle.id.as_alias("circle_id"),
+            Membership.circle.name.as_alias("circle_name"),
+            Membership.circle.commonality.as_alias("commonality"),
+        )
+        .where((Membership.account == account_id) & Membership.removed_at.is_null())
+        .order_by(Membership.joined_at)
+    )
     return rows
-

@@ -60,7 +60,10 @@ def circle_out(row: dict[str, Any]) -> CircleOut:
 
 def room_out(row: dict[str, Any]) -> RoomOut:
     return RoomOut(
-        id=str(row["id"]), circle_id=str(row["circle"]), name=row["name"], topic=row["topic"],
+        id=str(row["id"]),
+        circle_id=str(row["circle"]),
+        name=row["name"],
+        topic=row["topic"],
         last_seq=int(row["last_seq"]),
     )
 
@@ -78,15 +81,30 @@ async def create_circle(account_id: uuid.UUID, data: CircleCreate) -> CircleOut:
     circle_id, room_id = uuid.uuid4(), uuid.uuid4()
     async with write_transaction():
         await Circle.insert(
-            Circle(id=circle_id, name=name, commonality=commonality, norms=data.norms.strip(),
-                   coach_sees_identity=True, created_at=now())
+            Circle(
+                id=circle_id,
+                name=name,
+                commonality=commonality,
+                norms=data.norms.strip(),
+                coach_sees_identity=True,
+                created_at=now(),
+            )
         )
         await Membership.insert(
-            Membership(id=uuid.uuid4(), circle=circle_id, account=account_id, alias=alias,
-                       alias_key=alias.casefold(), role="coach", joined_at=now())
+            Membership(
+                id=uuid.uuid4(),
+                circle=circle_id,
+                account=account_id,
+                alias=alias,
+                alias_key=alias.casefold(),
+                role="coach",
+                joined_at=now(),
+            )
         )
         await Room.insert(
-            Room(id=room_id, circle=circle_id, name=DEFAULT_ROOM[0], topic=DEFAULT_ROOM[1], last_seq=0, created_at=now())
+            Room(
+                id=room_id, circle=circle_id, name=DEFAULT_ROOM[0], topic=DEFAULT_ROOM[1], last_seq=0, created_at=now()
+            )
         )
     row = await Circle.select().where(Circle.id == circle_id).first()
     assert row is not None
@@ -132,11 +150,23 @@ async def create_invite(account_id: uuid.UUID, circle_id: str, data: InviteCreat
     hours = data.expires_in_hours or DEFAULT_INVITE_HOURS
     expires_at = now() + timedelta(hours=hours)
     await Invite.insert(
-        Invite(id=uuid.uuid4(), circle=cid, code=code, created_by=membership["id"], max_uses=data.max_uses, uses=0,
-               expires_at=expires_at, created_at=now())
+        Invite(
+            id=uuid.uuid4(),
+            circle=cid,
+            code=code,
+            created_by=membership["id"],
+            max_uses=data.max_uses,
+            uses=0,
+            expires_at=expires_at,
+            created_at=now(),
+        )
     )
-    return InviteOut(code=code, url=f"{base_url}/join/{code}", expires_at=expires_at.isoformat().replace("+00:00", "Z"),
-                     max_uses=data.max_uses)
+    return InviteOut(
+        code=code,
+        url=f"{base_url}/join/{code}",
+        expires_at=expires_at.isoformat().replace("+00:00", "Z"),
+        max_uses=data.max_uses,
+    )
 
 
 async def invite_circle(code: str) -> dict[str, Any]:
@@ -173,7 +203,8 @@ async def join(account_id: uuid.UUID, code: str, alias: str) -> MyMembership:
             ):
                 raise Conflict("you are already a member of this circle")
             if await Membership.exists().where(
-                (Membership.circle == circle_id) & (Membership.alias_key == alias.casefold())
+                (Membership.circle == circle_id)
+                & (Membership.alias_key == alias.casefold())
                 & Membership.removed_at.is_null()
             ):
                 raise Conflict("that alias is taken in this circle; choose another")
@@ -181,13 +212,21 @@ async def join(account_id: uuid.UUID, code: str, alias: str) -> MyMembership:
             taken = await Invite.raw(
                 "UPDATE invite SET uses = uses + 1 WHERE id = {} AND (max_uses IS NULL OR uses < max_uses) "
                 "AND expires_at > {} RETURNING id",
-                invite["id"], now(),
+                invite["id"],
+                now(),
             )
             if not taken:
                 raise Gone("this invite has just been used up; ask your coach for a new link")
             await Membership.insert(
-                Membership(id=membership_id, circle=circle_id, account=account_id, alias=alias,
-                           alias_key=alias.casefold(), role="member", joined_at=now())
+                Membership(
+                    id=membership_id,
+                    circle=circle_id,
+                    account=account_id,
+                    alias=alias,
+                    alias_key=alias.casefold(),
+                    role="member",
+                    joined_at=now(),
+                )
             )
     except Exception as exc:
         if is_unique_violation(exc):
@@ -196,26 +235,34 @@ async def join(account_id: uuid.UUID, code: str, alias: str) -> MyMembership:
     return MyMembership(membership_id=str(membership_id), circle_id=str(circle_id), alias=alias, role="member")
 
 
-async def members(
-    account_id: uuid.UUID, circle_id: str
-) -> list[PublicMembership] | list[MemberWithIdentity]:
+async def members(account_id: uuid.UUID, circle_id: str) -> list[PublicMembership] | list[MemberWithIdentity]:
     cid = parse_id(circle_id, "circle")
     me = await require_member(account_id, cid)
     circle = await Circle.select(Circle.coach_sees_identity).where(Circle.id == cid).first()
     assert circle is not None
     where = (Membership.circle == cid) & Membership.removed_at.is_null()
     if me["role"] == "coach" and circle["coach_sees_identity"]:
-        rows = await Membership.select(
-            Membership.id, Membership.alias, Membership.role,
-            Membership.account.name.as_alias("name"), Membership.account.email.as_alias("email"),
-        ).where(where).order_by(Membership.joined_at)
+        rows = (
+            await Membership.select(
+                Membership.id,
+                Membership.alias,
+                Membership.role,
+                Membership.account.name.as_alias("name"),
+                Membership.account.email.as_alias("email"),
+            )
+            .where(where)
+            .order_by(Membership.joined_at)
+        )
         return [
-            MemberWithIdentity(membership_id=str(r["id"]), alias=r["alias"], role=r["role"], name=r["name"],
-                               email=r["email"])
+            MemberWithIdentity(
+                membership_id=str(r["id"]), alias=r["alias"], role=r["role"], name=r["name"], email=r["email"]
+            )
             for r in rows
         ]
-    rows = await Membership.select(Membership.id, Membership.alias, Membership.role).where(where).order_by(
-        Membership.joined_at
+    rows = (
+        await Membership.select(Membership.id, Membership.alias, Membership.role)
+        .where(where)
+        .order_by(Membership.joined_at)
     )
     return [membership_struct(r) for r in rows]
 
@@ -225,9 +272,11 @@ async def remove_member(account_id: uuid.UUID, circle_id: str, membership_id: st
     cid = parse_id(circle_id, "circle")
     me = await require_member(account_id, cid)
     target_id = parse_id(membership_id, "member")
-    target = await Membership.select().where(
-        (Membership.id == target_id) & (Membership.circle == cid) & Membership.removed_at.is_null()
-    ).first()
+    target = (
+        await Membership.select()
+        .where((Membership.id == target_id) & (Membership.circle == cid) & Membership.removed_at.is_null())
+        .first()
+    )
     if target is None:
         raise not_found("member")
     if target["id"] != me["id"] and me["role"] != "coach":

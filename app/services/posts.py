@@ -93,17 +93,19 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
     author = membership_struct(me)
     body = check_body(data.body)
     if data.client_id is not None:
-        existing = await PostRow.select().where(
-            (PostRow.author == me["id"]) & (PostRow.client_id == data.client_id)
-        ).first()
+        existing = (
+            await PostRow.select().where((PostRow.author == me["id"]) & (PostRow.client_id == data.client_id)).first()
+        )
         if existing is not None:
             return post_struct(existing, author)
     parent_id: uuid.UUID | None = None
     thread_root: uuid.UUID | None = None
     if data.parent_id is not None:
-        parent = await PostRow.select(PostRow.id, PostRow.thread_root, PostRow.deleted_at).where(
-            (PostRow.id == (queries.as_uuid(data.parent_id) or uuid.UUID(int=0))) & (PostRow.room == rid)
-        ).first()
+        parent = (
+            await PostRow.select(PostRow.id, PostRow.thread_root, PostRow.deleted_at)
+            .where((PostRow.id == (queries.as_uuid(data.parent_id) or uuid.UUID(int=0))) & (PostRow.room == rid))
+            .first()
+        )
         if parent is None:
             raise ClientException("parent_id is not a post in this room")
         if parent["deleted_at"] is not None:
@@ -116,10 +118,22 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
         async with write_transaction():
             seq = await outbox.next_seq(rid)
             row = {
-                "id": post_id, "room": rid, "parent": parent_id, "thread_root": thread_root, "author": me["id"],
-                "kind": data.kind, "body": body, "html": html, "created_at": now(), "edited_at": None,
-                "deleted_at": None, "client_id": data.client_id, "seq": seq, "like_count": 0,
-                "liked_by_coach": False, "pinned": False,
+                "id": post_id,
+                "room": rid,
+                "parent": parent_id,
+                "thread_root": thread_root,
+                "author": me["id"],
+                "kind": data.kind,
+                "body": body,
+                "html": html,
+                "created_at": now(),
+                "edited_at": None,
+                "deleted_at": None,
+                "client_id": data.client_id,
+                "seq": seq,
+                "like_count": 0,
+                "liked_by_coach": False,
+                "pinned": False,
             }
             await PostRow.insert(PostRow(**row))
             post = post_struct(row, author)
@@ -127,9 +141,11 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
     except Exception as exc:
         if data.client_id is not None and is_unique_violation(exc):
             # The same client_id raced in twice; the other request's post is the one.
-            existing = await PostRow.select().where(
-                (PostRow.author == me["id"]) & (PostRow.client_id == data.client_id)
-            ).first()
+            existing = (
+                await PostRow.select()
+                .where((PostRow.author == me["id"]) & (PostRow.client_id == data.client_id))
+                .first()
+            )
             if existing is not None:
                 return post_struct(existing, author)
         raise
@@ -143,10 +159,15 @@ async def list_posts(account_id: uuid.UUID, room_id: str, before: str | None, li
     size = min(max(limit or DEFAULT_PAGE, 1), MAX_PAGE)
     query = PostRow.select().where((PostRow.room == rid) & PostRow.parent.is_null())
     if before:
-        anchor = await PostRow.select(PostRow.seq).where(
-            (PostRow.id == (queries.as_uuid(before) or uuid.UUID(int=0))) & (PostRow.room == rid)
-            & PostRow.parent.is_null()
-        ).first()
+        anchor = (
+            await PostRow.select(PostRow.seq)
+            .where(
+                (PostRow.id == (queries.as_uuid(before) or uuid.UUID(int=0)))
+                & (PostRow.room == rid)
+                & PostRow.parent.is_null()
+            )
+            .first()
+        )
         if anchor is None:
             raise ClientException("before must be the id of a top-level post in this room")
         query = query.where(PostRow.seq < anchor["seq"])
