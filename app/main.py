@@ -129,7 +129,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             api,
-            *pages.ROUTES,
+            pages.router,
             health.healthz,
             create_static_files_router(path="/static", directories=[STATIC], name="static", include_in_schema=False),
         ],
@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State({"settings": settings, "hub": hub, "live": live, "topics": topics}),
         dependencies=DEPENDENCIES,
         middleware=[DefineMiddleware(AuthMiddleware, settings=settings, csrf=csrf)],
-        exception_handlers={**db_handlers, **pages.EXCEPTION_HANDLERS},
+        exception_handlers=db_handlers,
         request_max_body_size=limits.max_body_bytes,
         response_headers=SECURITY_HEADERS,
         template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment)),

@@ -11,12 +11,12 @@ import logging
 import msgspec
 
 from realtime.events import (
-    DropinChanged,
     LikeChanged,
     PinChanged,
     PostCreated,
     PostDeleted,
     PostUpdated,
+    RoomEvent,
     encoder,
     event_decoder,
 )
@@ -29,10 +29,9 @@ class HtmlEvent(msgspec.Struct, tag_field="type", tag="event"):
     room_id: str
     seq: int
     event: str
-    # DOM id of the element to replace (updates) or of the post being created.
-    target: str
-    # For post.created: the DOM id of the parent post whose replies list receives it; None for top-level.
-    parent: str | None
+    post_id: str
+    # For post.created: the post whose replies list receives the new one; None for a top-level post.
+    parent_id: str | None
     html: str
 
 
@@ -41,33 +40,29 @@ class HtmlRenderer:
         try:
             event = event_decoder.decode(envelope)
         except msgspec.DecodeError:
-            log.error("cannot render undecodable event")
+            log.error("cannot render an undecodable event")
             return None
-        if isinstance(event, (PostCreated, PostUpdated)):
+        if isinstance(event, PostCreated):
             post = event.data
-            html = render_fragment("fragments/post.html", post=post, reply_count=None, replies=None)
-            return self._frame(
-                event.room_id,
-                event.seq,
-                event.__struct_config__.tag,
-                f"post-{post.id}",  # type: ignore[arg-type]
-                f"post-{post.parent_id}" if post.parent_id else None,
-                html,
-            )
+            html = render_fragment("fragments/post.html", post=post)
+            return self._frame(event, post.id, post.parent_id, html)
+        if isinstance(event, PostUpdated):
+            post = event.data
+            return self._frame(event, post.id, post.parent_id, render_fragment("fragments/post_main.html", post=post))
         if isinstance(event, PostDeleted):
-            html = render_fragment("fragments/post_deleted.html", post_id=event.data.id)
-            return self._frame(event.room_id, event.seq, "post.deleted", f"post-{event.data.id}", None, html)
+            return self._frame(event, event.data.id, None, render_fragment("fragments/post_deleted.html"))
         if isinstance(event, LikeChanged):
-            html = render_fragment("fragments/likes.html", like=event.data)
-            return self._frame(event.room_id, event.seq, "like.changed", f"likes-{event.data.post_id}", None, html)
+            return self._frame(
+                event, event.data.post_id, None, render_fragment("fragments/likes.html", like=event.data)
+            )
         if isinstance(event, PinChanged):
-            html = render_fragment("fragments/pin.html", pin=event.data)
-            return self._frame(event.room_id, event.seq, "pin.changed", f"pin-{event.data.post_id}", None, html)
-        if isinstance(event, DropinChanged):
-            return None
-        return None
+            return self._frame(event, event.data.post_id, None, render_fragment("fragments/pin.html", pin=event.data))
+        return None  # e.g. dropin.state: the page takes the JSON frame
 
     @staticmethod
-    def _frame(room_id: str, seq: int, name: str, target: str, parent: str | None, html: str) -> str:
-        frame = HtmlEvent(room_id=room_id, seq=seq, event=name, target=target, parent=parent, html=html)
+    def _frame(event: RoomEvent, post_id: str, parent_id: str | None, html: str) -> str:
+        name = type(event).__struct_config__.tag
+        frame = HtmlEvent(
+            room_id=event.room_id, seq=event.seq, event=str(name), post_id=post_id, parent_id=parent_id, html=html
+        )
         return encoder.encode(frame).decode()

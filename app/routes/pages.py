@@ -1,2 +1,373 @@
-ROUTES: list = []
-EXCEPTION_HANDLERS: dict = {}
+"""The HTMX pages: a second front over the same services as the JSON API.
+
+Full pages work as plain HTML forms (no script needed to sign up, open a circle or join); inside a room, htmx posts,
+replies and edits in place, and the page's socket brings everyone else's changes live.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+from litestar import Request, Response, Router, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.params import FromPath, FromQuery, URLEncodedBody
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
+
+from app.auth import tokens
+from app.auth.tokens import Principal
+from app.deps import base_url
+from app.routes.api_accounts import expired_session_cookie, session_cookie
+from app.schemas import CircleCreate, InviteCreate, PostCreate, RoomCreate
+from app.services import accounts, circles, posts
+from app.settings import Settings
+from db.tables import Room
+
+Form = URLEncodedBody[dict[str, str]]
+
+
+class SignInRequired(Exception):
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+def _redirect_to_sign_in(request: Request[Any, Any, Any], exc: SignInRequired) -> Response[Any]:
+    target = f"/signin?next={quote(exc.next_path)}"
+    if request.headers.get("hx-request"):
+        # A partial request would swap the sign-in page into a fragment; send the whole window there instead.
+        return Response(None, status_code=204, headers={"HX-Redirect": target})
+    return Redirect(target, status_code=HTTP_303_SEE_OTHER)
+
+
+def _page_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """4xx on a page: a readable page for navigations, an inline message for htmx swaps."""
+    if request.headers.get("hx-request"):
+        # Every htmx form has an id and, beside it, an element `<id>-error` for messages; buttons use the flash.
+        trigger = request.headers.get("hx-trigger")
+        return Template(
+            "fragments/error.html",
+            context={"message": exc.detail},
+            status_code=exc.status_code,
+            headers={"HX-Retarget": f"#{trigger}-error" if trigger else "#flash", "HX-Reswap": "innerHTML"},
+        )
+    return Template(
+        "pages/error.html",
+        context={"status": exc.status_code, "message": exc.detail, "me": None},
+        status_code=exc.status_code,
+    )
+
+
+def who(request: Request[Any, Any, Any]) -> Principal:
+    user = request.scope.get("user")
+    if not isinstance(user, Principal):
+        raise SignInRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    return user
+
+
+def safe_next(value: str | None) -> str:
+    """Only same-site paths: `//evil.example` or `https://...` would make sign-in an open redirect."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+def page(name: str, status_code: int = 200, **context: Any) -> Template:
+    return Template(f"pages/{name}.html", context=context, status_code=status_code)
+
+
+def fragment(name: str, status_code: int = 200, **context: Any) -> Template:
+    return Template(f"fragments/{name}.html", context=context, status_code=status_code)
+
+
+async def _me(request: Request[Any, Any, Any]) -> Any:
+    user = request.scope.get("user")
+    return await accounts.me(user.account_id) if isinstance(user, Principal) else None
+
+
+# --- accounts ------------------------------------------------------------------------------------------------------
+
+
+@get("/", name="home", include_in_schema=False)
+async def home(request: Request[Any, Any, Any]) -> Template:
+    user = request.scope.get("user")
+    if not isinstance(user, Principal):
+        return page("welcome", me=None)
+    return page("home", me=await _me(request), circles=await accounts.my_circles(user.account_id))
+
+
+@get("/signup", include_in_schema=False)
+async def signup_form(next: FromQuery[str | None] = None) -> Template:
+    return page("signup", me=None, next=safe_next(next), form={}, error=None)
+
+
+@post("/signup", include_in_schema=False)
+async def signup(data: Form, state: State) -> Response[Any]:
+    settings: Settings = state["settings"]
+    next_path = safe_next(data.get("next"))
+    try:
+        await accounts.register(data.get("email", ""), data.get("password", ""), data.get("name", ""))
+        token, _, _ = await accounts.sign_in(data.get("email", ""), data.get("password", ""))
+    except HTTPException as exc:
+        form = {"email": data.get("email", ""), "name": data.get("name", "")}
+        return page("signup", exc.status_code, me=None, next=next_path, form=form, error=exc.detail)
+    return Redirect(next_path, status_code=HTTP_303_SEE_OTHER, cookies=[session_cookie(token, settings)])
+
+
+@get("/signin", include_in_schema=False)
+async def signin_form(next: FromQuery[str | None] = None) -> Template:
+    return page("signin", me=None, next=safe_next(next), form={}, error=None)
+
+
+@post("/signin", include_in_schema=False)
+async def signin(request: Request[Any, Any, Any], data: Form, state: State) -> Response[Any]:
+    settings: Settings = state["settings"]
+    next_path = safe_next(data.get("next"))
+    try:
+        token, _, _ = await accounts.sign_in(data.get("email", ""), data.get("password", ""))
+    except HTTPException as exc:
+        return page(
+            "signin", exc.status_code, me=None, next=next_path, form={"email": data.get("email", "")}, error=exc.detail
+        )
+    # Whatever session the browser arrived with is ended: a fresh token is the only way in (no session fixation).
+    previous = request.scope.get("user")
+    if isinstance(previous, Principal):
+        await tokens.revoke(previous.token_id)
+    return Redirect(next_path, status_code=HTTP_303_SEE_OTHER, cookies=[session_cookie(token, settings)])
+
+
+@post("/signout", include_in_schema=False)
+async def signout(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+    settings: Settings = state["settings"]
+    user = request.scope.get("user")
+    if isinstance(user, Principal):
+        await tokens.revoke(user.token_id)
+        await state["live"].signed_out(user.account_id, user.token_id)
+    return Redirect("/", status_code=HTTP_303_SEE_OTHER, cookies=[expired_session_cookie(settings)])
+
+
+# --- circles -------------------------------------------------------------------------------------------------------
+
+
+@get("/circles/new", include_in_schema=False)
+async def new_circle_form(request: Request[Any, Any, Any]) -> Template:
+    who(request)
+    return page("circle_new", me=await _me(request), form={}, error=None)
+
+
+@post("/circles/new", include_in_schema=False)
+async def new_circle(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
+    user = who(request)
+    form = {k: data.get(k, "") for k in ("name", "commonality", "norms", "coach_alias")}
+    try:
+        body = CircleCreate(
+            name=form["name"][:120],
+            commonality=form["commonality"][:2000],
+            norms=form["norms"][:4000],
+            coach_alias=form["coach_alias"].strip() or None,
+        )
+        circle = await circles.create_circle(user.account_id, body)
+    except HTTPException as exc:
+        return page("circle_new", exc.status_code, me=await _me(request), form=form, error=exc.detail)
+    return Redirect(f"/circles/{circle.id}", status_code=HTTP_303_SEE_OTHER)
+
+
+@get("/circles/{circle_id:str}", include_in_schema=False)
+async def circle_page(request: Request[Any, Any, Any], circle_id: FromPath[str]) -> Template:
+    user = who(request)
+    circle, membership = await circles.get_circle(user.account_id, circle_id)
+    return page(
+        "circle",
+        me=await _me(request),
+        circle=circle,
+        membership=membership,
+        rooms=await circles.rooms(user.account_id, circle_id),
+        members=await circles.members(user.account_id, circle_id),
+    )
+
+
+@post("/circles/{circle_id:str}/invites", include_in_schema=False)
+async def create_invite(
+    request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form, state: State
+) -> Template:
+    user = who(request)
+    max_uses = int(data["max_uses"]) if data.get("max_uses", "").isdigit() and int(data["max_uses"]) > 0 else None
+    hours = int(data["hours"]) if data.get("hours", "").isdigit() and 0 < int(data["hours"]) <= 24 * 90 else None
+    invite = await circles.create_invite(
+        user.account_id,
+        circle_id,
+        InviteCreate(max_uses=max_uses, expires_in_hours=hours),
+        base_url(request, state["settings"]),
+    )
+    return fragment("invite", invite=invite)
+
+
+@post("/circles/{circle_id:str}/rooms", include_in_schema=False)
+async def create_room(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form) -> Response[Any]:
+    user = who(request)
+    room = await circles.create_room(
+        user.account_id, circle_id, RoomCreate(name=data.get("name", "")[:80], topic=data.get("topic", "")[:500])
+    )
+    if request.headers.get("hx-request"):
+        return Response(None, status_code=204, headers={"HX-Redirect": f"/rooms/{room.id}"})
+    return Redirect(f"/rooms/{room.id}", status_code=HTTP_303_SEE_OTHER)
+
+
+@get("/join/{code:str}", include_in_schema=False)
+async def join_page(request: Request[Any, Any, Any], code: FromPath[str]) -> Template:
+    circle = await circles.invite_circle(code)
+    return page("join", me=await _me(request), circle=circle, code=code, form={}, error=None)
+
+
+@post("/join/{code:str}", include_in_schema=False)
+async def join(request: Request[Any, Any, Any], code: FromPath[str], data: Form) -> Response[Any]:
+    user = who(request)
+    circle = await circles.invite_circle(code)
+    try:
+        membership = await circles.join(user.account_id, code, data.get("alias", ""))
+    except HTTPException as exc:
+        if exc.status_code == 409 and "already a member" in str(exc.detail):
+            return Redirect(f"/circles/{circle['id']}", status_code=HTTP_303_SEE_OTHER)
+        return page(
+            "join",
+            exc.status_code,
+            me=await _me(request),
+            circle=circle,
+            code=code,
+            form={"alias": data.get("alias", "")},
+            error=exc.detail,
+        )
+    return Redirect(f"/circles/{membership.circle_id}", status_code=HTTP_303_SEE_OTHER)
+
+
+# --- rooms and posts -----------------------------------------------------------------------------------------------
+
+
+@get("/rooms/{room_id:str}", include_in_schema=False)
+async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str]) -> Template:
+    user = who(request)
+    threads, next_before = await posts.threads_page(user.account_id, room_id, None)
+    rid = uuid.UUID(room_id)
+    room = await Room.select().where(Room.id == rid).first()
+    assert room is not None
+    circle, membership = await circles.get_circle(user.account_id, str(room["circle"]))
+    return page(
+        "room",
+        me=await _me(request),
+        circle=circle,
+        membership=membership,
+        room=room,
+        rooms=await circles.rooms(user.account_id, str(room["circle"])),
+        threads=threads,
+        next_before=next_before,
+    )
+
+
+@get("/rooms/{room_id:str}/threads", include_in_schema=False)
+async def older_threads(
+    request: Request[Any, Any, Any], room_id: FromPath[str], before: FromQuery[str | None] = None
+) -> Template:
+    user = who(request)
+    threads, next_before = await posts.threads_page(user.account_id, room_id, before)
+    return fragment("threads", threads=threads, next_before=next_before, room_id=room_id)
+
+
+@post("/rooms/{room_id:str}/posts", include_in_schema=False)
+async def create_post(request: Request[Any, Any, Any], room_id: FromPath[str], data: Form, state: State) -> Template:
+    user = who(request)
+    kind = data.get("kind", "reflection")
+    if kind not in ("reflection", "experiment", "win", "question"):
+        kind = "reflection"
+    created = await posts.create_post(
+        user.account_id,
+        room_id,
+        PostCreate(
+            body=data.get("body", ""),
+            kind=kind,
+            parent_id=data.get("parent_id") or None,  # type: ignore[arg-type]
+            client_id=data.get("client_id") or None,
+        ),
+        state["live"],
+    )
+    return fragment("post", post=created)
+
+
+@get("/posts/{post_id:str}", include_in_schema=False)
+async def thread_page(request: Request[Any, Any, Any], post_id: FromPath[str]) -> Template:
+    """The whole thread a post belongs to, scrolled to that post."""
+    user = who(request)
+    root = await posts.get_thread(user.account_id, await posts.thread_root_id(user.account_id, post_id))
+    room = await Room.select().where(Room.id == uuid.UUID(root.room_id)).first()
+    assert room is not None
+    circle, membership = await circles.get_circle(user.account_id, str(room["circle"]))
+    return page(
+        "thread", me=await _me(request), circle=circle, membership=membership, room=room, thread=root, focus=post_id
+    )
+
+
+@get("/posts/{post_id:str}/reply", include_in_schema=False)
+async def reply_form(request: Request[Any, Any, Any], post_id: FromPath[str]) -> Template:
+    user = who(request)
+    target = await posts.get_thread(user.account_id, post_id)
+    return fragment("reply_form", post=target)
+
+
+@get("/posts/{post_id:str}/edit", include_in_schema=False)
+async def edit_form(request: Request[Any, Any, Any], post_id: FromPath[str]) -> Template:
+    user = who(request)
+    target = await posts.get_thread(user.account_id, post_id)
+    return fragment("edit_form", post=target)
+
+
+@get("/posts/{post_id:str}/main", include_in_schema=False)
+async def post_main(request: Request[Any, Any, Any], post_id: FromPath[str]) -> Template:
+    user = who(request)
+    return fragment("post_main", post=await posts.get_thread(user.account_id, post_id))
+
+
+@patch("/posts/{post_id:str}", include_in_schema=False)
+async def edit_post(request: Request[Any, Any, Any], post_id: FromPath[str], data: Form, state: State) -> Template:
+    user = who(request)
+    edited = await posts.edit_post(user.account_id, post_id, data.get("body", ""), state["live"])
+    return fragment("post_main", post=edited)
+
+
+@delete("/posts/{post_id:str}", include_in_schema=False, status_code=200)
+async def delete_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
+    user = who(request)
+    await posts.delete_post(user.account_id, post_id, state["live"])
+    return fragment("post_deleted")
+
+
+ROUTES: list[Any] = [
+    home,
+    signup_form,
+    signup,
+    signin_form,
+    signin,
+    signout,
+    new_circle_form,
+    new_circle,
+    circle_page,
+    create_invite,
+    create_room,
+    join_page,
+    join,
+    room_page,
+    older_threads,
+    create_post,
+    thread_page,
+    reply_form,
+    edit_form,
+    post_main,
+    edit_post,
+    delete_post,
+]
+router = Router(
+    path="/",
+    route_handlers=ROUTES,
+    exception_handlers={SignInRequired: _redirect_to_sign_in, HTTPException: _page_error},
+    include_in_schema=False,
+)

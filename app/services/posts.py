@@ -18,7 +18,7 @@ from db.queries import now
 from db.tables import Membership
 from db.tables import Post as PostRow
 from realtime.events import Membership as PublicMembership
-from realtime.events import Post, PostRef
+from realtime.events import Post, PostRef, encoder
 from web.markdown import render
 
 MAX_BODY = 20_000
@@ -185,6 +185,25 @@ async def list_posts(account_id: uuid.UUID, room_id: str, before: str | None, li
     return PostPage(items=items, next_before=str(rows[-1]["id"]) if more and rows else None)
 
 
+def _children(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """parent id -> its replies, oldest first."""
+    children: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(rows, key=lambda r: r["seq"]):
+        if r["parent"] is not None:
+            children.setdefault(str(r["parent"]), []).append(r)
+    return children
+
+
+def _tree(
+    row: dict[str, Any], children: dict[str, list[dict[str, Any]]], authors: dict[uuid.UUID, PublicMembership]
+) -> PostThread | None:
+    """A post with its replies (oldest first); a deleted post survives only as the anchor of live replies."""
+    replies = [t for t in (_tree(c, children, authors) for c in children.get(str(row["id"]), [])) if t is not None]
+    if row["deleted_at"] is not None and not replies:
+        return None
+    return PostThread(**_fields(post_struct(row, authors[row["author"]])), replies=replies)
+
+
 def _fields(post: Post) -> dict[str, Any]:
     return {f: getattr(post, f) for f in post.__struct_fields__}
 
@@ -193,19 +212,7 @@ async def get_thread(account_id: uuid.UUID, post_id: str) -> PostThread:
     row, _room, _me = await _post_and_access(account_id, post_id)
     root = row["thread_root"] or row["id"]
     rows = await PostRow.select().where((PostRow.thread_root == root) | (PostRow.id == root)).order_by(PostRow.seq)
-    children: dict[uuid.UUID, list[dict[str, Any]]] = {}
-    for r in rows:
-        if r["parent"] is not None:
-            children.setdefault(r["parent"], []).append(r)
-    authors = await _authors(rows)
-
-    def build(r: dict[str, Any]) -> PostThread | None:
-        replies = [t for t in (build(c) for c in children.get(r["id"], [])) if t is not None]
-        if r["deleted_at"] is not None and not replies:
-            return None
-        return PostThread(**_fields(post_struct(r, authors[r["author"]])), replies=replies)
-
-    thread = build(row)
+    thread = _tree(row, _children(rows), await _authors(rows))
     if thread is None:
         raise not_found("post")
     return thread
@@ -257,6 +264,27 @@ async def delete_post(account_id: uuid.UUID, post_id: str, live: Live) -> None:
 
 
 def _encode(post: Post) -> bytes:
-    from realtime.events import encoder
-
     return encoder.encode(post)
+
+
+async def threads_page(
+    account_id: uuid.UUID, room_id: str, before: str | None, limit: int | None = DEFAULT_PAGE
+) -> tuple[list[PostThread], str | None]:
+    """A page of top-level posts with their whole reply trees, in three queries whatever the page size."""
+    page = await list_posts(account_id, room_id, before, limit)
+    roots = [queries.as_uuid(p.id) for p in page.items]
+    rows = await PostRow.select().where(PostRow.thread_root.is_in([r for r in roots if r is not None])) if roots else []
+    children = _children(rows)
+    authors = await _authors(rows)
+    threads = []
+    for item in page.items:
+        replies = [t for t in (_tree(c, children, authors) for c in children.get(item.id, [])) if t is not None]
+        fields = _fields(item)
+        fields.pop("reply_count", None)
+        threads.append(PostThread(**fields, replies=replies))
+    return threads, page.next_before
+
+
+async def thread_root_id(account_id: uuid.UUID, post_id: str) -> str:
+    row, _room, _me = await _post_and_access(account_id, post_id)
+    return str(row["thread_root"] or row["id"])

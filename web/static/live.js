@@ -1,0 +1,171 @@
+// The room's live socket. One socket per page, subscribed to this room with `since` = the last event the page has
+// seen, so a page rendered a moment ago, or one coming back from a dropped connection, misses nothing and sees
+// nothing twice. Frames are the server's HTML variant: rendered once per event for every viewer.
+(function () {
+  "use strict";
+
+  const threads = document.getElementById("threads");
+  if (!threads || !window.WebSocket) return;
+  const roomId = threads.dataset.room;
+  const singleThread = threads.dataset.thread || null;
+  let lastSeq = parseInt(threads.dataset.lastSeq || "0", 10);
+  let socket = null;
+  let attempt = 0;
+  let retryTimer = null;
+  const pending = []; // new top-level posts held back while the reader is further down the page
+
+  const marker = document.getElementById("new-marker");
+  const showNew = document.getElementById("show-new");
+  const status = document.getElementById("connection");
+  const presenceNames = document.getElementById("presence-names");
+
+  function setStatus(text) {
+    if (!status) return;
+    status.hidden = !text;
+    status.textContent = text || "";
+  }
+
+  function fragment(html) {
+    const template = document.createElement("template");
+    template.innerHTML = html.trim();
+    return template.content.firstElementChild;
+  }
+
+  function activate(el) {
+    if (window.htmx) window.htmx.process(el);
+    if (window.kindredEnhance) window.kindredEnhance(el);
+  }
+
+  function readerIsAtTop() {
+    return window.scrollY < threads.offsetTop + 40;
+  }
+
+  function updateMarker() {
+    if (!marker) return;
+    marker.hidden = pending.length === 0;
+    if (showNew) showNew.textContent = pending.length === 1 ? "1 new post" : pending.length + " new posts";
+  }
+
+  function revealPending() {
+    while (pending.length) {
+      const el = pending.shift();
+      threads.prepend(el);
+      activate(el);
+    }
+    updateMarker();
+    const empty = document.getElementById("empty-room");
+    if (empty) empty.remove();
+  }
+  if (showNew) {
+    showNew.addEventListener("click", () => {
+      revealPending();
+      threads.scrollIntoView({ behavior: "smooth", block: "start" });
+    });
+  }
+  window.addEventListener("scroll", () => {
+    if (pending.length && readerIsAtTop()) revealPending();
+  }, { passive: true });
+
+  function onPostCreated(frame) {
+    if (document.getElementById("post-" + frame.post_id)) return; // our own post, already shown by its response
+    const el = fragment(frame.html);
+    if (frame.parent_id) {
+      const replies = document.getElementById("replies-" + frame.parent_id);
+      if (!replies) return; // a thread that is not on this page
+      replies.append(el);
+      activate(el);
+      return;
+    }
+    if (singleThread) return;
+    pending.push(el);
+    if (readerIsAtTop() && !document.querySelector("#composer textarea:focus")) revealPending();
+    else updateMarker();
+  }
+
+  function replaceMain(frame) {
+    const main = document.getElementById("main-" + frame.post_id);
+    if (!main) return;
+    if (main.querySelector("form.editing")) return; // the author is editing here; their save will refresh it
+    main.innerHTML = frame.html;
+    activate(main);
+  }
+
+  function replaceWidget(id, html) {
+    const el = document.getElementById(id);
+    if (!el) return;
+    const fresh = fragment(html);
+    el.replaceWith(fresh);
+    activate(fresh);
+  }
+
+  const handlers = {
+    "post.created": onPostCreated,
+    "post.updated": replaceMain,
+    "post.deleted": replaceMain,
+    "like.changed": (f) => replaceWidget("likes-" + f.post_id, f.html),
+    "pin.changed": (f) => replaceWidget("pin-" + f.post_id, f.html),
+  };
+
+  function onFrame(frame) {
+    switch (frame.type) {
+      case "event":
+        if (frame.room_id !== roomId || frame.seq <= lastSeq) return;
+        lastSeq = frame.seq;
+        if (frame.html !== undefined && handlers[frame.event]) handlers[frame.event](frame);
+        document.dispatchEvent(new CustomEvent("kindred:event", { detail: frame }));
+        break;
+      case "subscribed":
+        attempt = 0;
+        setStatus("");
+        break;
+      case "resync":
+        // Too much happened while we were away to replay: load the room afresh.
+        window.location.reload();
+        break;
+      case "presence":
+        if (presenceNames && frame.room_id === roomId) {
+          const names = frame.present.map((m) => m.alias + (m.role === "coach" ? " (coach)" : ""));
+          presenceNames.textContent = names.length ? "Here now: " + names.join(", ") : "Nobody else here right now";
+        }
+        break;
+      case "error":
+        if (frame.code === "forbidden") setStatus("You no longer have access to this room.");
+        break;
+      default:
+        document.dispatchEvent(new CustomEvent("kindred:frame", { detail: frame }));
+    }
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    socket = new WebSocket(scheme + "//" + location.host + "/api/v1/ws?format=html");
+    socket.addEventListener("open", () => {
+      socket.send(JSON.stringify({ op: "subscribe", room_id: roomId, since: lastSeq }));
+    });
+    socket.addEventListener("message", (e) => {
+      try {
+        onFrame(JSON.parse(e.data));
+      } catch (err) {
+        console.error("kindred: bad frame", err);
+      }
+    });
+    socket.addEventListener("close", (e) => {
+      socket = null;
+      if (e.code === 1008 && e.reason === "signed out") {
+        setStatus("You signed out.");
+        return;
+      }
+      // Back off 0.5 s, 1 s, 2 s … up to 15 s, with jitter so a restarted server is not stampeded.
+      const delay = Math.min(15000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      attempt += 1;
+      setStatus("Reconnecting…");
+      retryTimer = setTimeout(connect, delay);
+    });
+  }
+
+  window.addEventListener("online", () => {
+    if (!socket) connect();
+  });
+  connect();
+})();
