@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.conftest import IN_CI
-
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 CHROMIUM = os.environ.get("KINDRED_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
     "--no-sandbox",
@@ -25,9 +24,12 @@ ARGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
+CHROMIUM_PRESENT = Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+    if not CHROMIUM_PRESENT:
         message = f"Chromium not found at {CHROMIUM} (Debian package `chromium`)"
         if IN_CI:
             pytest.fail(message)

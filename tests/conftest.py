@@ -24,6 +24,8 @@ import uvicorn
 from app.settings import Settings, load_settings
 from tests.client import ApiClient
 
+pytest_plugins = ["tests.browser"]
+
 PG_ADMIN_DSN = os.environ.get("KINDRED_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("KINDRED_TEST_REDIS", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

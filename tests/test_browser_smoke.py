@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser import browser, shot  # noqa: F401  (fixture)
+from tests.browser import shot
 from tests.client import PASSWORD
 from tests.conftest import Server
 
