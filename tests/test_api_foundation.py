@@ -264,3 +264,45 @@ async def test_openapi_describes_the_contract(api: ApiClient) -> None:
         "/api/v1/posts/{post_id}",
     ]:
         assert path in paths, path
+
+
+async def test_cookie_sessions_need_csrf_and_bearer_does_not(api: ApiClient) -> None:
+    user = await api.signup()
+    # A browser-style client: the session cookie from sign-in, and the CSRF cookie from a page it loaded.
+    browser = api.http
+    r = await browser.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD})
+    assert r.status_code == 200
+    page = await browser.get("/")
+    csrf = page.cookies.get("kindred_csrf") or browser.cookies.get("kindred_csrf")
+    assert csrf
+    assert (await browser.get("/api/v1/me")).status_code == 200, "cookie auth works for safe requests"
+    body = {"name": "Cookie circle", "commonality": "c"}
+    refused = await browser.post("/api/v1/circles", json=body)
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    allowed = await browser.post("/api/v1/circles", json=body, headers={"x-csrftoken": csrf})
+    assert allowed.status_code == 201
+    # Bearer requests need no CSRF token even when cookies ride along, because the bearer alone authenticates.
+    bearer = await browser.post("/api/v1/circles", json=body, headers=user.headers)
+    assert bearer.status_code == 201
+    # A cross-site page cannot sign anyone in (login CSRF): a foreign Origin is refused.
+    browser.cookies.clear()
+    foreign = await browser.post(
+        "/api/v1/auth/login",
+        json={"email": user.email, "password": PASSWORD},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert foreign.status_code == 403
+
+
+async def test_unknown_host_header_is_refused(api: ApiClient) -> None:
+    r = await api.http.get("/api/v1/me", headers={"Host": "evil.example"})
+    assert r.status_code == 400 and "Host" in r.json()["detail"]
+
+
+async def test_security_headers_on_pages(api: ApiClient) -> None:
+    r = await api.http.get("/")
+    assert r.status_code == 200
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "same-origin"

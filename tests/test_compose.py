@@ -26,9 +26,10 @@ def test_compose_runs_two_instances_on_shared_postgres_and_redis() -> None:
     assert services["migrate"]["command"] == ["kindred", "migrate"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     db = services["postgres"]["environment"]
-    assert f"{db['POSTGRES_USER']}:{db['POSTGRES_PASSWORD']}@postgres:5432/{db['POSTGRES_DB']}" in instances[0][
-        "environment"
-    ]["DATABASE_URL"]
+    assert (
+        f"{db['POSTGRES_USER']}:{db['POSTGRES_PASSWORD']}@postgres:5432/{db['POSTGRES_DB']}"
+        in instances[0]["environment"]["DATABASE_URL"]
+    )
 
 
 def test_dockerfile_installs_the_locked_app_and_serves() -> None:
