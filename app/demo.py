@@ -40,8 +40,7 @@ async def seed(say: Callable[[str], None]) -> None:
                     "friends, and the voice that says we must always be available."
                 ),
                 norms=(
-                    "What is said here stays here.\nCuriosity before advice.\n"
-                    "Small experiments beat big resolutions."
+                    "What is said here stays here.\nCuriosity before advice.\nSmall experiments beat big resolutions."
                 ),
             ),
         )
@@ -56,36 +55,58 @@ async def seed(say: Callable[[str], None]) -> None:
             ids[alias] = uuid.UUID(account.id)
             await circles.join(ids[alias], invite.code, alias)
 
-        async def post(who: uuid.UUID, room: str, body: str, kind: str = "reflection", parent: str | None = None) -> str:
+        async def post(
+            who: uuid.UUID, room: str, body: str, kind: str = "reflection", parent: str | None = None
+        ) -> str:
             created = await posts.create_post(who, room, PostCreate(body=body, kind=kind, parent_id=parent), live)  # type: ignore[arg-type]
             return created.id
 
         welcome = await post(
-            coach_id, general.id,
+            coach_id,
+            general.id,
             "Welcome, everyone. This is a place to practise before the real world: try a small **no**, tell us "
             "how it went, and notice what you told yourself just before.",
         )
-        await post(ids["Lantern"], general.id, "Glad to be here. I say yes before I have even heard the question.",
-                   parent=welcome)
+        await post(
+            ids["Lantern"],
+            general.id,
+            "Glad to be here. I say yes before I have even heard the question.",
+            parent=welcome,
+        )
         win = await post(
-            ids["Quiet River"], general.id,
+            ids["Quiet River"],
+            general.id,
             "Told my manager I could not take the Friday release on top of my sprint work. She said *fine*. "
             "That was it.",
             kind="win",
         )
-        await post(coach_id, general.id, "What did you expect her to say, just before you said it?",
-                   kind="question", parent=win)
-        await post(ids["Quiet River"], general.id,
-                   "That I was not a team player. Which is what I tell myself, not what she thinks.", parent=win)
+        await post(
+            coach_id,
+            general.id,
+            "What did you expect her to say, just before you said it?",
+            kind="question",
+            parent=win,
+        )
+        await post(
+            ids["Quiet River"],
+            general.id,
+            "That I was not a team player. Which is what I tell myself, not what she thinks.",
+            parent=win,
+        )
         plan = await post(
-            ids["North Star"], experiments.id,
+            ids["North Star"],
+            experiments.id,
             "**Old assumption:** if I decline a favour, my brother will think I don't care.\n\n"
-            "**New behaviour:** this week, say \"I can't this time, but I can on Sunday\".\n\n"
+            '**New behaviour:** this week, say "I can\'t this time, but I can on Sunday".\n\n'
             "**What happened:** _to be logged_",
             kind="experiment",
         )
-        await post(ids["Lantern"], experiments.id, "Offering an alternative is a good bridge. Curious how it lands.",
-                   parent=plan)
+        await post(
+            ids["Lantern"],
+            experiments.id,
+            "Offering an alternative is a good bridge. Curious how it lands.",
+            parent=plan,
+        )
         await post(ids["Lantern"], general.id, "How do you all handle the guilt *after* saying no?", kind="question")
         _print_details(say, "http://127.0.0.1:8000")
 

@@ -15,6 +15,7 @@ from piccolo.apps.migrations.tables import Migration
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.table import Table
 
 from db.tables import TABLES
 
@@ -40,7 +41,8 @@ def make_engine(database_url: str) -> Engine[Any]:
 
 def bind(engine: Engine[Any]) -> None:
     """Point every Kindred table (and Piccolo's migration table) at `engine`."""
-    for table in (*TABLES, Migration):
+    tables: tuple[type[Table], ...] = (*TABLES, Migration)
+    for table in tables:
         table._meta.db = engine
 
 

@@ -16,8 +16,8 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 import msgspec
 
@@ -26,6 +26,7 @@ from realtime.connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Access, Connecti
 from realtime.events import (
     ErrorFrame,
     EventHead,
+    Membership,
     NotificationFrame,
     PresenceFrame,
     Resync,
@@ -144,7 +145,7 @@ class Hub:
         self._sweeper: asyncio.Task[None] | None = None
         self._last_revalidate = time.monotonic()
         self._last_heartbeat = time.monotonic()
-        self.stats = {"delivered": 0, "gap_fills": 0, "slow_closed": 0}
+        self.stats = {"delivered": 0, "gap_fills": 0, "slow_closed": 0, "rendered": 0}
 
     # --- lifecycle (owned by the application lifespan) -----------------------------------------------------------------
 
@@ -163,12 +164,12 @@ class Hub:
         for task in list(self._tasks):
             task.cancel()
         for feed in self.rooms.values():
-            for task in (feed.gap_task, feed.presence_task):
-                if task is not None:
-                    task.cancel()
+            for pending in (feed.gap_task, feed.presence_task):
+                if pending is not None:
+                    pending.cancel()
 
-    def _spawn(self, coro: object) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -334,6 +335,7 @@ class Hub:
                 conn.push(text)
         if feed.html:
             html = self.renderer.html_frame(envelope)
+            self.stats["rendered"] += 1
             frame = html if html is not None else envelope.decode()
             for conn in feed.html:
                 conn.push(frame)
@@ -479,10 +481,10 @@ class Hub:
         for account_id, circle_id in pairs - allowed:
             await self._revoke(account_id, circle_id)
 
-    def _heartbeat_entries(self) -> dict[str, dict[str, object]]:
-        entries: dict[str, dict[str, object]] = {}
+    def _heartbeat_entries(self) -> dict[str, dict[str, Membership]]:
+        entries: dict[str, dict[str, Membership]] = {}
         for feed in self.rooms.values():
-            room: dict[str, object] = {}
+            room: dict[str, Membership] = {}
             for conn in (*feed.json, *feed.html):
                 access = conn.rooms.get(feed.room_id)
                 if access is not None:
@@ -500,11 +502,10 @@ class Hub:
                     await self.bus.unsubscribe([self.topics.room(room_id)])
         if now - self._last_heartbeat >= HEARTBEAT_INTERVAL:
             self._last_heartbeat = now
-            swept = await self.presence.heartbeat(self._heartbeat_entries())  # type: ignore[arg-type]
+            swept = await self.presence.heartbeat(self._heartbeat_entries())
             for room_id in swept:
-                feed = self.rooms.get(room_id)
-                if feed is not None:
-                    self._presence_changed(feed)
+                if (swept_feed := self.rooms.get(room_id)) is not None:
+                    self._presence_changed(swept_feed)
         if now - self._last_revalidate >= REVALIDATE_INTERVAL:
             self._last_revalidate = now
             await self._revalidate()

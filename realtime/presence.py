@@ -23,7 +23,8 @@ PRESENCE_TTL = 30.0
 HEARTBEAT_INTERVAL = 10.0
 
 _entry_encoder = msgspec.json.Encoder()
-_entry_decoder = msgspec.json.Decoder(tuple[str, str, str, str])
+# An entry is (socket key, who): the key makes two tabs of one member two entries.
+_entry_decoder = msgspec.json.Decoder(tuple[str, Membership])
 
 
 def unique_members(entries: Iterable[Membership]) -> list[Membership]:
@@ -77,7 +78,7 @@ class RedisPresence:
 
     @staticmethod
     def _member(socket_key: str, who: Membership) -> bytes:
-        return _entry_encoder.encode((socket_key, who.membership_id, who.alias, who.role))
+        return _entry_encoder.encode((socket_key, who))
 
     async def join(self, room_id: str, socket_key: str, who: Membership) -> None:
         key = self._topics.presence_key(room_id)
@@ -91,11 +92,7 @@ class RedisPresence:
 
     async def members(self, room_id: str) -> list[Membership]:
         raw = await self._redis.zrangebyscore(self._topics.presence_key(room_id), time.time(), "+inf")
-        out = []
-        for item in raw:
-            _, membership_id, alias, role = _entry_decoder.decode(item)
-            out.append(Membership(membership_id=membership_id, alias=alias, role=role))  # type: ignore[arg-type]
-        return unique_members(out)
+        return unique_members(_entry_decoder.decode(item)[1] for item in raw if isinstance(item, (bytes, str)))
 
     async def heartbeat(self, entries: dict[str, dict[str, Membership]]) -> list[str]:
         now = time.time()

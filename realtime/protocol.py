@@ -44,7 +44,7 @@ class FrameError(msgspec.Struct, frozen=True):
 
 def parse_client_frame(data: str | bytes) -> ClientFrame | FrameError:
     try:
-        frame = _client_decoder.decode(data)
+        frame: ClientFrame = _client_decoder.decode(data)
     except msgspec.ValidationError as exc:
         return FrameError("bad_frame", f"frame does not match the protocol: {exc}")
     except msgspec.DecodeError:

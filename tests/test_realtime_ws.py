@@ -261,3 +261,43 @@ async def test_presence_by_alias_joins_and_leaves(api: ApiClient) -> None:
     await wb.close()
     gone = await wa.recv_until(lambda f: f.get("type") == "presence" and len(f["present"]) == 1, timeout=5)
     assert gone["present"][0]["alias"] == "Member1"
+
+
+async def test_one_channel_subscription_and_one_render_per_instance(
+    api: ApiClient, server: Server, backend: str
+) -> None:
+    c = await make_circle(api, members=3)
+    pages = [await api.ws(member.token) for member in c.members]
+    html_sockets = []
+    for member in c.members:
+        conn = await websockets.connect(
+            server.ws_url + "?format=html", additional_headers={"Authorization": f"Bearer {member.token}"}
+        )
+        sock = WsClient(conn)
+        await sock.subscribe(c.room_id)
+        html_sockets.append(sock)
+    for ws in pages:
+        await ws.subscribe(c.room_id)
+    if backend == "postgres":
+        from redis.asyncio import Redis
+
+        from tests.conftest import REDIS_URL
+
+        redis = Redis.from_url(REDIS_URL)
+        try:
+            channel = server.hub.topics.room(c.room_id)
+            assert await redis.pubsub_numsub(channel) == [(channel.encode(), 1)], "one subscription, six sockets"
+        finally:
+            await redis.aclose()
+
+    rendered_before = server.hub.stats["rendered"]
+    post = await c.members[0].post(c.room_id, "render me *once*")
+    frames = [await s.recv_until(is_event(c.room_id)) for s in html_sockets]
+    assert server.hub.stats["rendered"] - rendered_before == 1
+    assert all(f == frames[0] for f in frames)
+    assert frames[0]["post_id"] == post["id"] and "<em>once</em>" in frames[0]["html"]
+    assert "data" not in frames[0]
+    for ws in pages:
+        assert (await ws.recv_until(is_event(c.room_id)))["data"] == post
+    for sock in html_sockets:
+        await sock.close()

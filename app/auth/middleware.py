@@ -16,6 +16,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 from litestar.config.csrf import CSRFConfig
+from litestar.enums import ScopeType
 from litestar.exceptions import ClientException, PermissionDeniedException
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -90,7 +91,7 @@ class AuthMiddleware:
             principal = await tokens.resolve(cookie, "cookie")
         scope["user"] = principal
         scope["auth"] = principal
-        if scope["type"] == "websocket" or bearer is not None:
+        if scope["type"] == ScopeType.WEBSOCKET or bearer is not None:
             await self.app(scope, receive, send)
             return
         method = scope.get("method", "GET")

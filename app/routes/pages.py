@@ -25,8 +25,15 @@ from app.schemas import CircleCreate, InviteCreate, PostCreate, RoomCreate
 from app.services import accounts, circles, posts
 from app.settings import Settings
 from db.tables import Room
+from realtime.events import PostKind
 
 Form = URLEncodedBody[dict[str, str]]
+KINDS: dict[str, PostKind] = {
+    "reflection": "reflection",
+    "experiment": "experiment",
+    "win": "win",
+    "question": "question",
+}
 
 
 class SignInRequired(Exception):
@@ -277,16 +284,14 @@ async def older_threads(
 @post("/rooms/{room_id:str}/posts", include_in_schema=False)
 async def create_post(request: Request[Any, Any, Any], room_id: FromPath[str], data: Form, state: State) -> Template:
     user = who(request)
-    kind = data.get("kind", "reflection")
-    if kind not in ("reflection", "experiment", "win", "question"):
-        kind = "reflection"
+    kind: PostKind = KINDS.get(data.get("kind", ""), "reflection")
     created = await posts.create_post(
         user.account_id,
         room_id,
         PostCreate(
             body=data.get("body", ""),
             kind=kind,
-            parent_id=data.get("parent_id") or None,  # type: ignore[arg-type]
+            parent_id=data.get("parent_id") or None,
             client_id=data.get("client_id") or None,
         ),
         state["live"],

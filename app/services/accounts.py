@@ -65,7 +65,8 @@ async def authenticate(email: str, password: str) -> uuid.UUID:
     ok = await passwords.verify_password(row["password_hash"] if row else None, password)
     if not ok or row is None:
         raise NotAuthorizedException("email or password is wrong")
-    return row["id"]
+    account_id: uuid.UUID = row["id"]
+    return account_id
 
 
 async def sign_in(email: str, password: str) -> tuple[str, uuid.UUID, uuid.UUID]:
