@@ -21,7 +21,7 @@ from app.auth.middleware import AuthMiddleware
 from app.deps import DEPENDENCIES
 from app.errors import db_error_handler
 from app.live import DatabaseHubStore, Live
-from app.routes import api_accounts, api_circles, api_posts, api_ws, health, pages
+from app.routes import api_accounts, api_circles, api_gestures, api_posts, api_ws, health, pages
 from app.settings import Settings, load_settings
 from db import engine as db_engine
 from db.migrate import pending
@@ -119,7 +119,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     api = Router(
         path="/api/v1",
-        route_handlers=[*api_accounts.ROUTES, *api_circles.ROUTES, *api_posts.ROUTES, api_ws.ws],
+        route_handlers=[
+            *api_accounts.ROUTES,
+            *api_circles.ROUTES,
+            *api_posts.ROUTES,
+            *api_gestures.ROUTES,
+            api_ws.ws,
+        ],
         tags=["api"],
     )
     # Every exception that is not an HTTPException ends here: a database that cannot be reached is a 503 with a

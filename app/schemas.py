@@ -173,3 +173,24 @@ __all__ = [
     "RoomOut",
     "TokenOut",
 ]
+
+
+# --- gestures and notifications --------------------------------------------------------------------------------------
+
+
+class PinBody(msgspec.Struct):
+    note: Annotated[str, Meta(max_length=500)] | None = None
+
+
+class ShareBody(msgspec.Struct):
+    room_id: Id
+    note: Annotated[str, Meta(max_length=500)] | None = None
+
+
+class TagBody(msgspec.Struct):
+    membership_id: Id
+
+
+class ReadBody(msgspec.Struct):
+    ids: Annotated[list[Id], Meta(max_length=500)] | None = None
+    all_: bool = msgspec.field(default=False, name="all")

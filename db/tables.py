@@ -108,6 +108,9 @@ class Post(Table, tablename="post"):
     like_count = Integer(default=0)
     liked_by_coach = Boolean(default=False)
     pinned = Boolean(default=False)
+    shared_from = Text(
+        null=True, default=None, help_text="JSON SharedFrom when this post is a share of another post; NULL otherwise."
+    )
 
 
 class RoomEvent(Table, tablename="room_event"):
@@ -120,4 +123,61 @@ class RoomEvent(Table, tablename="room_event"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
-TABLES: tuple[type[Table], ...] = (Account, AuthToken, Circle, Membership, Invite, Room, Post, RoomEvent)
+class PostLike(Table, tablename="post_like"):
+    id = UUID(primary_key=True)
+    post = ForeignKey(references=Post, on_delete=OnDelete.cascade, null=False)
+    membership = ForeignKey(references=Membership, on_delete=OnDelete.cascade, index=True, null=False)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Pin(Table, tablename="pin"):
+    id = UUID(primary_key=True)
+    post = ForeignKey(references=Post, on_delete=OnDelete.cascade, unique=True, null=False)
+    circle = ForeignKey(references=Circle, on_delete=OnDelete.cascade, index=True, null=False)
+    note = Text(null=True, default=None, help_text="The coach's note on why this is a key insight.")
+    pinned_by = ForeignKey(references=Membership, on_delete=OnDelete.cascade, null=False)
+    pinned_at = Timestamptz(default=TimestamptzNow())
+
+
+class Tag(Table, tablename="tag"):
+    id = UUID(primary_key=True)
+    post = ForeignKey(references=Post, on_delete=OnDelete.cascade, null=False)
+    membership = ForeignKey(references=Membership, on_delete=OnDelete.cascade, index=True, null=False)
+    tagged_by = ForeignKey(references=Membership, on_delete=OnDelete.cascade, null=False)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Notification(Table, tablename="notification"):
+    id = UUID(primary_key=True)
+    account = ForeignKey(
+        references=Account, on_delete=OnDelete.cascade, null=False, help_text="The recipient; never shown to anyone."
+    )
+    kind = Varchar(length=32, help_text="reply, question, mention, tag, like, coach_like, pin, share, dropin.live ...")
+    circle = ForeignKey(references=Circle, on_delete=OnDelete.cascade, null=True, default=None)
+    room = ForeignKey(references=Room, on_delete=OnDelete.cascade, null=True, default=None)
+    post_id = UUID(null=True, default=None, help_text="The post that caused it (the reply, the share...).")
+    actor = ForeignKey(
+        references=Membership,
+        on_delete=OnDelete.cascade,
+        null=True,
+        default=None,
+        help_text="Who did it, as a membership of the notification's circle: shown by alias only.",
+    )
+    created_at = Timestamptz(default=TimestamptzNow())
+    read_at = Timestamptz(null=True, default=None)
+
+
+TABLES: tuple[type[Table], ...] = (
+    Account,
+    AuthToken,
+    Circle,
+    Membership,
+    Invite,
+    Room,
+    Post,
+    RoomEvent,
+    PostLike,
+    Pin,
+    Tag,
+    Notification,
+)

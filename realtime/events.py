@@ -26,9 +26,10 @@ class Membership(msgspec.Struct, frozen=True):
 
 
 class SharedFrom(msgspec.Struct, frozen=True):
-    """Where a shared post came from. Across circles the author is withheld (`author` is null)."""
+    """Where a shared post came from, and the sharer's note. Shared from another circle, the origin is withheld
+    (`post_id`, `room_id` and `author` are null): nothing may link one circle's memberships to another's."""
 
-    post_id: str
+    post_id: str | None
     room_id: str | None
     author: Membership | None
     note: str | None = None

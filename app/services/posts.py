@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgspec
 from litestar.exceptions import ClientException, PermissionDeniedException
 
 from app.errors import not_found
 from app.live import Live
 from app.schemas import PostCreate, PostListItem, PostPage, PostThread
+from app.services import notifications
 from app.services.common import is_unique_violation, membership_struct, parse_id
 from app.services.outbox import Outbox
 from db import queries
@@ -18,10 +20,17 @@ from db.queries import now
 from db.tables import Membership
 from db.tables import Post as PostRow
 from realtime.events import Membership as PublicMembership
-from realtime.events import Post, PostRef, encoder
+from realtime.events import Post, PostRef, SharedFrom, encoder
 from web.markdown import render
 
 MAX_BODY = 20_000
+_shared_from_decoder = msgspec.json.Decoder(SharedFrom)
+
+
+def shared_from_json(shared_from: SharedFrom) -> str:
+    return encoder.encode(shared_from).decode()
+
+
 DEFAULT_PAGE, MAX_PAGE = 20, 100
 
 
@@ -39,7 +48,7 @@ def post_struct(row: dict[str, Any], author: PublicMembership) -> Post:
         like_count=int(row["like_count"]),
         liked_by_coach=bool(row["liked_by_coach"]),
         pinned=bool(row["pinned"]),
-        shared_from=None,
+        shared_from=_shared_from_decoder.decode(row["shared_from"]) if row.get("shared_from") else None,
         seq=int(row["seq"]),
         deleted=row["deleted_at"] is not None,
     )
@@ -68,9 +77,7 @@ async def _access(account_id: uuid.UUID, room_id: uuid.UUID) -> tuple[dict[str, 
     return found
 
 
-async def _post_and_access(
-    account_id: uuid.UUID, post_id: str
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+async def post_and_access(account_id: uuid.UUID, post_id: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     pid = parse_id(post_id, "post")
     row = await PostRow.select().where(PostRow.id == pid).first()
     if row is None:
@@ -82,7 +89,7 @@ async def _post_and_access(
     return row, room, membership
 
 
-async def _authors(rows: list[dict[str, Any]]) -> dict[uuid.UUID, PublicMembership]:
+async def authors_of(rows: list[dict[str, Any]]) -> dict[uuid.UUID, PublicMembership]:
     by_id = await queries.memberships_by_id(r["author"] for r in rows)
     return {k: membership_struct(v) for k, v in by_id.items()}
 
@@ -100,9 +107,10 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
             return post_struct(existing, author)
     parent_id: uuid.UUID | None = None
     thread_root: uuid.UUID | None = None
+    parent_author: uuid.UUID | None = None
     if data.parent_id is not None:
         parent = (
-            await PostRow.select(PostRow.id, PostRow.thread_root, PostRow.deleted_at)
+            await PostRow.select(PostRow.id, PostRow.thread_root, PostRow.deleted_at, PostRow.author)
             .where((PostRow.id == (queries.as_uuid(data.parent_id) or uuid.UUID(int=0))) & (PostRow.room == rid))
             .first()
         )
@@ -111,7 +119,8 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
         if parent["deleted_at"] is not None:
             raise ClientException("that post was deleted; reply to the thread instead")
         parent_id, thread_root = parent["id"], parent["thread_root"] or parent["id"]
-    html, _mentioned = render(body, await circle_aliases(room["circle"]))
+        parent_author = parent["author"]
+    html, mentioned = render(body, await circle_aliases(room["circle"]))
     post_id = uuid.uuid4()
     outbox = Outbox()
     try:
@@ -138,6 +147,7 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
             await PostRow.insert(PostRow(**row))
             post = post_struct(row, author)
             await outbox.append(rid, seq, "post.created", post, post_id=post_id)
+            await _notify_for_post(outbox, row, me, room, parent_author, mentioned)
     except Exception as exc:
         if data.client_id is not None and is_unique_violation(exc):
             # The same client_id raced in twice; the other request's post is the one.
@@ -151,6 +161,24 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
         raise
     await outbox.publish(live)
     return post
+
+
+async def _notify_for_post(
+    outbox: Outbox,
+    row: dict[str, Any],
+    me: dict[str, Any],
+    room: dict[str, Any],
+    parent_author: uuid.UUID | None,
+    mentioned: list[str],
+) -> None:
+    """A reply tells the parent's author (a coach's question says so); @mentions tell each member named once."""
+    common = {"actor": me, "circle_id": room["circle"], "room_id": row["room"], "post_id": row["id"]}
+    if parent_author is not None:
+        kind = "question" if me["role"] == "coach" and row["kind"] == "question" else "reply"
+        await notifications.notify(outbox, kind=kind, recipients=[parent_author], **common)
+    others = [uuid.UUID(m) for m in mentioned if uuid.UUID(m) != parent_author]
+    if others:
+        await notifications.notify(outbox, kind="mention", recipients=others, **common)
 
 
 async def list_posts(account_id: uuid.UUID, room_id: str, before: str | None, limit: int | None) -> PostPage:
@@ -175,9 +203,9 @@ async def list_posts(account_id: uuid.UUID, room_id: str, before: str | None, li
     more = len(rows) > size
     rows = rows[:size]
     counts = await queries.reply_counts(r["id"] for r in rows)
-    authors = await _authors(rows)
+    authors = await authors_of(rows)
     items = [
-        PostListItem(**_fields(post_struct(r, authors[r["author"]])), reply_count=counts.get(r["id"], 0))
+        PostListItem(**post_fields(post_struct(r, authors[r["author"]])), reply_count=counts.get(r["id"], 0))
         for r in rows
         # A deleted post stays only as the anchor of replies that are still there.
         if r["deleted_at"] is None or counts.get(r["id"], 0) > 0
@@ -201,31 +229,33 @@ def _tree(
     replies = [t for t in (_tree(c, children, authors) for c in children.get(str(row["id"]), [])) if t is not None]
     if row["deleted_at"] is not None and not replies:
         return None
-    return PostThread(**_fields(post_struct(row, authors[row["author"]])), replies=replies)
+    return PostThread(**post_fields(post_struct(row, authors[row["author"]])), replies=replies)
 
 
-def _fields(post: Post) -> dict[str, Any]:
+def post_fields(post: Post) -> dict[str, Any]:
     return {f: getattr(post, f) for f in post.__struct_fields__}
 
 
 async def get_thread(account_id: uuid.UUID, post_id: str) -> PostThread:
-    row, _room, _me = await _post_and_access(account_id, post_id)
+    row, _room, _me = await post_and_access(account_id, post_id)
     root = row["thread_root"] or row["id"]
     rows = await PostRow.select().where((PostRow.thread_root == root) | (PostRow.id == root)).order_by(PostRow.seq)
-    thread = _tree(row, _children(rows), await _authors(rows))
+    thread = _tree(row, _children(rows), await authors_of(rows))
     if thread is None:
         raise not_found("post")
     return thread
 
 
 async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) -> Post:
-    row, room, me = await _post_and_access(account_id, post_id)
+    row, room, me = await post_and_access(account_id, post_id)
     if row["deleted_at"] is not None:
         raise not_found("post")
     if row["author"] != me["id"]:
         raise PermissionDeniedException("only the author can edit a post")
     body = check_body(body)
-    html, _mentioned = render(body, await circle_aliases(room["circle"]))
+    aliases = await circle_aliases(room["circle"])
+    html, mentioned = render(body, aliases)
+    _, already = render(row["body"], aliases)
     outbox = Outbox()
     async with write_transaction():
         seq = await outbox.next_seq(row["room"])
@@ -237,17 +267,18 @@ async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) 
         # The log keeps no earlier wording: replay shows the post as it is now.
         await queries.rewrite_post_events(row["id"], _encode(post))
         await outbox.append(row["room"], seq, "post.updated", post, post_id=row["id"])
+        await _notify_for_post(outbox, row, me, room, None, [m for m in mentioned if m not in already])
     await outbox.publish(live)
     return post
 
 
 async def delete_post(account_id: uuid.UUID, post_id: str, live: Live) -> None:
-    row, _room, me = await _post_and_access(account_id, post_id)
+    row, _room, me = await post_and_access(account_id, post_id)
     if row["deleted_at"] is not None:
         raise not_found("post")
     if row["author"] != me["id"] and me["role"] != "coach":
         raise PermissionDeniedException("only the author or the circle's coach can delete a post")
-    author = (await _authors([row]))[row["author"]]
+    author = (await authors_of([row]))[row["author"]]
     outbox = Outbox()
     async with write_transaction():
         seq = await outbox.next_seq(row["room"])
@@ -275,16 +306,16 @@ async def threads_page(
     roots = [queries.as_uuid(p.id) for p in page.items]
     rows = await PostRow.select().where(PostRow.thread_root.is_in([r for r in roots if r is not None])) if roots else []
     children = _children(rows)
-    authors = await _authors(rows)
+    authors = await authors_of(rows)
     threads = []
     for item in page.items:
         replies = [t for t in (_tree(c, children, authors) for c in children.get(item.id, [])) if t is not None]
-        fields = _fields(item)
+        fields = post_fields(item)
         fields.pop("reply_count", None)
         threads.append(PostThread(**fields, replies=replies))
     return threads, page.next_before
 
 
 async def thread_root_id(account_id: uuid.UUID, post_id: str) -> str:
-    row, _room, _me = await _post_and_access(account_id, post_id)
+    row, _room, _me = await post_and_access(account_id, post_id)
     return str(row["thread_root"] or row["id"])

@@ -1,0 +1,330 @@
+"""The coach's (and members') gestures: like, pin as key insight, share, tag.
+
+Each is one transaction that changes the post, appends its room event and writes the notifications it causes;
+events and notification frames go out after commit. A repeated gesture (liking twice) changes nothing and
+consumes no seq.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar.exceptions import ClientException, PermissionDeniedException
+
+from app.errors import not_found
+from app.live import Live
+from app.services import notifications
+from app.services.common import membership_struct, parse_id, require_coach_role, require_member
+from app.services.outbox import Outbox
+from app.services.posts import (
+    authors_of,
+    circle_aliases,
+    post_and_access,
+    post_fields,
+    post_struct,
+    shared_from_json,
+)
+from db import queries
+from db.engine import write_transaction
+from db.queries import now
+from db.tables import Membership, Pin, PostLike, Room, Tag
+from db.tables import Post as PostRow
+from realtime.events import LikeState, PinState, Post, SharedFrom
+from realtime.events import Membership as PublicMembership
+from web.markdown import render
+
+
+class LikeOut(msgspec.Struct):
+    like_count: int
+    liked_by_coach: bool
+    liked_by_me: bool
+
+
+class PinOut(msgspec.Struct):
+    post_id: str
+    pinned: bool
+    note: str | None
+    pinned_at: datetime | None
+
+
+class Insight(Post, kw_only=True):
+    """A pinned post on the circle's Key insights board."""
+
+    pin_note: str | None
+    pinned_at: datetime
+
+
+class TagOut(msgspec.Struct):
+    post_id: str
+    membership: PublicMembership
+
+
+MAX_NOTE = 500
+
+
+async def _like_state(post_id: uuid.UUID) -> tuple[int, bool]:
+    rows = await PostLike.select(PostLike.membership.role.as_alias("role")).where(PostLike.post == post_id)
+    return len(rows), any(r["role"] == "coach" for r in rows)
+
+
+async def _set_like(account_id: uuid.UUID, post_id: str, live: Live, *, liked: bool) -> LikeOut:
+    row, room, me = await post_and_access(account_id, post_id)
+    if row["deleted_at"] is not None:
+        raise not_found("post")
+    outbox = Outbox()
+    async with write_transaction():
+        if liked:
+            changed = await PostLike.raw(
+                "INSERT INTO post_like (id, post, membership, created_at) VALUES ({}, {}, {}, {}) "
+                "ON CONFLICT (post, membership) DO NOTHING RETURNING id",
+                uuid.uuid4(),
+                row["id"],
+                me["id"],
+                now(),
+            )
+        else:
+            changed = await PostLike.raw(
+                "DELETE FROM post_like WHERE post = {} AND membership = {} RETURNING id", row["id"], me["id"]
+            )
+        if changed:
+            # The seq is taken first: its row lock orders concurrent likes, so each event's count includes every
+            # like committed before it.
+            seq = await outbox.next_seq(row["room"])
+            count, by_coach = await _like_state(row["id"])
+            await PostRow.update({PostRow.like_count: count, PostRow.liked_by_coach: by_coach}).where(
+                PostRow.id == row["id"]
+            )
+            state = LikeState(post_id=str(row["id"]), like_count=count, liked_by_coach=by_coach)
+            await outbox.append(row["room"], seq, "like.changed", state, post_id=row["id"])
+            if liked:
+                await notifications.notify(
+                    outbox,
+                    kind="coach_like" if me["role"] == "coach" else "like",
+                    recipients=[row["author"]],
+                    actor=me,
+                    circle_id=room["circle"],
+                    room_id=row["room"],
+                    post_id=row["id"],
+                )
+        else:
+            count, by_coach = await _like_state(row["id"])
+    await outbox.publish(live)
+    return LikeOut(like_count=count, liked_by_coach=by_coach, liked_by_me=liked)
+
+
+async def like(account_id: uuid.UUID, post_id: str, live: Live) -> LikeOut:
+    return await _set_like(account_id, post_id, live, liked=True)
+
+
+async def unlike(account_id: uuid.UUID, post_id: str, live: Live) -> LikeOut:
+    return await _set_like(account_id, post_id, live, liked=False)
+
+
+async def liked_by(membership_id: uuid.UUID, post_ids: list[str]) -> set[str]:
+    """Which of these posts the member has liked: one query for a whole page."""
+    ids = [u for u in (queries.as_uuid(p) for p in post_ids) if u is not None]
+    if not ids:
+        return set()
+    rows = await PostLike.select(PostLike.post).where((PostLike.membership == membership_id) & PostLike.post.is_in(ids))
+    return {str(r["post"]) for r in rows}
+
+
+async def pin(account_id: uuid.UUID, post_id: str, note: str | None, live: Live) -> PinOut:
+    row, room, me = await post_and_access(account_id, post_id)
+    require_coach_role(me, "pin key insights")
+    if row["deleted_at"] is not None:
+        raise not_found("post")
+    note = (note or "").strip()[:MAX_NOTE] or None
+    outbox = Outbox()
+    pinned_at = now()
+    async with write_transaction():
+        seq = await outbox.next_seq(row["room"])
+        existing = await Pin.select(Pin.id, Pin.pinned_at).where(Pin.post == row["id"]).first()
+        if existing is None:
+            await Pin.insert(
+                Pin(
+                    id=uuid.uuid4(),
+                    post=row["id"],
+                    circle=room["circle"],
+                    note=note,
+                    pinned_by=me["id"],
+                    pinned_at=pinned_at,
+                )
+            )
+            await PostRow.update({PostRow.pinned: True}).where(PostRow.id == row["id"])
+            await notifications.notify(
+                outbox,
+                kind="pin",
+                recipients=[row["author"]],
+                actor=me,
+                circle_id=room["circle"],
+                room_id=row["room"],
+                post_id=row["id"],
+            )
+        else:
+            pinned_at = existing["pinned_at"]
+            await Pin.update({Pin.note: note}).where(Pin.id == existing["id"])
+        await outbox.append(
+            row["room"], seq, "pin.changed", PinState(post_id=str(row["id"]), pinned=True, note=note), post_id=row["id"]
+        )
+    await outbox.publish(live)
+    return PinOut(post_id=str(row["id"]), pinned=True, note=note, pinned_at=pinned_at)
+
+
+async def unpin(account_id: uuid.UUID, post_id: str, live: Live) -> PinOut:
+    row, _room, me = await post_and_access(account_id, post_id)
+    require_coach_role(me, "unpin key insights")
+    outbox = Outbox()
+    async with write_transaction():
+        removed = await Pin.raw("DELETE FROM pin WHERE post = {} RETURNING id", row["id"])
+        if removed:
+            seq = await outbox.next_seq(row["room"])
+            await PostRow.update({PostRow.pinned: False}).where(PostRow.id == row["id"])
+            await outbox.append(
+                row["room"],
+                seq,
+                "pin.changed",
+                PinState(post_id=str(row["id"]), pinned=False, note=None),
+                post_id=row["id"],
+            )
+    await outbox.publish(live)
+    return PinOut(post_id=str(row["id"]), pinned=False, note=None, pinned_at=None)
+
+
+async def insights(account_id: uuid.UUID, circle_id: str) -> list[Insight]:
+    """The circle's key insights: pinned posts, newest pin first."""
+    cid = parse_id(circle_id, "circle")
+    await require_member(account_id, cid)
+    pins = (
+        await Pin.select(Pin.post, Pin.note, Pin.pinned_at)
+        .where(Pin.circle == cid)
+        .order_by(Pin.pinned_at, ascending=False)
+    )
+    if not pins:
+        return []
+    rows = {r["id"]: r for r in await PostRow.select().where(PostRow.id.is_in([p["post"] for p in pins]))}
+    authors = await authors_of(list(rows.values()))
+    return [
+        Insight(
+            **post_fields(post_struct(rows[p["post"]], authors[rows[p["post"]]["author"]])),
+            pin_note=p["note"],
+            pinned_at=p["pinned_at"],
+        )
+        for p in pins
+        if p["post"] in rows and rows[p["post"]]["deleted_at"] is None
+    ]
+
+
+async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | None, live: Live) -> Post:
+    """Share a post into another room of its circle (any member), or of another circle the sharer coaches.
+
+    Across circles the original author is withheld: nothing may link a membership in one circle to another.
+    """
+    row, source_room, me = await post_and_access(account_id, post_id)
+    if row["deleted_at"] is not None:
+        raise not_found("post")
+    target_id = parse_id(room_id, "room")
+    target = await Room.select().where(Room.id == target_id).first()
+    if target is None:
+        raise not_found("room")
+    target_me = await queries.current_membership(account_id, target["circle"])
+    if target_me is None:
+        raise not_found("room")
+    across = target["circle"] != source_room["circle"]
+    if across and (me["role"] != "coach" or target_me["role"] != "coach"):
+        raise PermissionDeniedException("only a coach who runs both circles can share a post across circles")
+    if target_id == row["room"]:
+        raise ClientException("the post is already in that room; share it to another room")
+    note = (note or "").strip()[:MAX_NOTE] or None
+    original_author = (await authors_of([row]))[row["author"]]
+    shared_from = SharedFrom(
+        post_id=None if across else str(row["id"]),
+        room_id=None if across else str(row["room"]),
+        author=None if across else original_author,
+        note=note,
+    )
+    html, _ = render(row["body"], await circle_aliases(target["circle"]))
+    new_id = uuid.uuid4()
+    outbox = Outbox()
+    async with write_transaction():
+        seq = await outbox.next_seq(target_id)
+        new_row: dict[str, Any] = {
+            "id": new_id,
+            "room": target_id,
+            "parent": None,
+            "thread_root": None,
+            "author": target_me["id"],
+            "kind": row["kind"],
+            "body": row["body"],
+            "html": html,
+            "created_at": now(),
+            "edited_at": None,
+            "deleted_at": None,
+            "client_id": None,
+            "seq": seq,
+            "like_count": 0,
+            "liked_by_coach": False,
+            "pinned": False,
+            "shared_from": shared_from_json(shared_from),
+        }
+        await PostRow.insert(PostRow(**new_row))
+        post = post_struct(new_row, membership_struct(target_me))
+        await outbox.append(target_id, seq, "post.created", post, post_id=new_id)
+        # The author hears of it where they can follow it: the new post in their own circle, or (across circles,
+        # where they cannot see the target) their own post.
+        await notifications.notify(
+            outbox,
+            kind="share",
+            recipients=[row["author"]],
+            actor=me,
+            circle_id=source_room["circle"],
+            room_id=row["room"] if across else target_id,
+            post_id=row["id"] if across else new_id,
+        )
+    await outbox.publish(live)
+    return post
+
+
+async def tag(account_id: uuid.UUID, post_id: str, membership_id: str, live: Live) -> TagOut:
+    row, room, me = await post_and_access(account_id, post_id)
+    if row["deleted_at"] is not None:
+        raise not_found("post")
+    target = (
+        await Membership.select()
+        .where(
+            (Membership.id == (queries.as_uuid(membership_id) or uuid.UUID(int=0)))
+            & (Membership.circle == room["circle"])
+            & Membership.removed_at.is_null()
+        )
+        .first()
+    )
+    if target is None:
+        raise ClientException("membership_id is not a member of this circle")
+    if target["id"] == me["id"]:
+        raise ClientException("you cannot tag yourself")
+    outbox = Outbox()
+    async with write_transaction():
+        inserted = await Tag.raw(
+            "INSERT INTO tag (id, post, membership, tagged_by, created_at) VALUES ({}, {}, {}, {}, {}) "
+            "ON CONFLICT (post, membership) DO NOTHING RETURNING id",
+            uuid.uuid4(),
+            row["id"],
+            target["id"],
+            me["id"],
+            now(),
+        )
+        if inserted:
+            await notifications.notify(
+                outbox,
+                kind="tag",
+                recipients=[target["id"]],
+                actor=me,
+                circle_id=room["circle"],
+                room_id=row["room"],
+                post_id=row["id"],
+            )
+    await outbox.publish(live)
+    return TagOut(post_id=str(row["id"]), membership=membership_struct(target))

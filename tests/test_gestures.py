@@ -1,0 +1,238 @@
+"""Coach gestures through the API and the websocket, on both backends: like, probing question, share, tag,
+mention, pin as key insight, and the notifications each one creates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.client import ApiClient, User, make_circle
+
+pytestmark = pytest.mark.anyio
+
+
+def is_event(room_id: str, name: str | None = None):
+    return lambda f: f.get("type") == "event" and f["room_id"] == room_id and (name is None or f["event"] == name)
+
+
+def is_note(kind: str):
+    return lambda f: f.get("type") == "notification" and f["data"]["kind"] == kind
+
+
+async def membership_id(user: User, circle_id: str) -> str:
+    me = await user.ok("GET", "/api/v1/me")
+    return next(m["membership_id"] for m in me["memberships"] if m["circle_id"] == circle_id)
+
+
+def assert_no_identity(payload: object, *people: User) -> None:
+    """No email, account id or (for members) name. A coach appears under their own name by default, since clients
+    know their coach (contract: `coach_alias`), so only a coach's email and account id are secrets."""
+    text = json.dumps(payload)
+    for person in people:
+        secrets = [person.email, person.id]
+        if not person.name.startswith("Coach"):
+            secrets.append(person.name)
+        for secret in secrets:
+            assert secret not in text, f"{secret!r} leaked in {text[:300]}"
+
+
+async def test_likes_are_idempotent_live_and_the_coach_like_is_marked(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    post = await a.post(c.room_id, "I tried it")
+    ws = await a.ws()
+    await ws.subscribe(c.room_id)
+
+    first = await b.ok("PUT", f"/api/v1/posts/{post['id']}/like")
+    assert first == {"like_count": 1, "liked_by_coach": False, "liked_by_me": True}
+    assert await b.ok("PUT", f"/api/v1/posts/{post['id']}/like") == first
+    frame = await ws.recv_until(is_event(c.room_id, "like.changed"))
+    assert frame["data"] == {"post_id": post["id"], "like_count": 1, "liked_by_coach": False}
+    assert (await ws.recv_until(is_note("like")))["data"]["actor"]["alias"] == "Member2"
+
+    coach = await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/like")
+    assert coach == {"like_count": 2, "liked_by_coach": True, "liked_by_me": True}
+    frame = await ws.recv_until(is_event(c.room_id, "like.changed"))
+    assert frame["seq"] == 3 and frame["data"]["liked_by_coach"] is True, "the repeated like consumed no seq"
+    note = await ws.recv_until(is_note("coach_like"))
+    assert note["data"]["actor"] == {
+        "membership_id": await membership_id(c.coach, c.id),
+        "alias": "Coach Dana",
+        "role": "coach",
+    }
+    assert_no_identity(note, c.coach)
+
+    assert await c.coach.ok("DELETE", f"/api/v1/posts/{post['id']}/like", status=200) == {
+        "like_count": 1,
+        "liked_by_coach": False,
+        "liked_by_me": False,
+    }
+    assert await c.coach.ok("DELETE", f"/api/v1/posts/{post['id']}/like", status=200) == {
+        "like_count": 1,
+        "liked_by_coach": False,
+        "liked_by_me": False,
+    }
+    listed = await a.ok("GET", f"/api/v1/posts/{post['id']}")
+    assert (listed["like_count"], listed["liked_by_coach"]) == (1, False)
+    outsider = await api.signup()
+    assert (await outsider.call("PUT", f"/api/v1/posts/{post['id']}/like")).status_code == 404
+
+
+async def test_probing_question_and_replies_notify_the_author(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    post = await a.post(c.room_id, "I said no")
+    ws = await a.ws()
+    question = await c.coach.post(c.room_id, "What did you fear would happen?", kind="question", parent_id=post["id"])
+    note = await ws.recv_until(is_note("question"))
+    assert note["data"]["post_id"] == question["id"] and note["data"]["room_id"] == c.room_id
+    assert note["data"]["circle_id"] == c.id and note["data"]["read"] is False
+    await b.post(c.room_id, "Same here", parent_id=post["id"])
+    reply = await ws.recv_until(is_note("reply"))
+    assert reply["data"]["actor"]["alias"] == "Member2"
+    # A member's question-kind reply is an ordinary reply, not a coach's probe.
+    await b.post(c.room_id, "Why?", kind="question", parent_id=post["id"])
+    assert (await ws.recv_until(is_note("reply")))["data"]["actor"]["role"] == "member"
+    feed = await a.ok("GET", "/api/v1/notifications")
+    assert [n["kind"] for n in feed] == ["reply", "reply", "question"]
+    assert_no_identity(feed, c.coach, b)
+
+
+async def test_mentions_notify_once_including_on_edit(api: ApiClient) -> None:
+    c = await make_circle(api, members=3)
+    a, b, d = c.members
+    post = await a.post(c.room_id, "Thanks @Member2 for the idea")
+    assert [n["kind"] for n in await b.ok("GET", "/api/v1/notifications")] == ["mention"]
+    await a.ok("PATCH", f"/api/v1/posts/{post['id']}", {"body": "Thanks @Member2 and @member3!"})
+    assert [n["kind"] for n in await b.ok("GET", "/api/v1/notifications")] == ["mention"]
+    notes = await d.ok("GET", "/api/v1/notifications")
+    assert [(n["kind"], n["post_id"]) for n in notes] == [("mention", post["id"])]
+
+
+async def test_share_within_a_circle_and_across_circles(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    other_room = await c.coach.ok("POST", f"/api/v1/circles/{c.id}/rooms", {"name": "Wins"})
+    post = await a.post(c.room_id, "A small **win**", kind="win")
+    ws = await a.ws()
+    watcher = await b.ws()
+    await watcher.subscribe(other_room["id"])
+
+    shared = await b.ok("POST", f"/api/v1/posts/{post['id']}/shares", {"room_id": other_room["id"], "note": "Look!"})
+    assert shared["room_id"] == other_room["id"] and shared["kind"] == "win" and shared["body"] == post["body"]
+    assert shared["author"]["alias"] == "Member2"
+    assert shared["shared_from"] == {
+        "post_id": post["id"],
+        "room_id": c.room_id,
+        "author": post["author"],
+        "note": "Look!",
+    }
+    frame = await watcher.recv_until(is_event(other_room["id"], "post.created"))
+    assert frame["data"] == shared
+    note = await ws.recv_until(is_note("share"))
+    assert note["data"]["post_id"] == shared["id"] and note["data"]["room_id"] == other_room["id"]
+
+    # The coach also runs a second circle; only the coach can carry the post there, and without its author.
+    second = await c.coach.ok("POST", "/api/v1/circles", {"name": "Growth", "commonality": "Fixed to growth"})
+    second_room = (await c.coach.ok("GET", f"/api/v1/circles/{second['id']}/rooms"))[0]
+    across = await c.coach.ok("POST", f"/api/v1/posts/{post['id']}/shares", {"room_id": second_room["id"]})
+    assert across["shared_from"] == {"post_id": None, "room_id": None, "author": None, "note": None}
+    assert across["room_id"] == second_room["id"]
+    assert "Member1" not in json.dumps(across) and post["author"]["membership_id"] not in json.dumps(across)
+    note = await ws.recv_until(is_note("share"))
+    assert note["data"]["post_id"] == post["id"], "across circles the author is pointed at their own post"
+
+    # A member cannot share across circles, and nobody can share into a room they cannot see.
+    invite = await c.coach.ok("POST", f"/api/v1/circles/{second['id']}/invites", {})
+    await b.ok("POST", f"/api/v1/invites/{invite['code']}/join", {"alias": "B-elsewhere"})
+    refused = await b.call("POST", f"/api/v1/posts/{post['id']}/shares", {"room_id": second_room["id"]})
+    assert refused.status_code == 403 and "coach" in refused.json()["detail"]
+    stranger_rooms = await c.coach.call(
+        "POST", f"/api/v1/posts/{post['id']}/shares", {"room_id": "00000000-0000-0000-0000-000000000000"}
+    )
+    assert stranger_rooms.status_code == 404
+    same = await b.call("POST", f"/api/v1/posts/{post['id']}/shares", {"room_id": c.room_id})
+    assert same.status_code == 400
+
+
+async def test_tags_draw_a_member_in_once(api: ApiClient) -> None:
+    c = await make_circle(api, members=3)
+    a, b, d = c.members
+    post = await a.post(c.room_id, "Who else has tried this?")
+    target = await membership_id(d, c.id)
+    ws = await d.ws()
+    tagged = await c.coach.ok("POST", f"/api/v1/posts/{post['id']}/tags", {"membership_id": target})
+    assert tagged == {
+        "post_id": post["id"],
+        "membership": {"membership_id": target, "alias": "Member3", "role": "member"},
+    }
+    note = await ws.recv_until(is_note("tag"))
+    assert note["data"]["post_id"] == post["id"] and note["data"]["actor"]["role"] == "coach"
+    await c.coach.ok("POST", f"/api/v1/posts/{post['id']}/tags", {"membership_id": target})
+    await b.ok("POST", f"/api/v1/posts/{post['id']}/tags", {"membership_id": target})
+    kinds = [n["kind"] for n in await d.ok("GET", "/api/v1/notifications")]
+    assert kinds == ["tag"], "a member is drawn into a thread once, however often or by whom they are tagged"
+    assert (await a.call("POST", f"/api/v1/posts/{post['id']}/tags", {"membership_id": "nope"})).status_code == 400
+    me = await membership_id(a, c.id)
+    assert (await a.call("POST", f"/api/v1/posts/{post['id']}/tags", {"membership_id": me})).status_code == 400
+    outsider = await api.signup()
+    assert (
+        await outsider.call("POST", f"/api/v1/posts/{post['id']}/tags", {"membership_id": target})
+    ).status_code == 404
+
+
+async def test_pins_make_the_key_insights_board(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    one = await a.post(c.room_id, "Saying no is saying yes to something else")
+    two = await b.post(c.room_id, "The fear was bigger than the reaction")
+    ws = await a.ws()
+    await ws.subscribe(c.room_id)
+
+    assert (await b.call("PUT", f"/api/v1/posts/{one['id']}/pin", {})).status_code == 403
+    pinned = await c.coach.ok("PUT", f"/api/v1/posts/{one['id']}/pin", {"note": "Reframe"})
+    assert pinned["pinned"] is True and pinned["note"] == "Reframe" and pinned["post_id"] == one["id"]
+    frame = await ws.recv_until(is_event(c.room_id, "pin.changed"))
+    assert frame["data"] == {"post_id": one["id"], "pinned": True, "note": "Reframe"}
+    assert (await ws.recv_until(is_note("pin")))["data"]["post_id"] == one["id"]
+    await c.coach.ok("PUT", f"/api/v1/posts/{two['id']}/pin")
+    assert (await ws.recv_until(is_event(c.room_id, "pin.changed")))["data"]["post_id"] == two["id"]
+    board = await b.ok("GET", f"/api/v1/circles/{c.id}/insights")
+    assert [(p["id"], p["pin_note"]) for p in board] == [(two["id"], None), (one["id"], "Reframe")]
+    assert all(p["pinned"] for p in board)
+
+    unpinned = await c.coach.ok("DELETE", f"/api/v1/posts/{one['id']}/pin", status=200)
+    assert unpinned["pinned"] is False
+    frame = await ws.recv_until(is_event(c.room_id, "pin.changed"))
+    assert frame["data"] == {"post_id": one["id"], "pinned": False, "note": None}
+    assert [p["id"] for p in await b.ok("GET", f"/api/v1/circles/{c.id}/insights")] == [two["id"]]
+    outsider = await api.signup()
+    assert (await outsider.call("GET", f"/api/v1/circles/{c.id}/insights")).status_code == 404
+
+
+async def test_notifications_reach_every_socket_and_can_be_read(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    post = await a.post(c.room_id, "hello")
+    tab1, tab2 = await a.ws(), await a.ws()
+    await b.post(c.room_id, "reply one", parent_id=post["id"])
+    await b.post(c.room_id, "reply two", parent_id=post["id"])
+    for tab in (tab1, tab2):
+        got = [await tab.recv_until(is_note("reply")) for _ in range(2)]
+        assert len({n["data"]["id"] for n in got}) == 2
+    unread = await a.ok("GET", "/api/v1/notifications?unread=true")
+    assert len(unread) == 2
+    await a.ok("POST", "/api/v1/notifications/read", {"ids": [unread[0]["id"]]}, status=204)
+    assert [n["id"] for n in await a.ok("GET", "/api/v1/notifications?unread=true")] == [unread[1]["id"]]
+    await a.ok("POST", "/api/v1/notifications/read", {"all": True}, status=204)
+    assert await a.ok("GET", "/api/v1/notifications?unread=true") == []
+    everything = await a.ok("GET", "/api/v1/notifications?limit=1")
+    assert len(everything) == 1 and everything[0]["read"] is True
+    older = await a.ok("GET", f"/api/v1/notifications?before={everything[0]['id']}")
+    assert [n["id"] for n in older] == [unread[1]["id"]]
+    assert (await a.call("POST", "/api/v1/notifications/read", {})).status_code == 400
+    # Nobody reads or marks anyone else's notifications.
+    await b.ok("POST", "/api/v1/notifications/read", {"all": True}, status=204)
+    assert len(await a.ok("GET", "/api/v1/notifications")) == 2
+    assert_no_identity(await a.ok("GET", "/api/v1/notifications"), b, c.coach)
