@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
-from litestar import Request, Response, Router, delete, get, patch, post
+from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
@@ -22,10 +22,10 @@ from app.auth.tokens import Principal
 from app.deps import base_url
 from app.routes.api_accounts import expired_session_cookie, session_cookie
 from app.schemas import CircleCreate, InviteCreate, PostCreate, RoomCreate
-from app.services import accounts, circles, posts
+from app.services import accounts, circles, gestures, posts
 from app.settings import Settings
 from db.tables import Room
-from realtime.events import PostKind
+from realtime.events import PostKind, encoder
 
 Form = URLEncodedBody[dict[str, str]]
 KINDS: dict[str, PostKind] = {
@@ -252,14 +252,27 @@ async def join(request: Request[Any, Any, Any], code: FromPath[str], data: Form)
 # --- rooms and posts -----------------------------------------------------------------------------------------------
 
 
+async def viewer_context(membership: dict[str, Any], threads: list[Any]) -> dict[str, Any]:
+    """What one page of threads needs to know about its reader: which posts they liked, and the pins' notes."""
+    ids = [t.id for t in _walk(threads)]
+    return {"liked": await gestures.liked_by(membership["id"], ids), "pin_notes": await gestures.pin_notes(ids)}
+
+
+def _walk(threads: list[Any]) -> list[Any]:
+    out = []
+    for thread in threads:
+        out.append(thread)
+        out.extend(_walk(getattr(thread, "replies", [])))
+    return out
+
+
 @get("/rooms/{room_id:str}", include_in_schema=False)
 async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str]) -> Template:
     user = who(request)
     threads, next_before = await posts.threads_page(user.account_id, room_id, None)
-    rid = uuid.UUID(room_id)
-    room = await Room.select().where(Room.id == rid).first()
-    assert room is not None
+    _, room, _ = await posts.room_and_membership(user.account_id, room_id)
     circle, membership = await circles.get_circle(user.account_id, str(room["circle"]))
+    members = await circles.members(user.account_id, circle.id)
     return page(
         "room",
         me=await _me(request),
@@ -269,6 +282,8 @@ async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str]) -> 
         rooms=await circles.rooms(user.account_id, str(room["circle"])),
         threads=threads,
         next_before=next_before,
+        aliases=[m.alias for m in members if m.membership_id != str(membership["id"])],
+        **await viewer_context(membership, threads),
     )
 
 
@@ -278,7 +293,14 @@ async def older_threads(
 ) -> Template:
     user = who(request)
     threads, next_before = await posts.threads_page(user.account_id, room_id, before)
-    return fragment("threads", threads=threads, next_before=next_before, room_id=room_id)
+    _, _, membership = await posts.room_and_membership(user.account_id, room_id)
+    return fragment(
+        "threads",
+        threads=threads,
+        next_before=next_before,
+        room_id=room_id,
+        **await viewer_context(membership, threads),
+    )
 
 
 @post("/rooms/{room_id:str}/posts", include_in_schema=False)
@@ -346,6 +368,86 @@ async def delete_post(request: Request[Any, Any, Any], post_id: FromPath[str], s
     return fragment("post_deleted")
 
 
+# --- gestures ------------------------------------------------------------------------------------------------------
+
+
+@post("/posts/{post_id:str}/like", include_in_schema=False)
+async def toggle_like(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
+    user = who(request)
+    _, _, membership = await posts.post_and_access(user.account_id, post_id)
+    liked = post_id in await gestures.liked_by(membership["id"], [post_id])
+    change = gestures.unlike if liked else gestures.like
+    result = await change(user.account_id, post_id, state["live"])
+    like = {"post_id": post_id, "like_count": result.like_count, "liked_by_coach": result.liked_by_coach}
+    # Whether *this reader* likes it travels as an event on the button they pressed; the shared state is the body.
+    trigger = encoder.encode({"kindred:liked": {"liked": result.liked_by_me}}).decode()
+    return Template("fragments/likes.html", context={"like": like}, headers={"HX-Trigger": trigger})
+
+
+@put("/posts/{post_id:str}/pin", include_in_schema=False)
+async def pin_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
+    user = who(request)
+    # htmx sends the prompt's answer (the coach's note) in this header.
+    note = request.headers.get("hx-prompt")
+    result = await gestures.pin(user.account_id, post_id, note, state["live"])
+    return fragment("pin", pin=result)
+
+
+@delete("/posts/{post_id:str}/pin", include_in_schema=False, status_code=200)
+async def unpin_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
+    user = who(request)
+    return fragment("pin", pin=await gestures.unpin(user.account_id, post_id, state["live"]))
+
+
+@get("/posts/{post_id:str}/share", include_in_schema=False)
+async def share_form(request: Request[Any, Any, Any], post_id: FromPath[str]) -> Template:
+    user = who(request)
+    row, room, membership = await posts.post_and_access(user.account_id, post_id)
+    groups = await gestures.share_targets(user.account_id, room["circle"], row["room"], membership["role"] == "coach")
+    across = any(g["across"] for g in groups)
+    return fragment("share_form", post={"id": post_id}, groups=groups, across=across)
+
+
+@post("/posts/{post_id:str}/share", include_in_schema=False)
+async def share_post(request: Request[Any, Any, Any], post_id: FromPath[str], data: Form, state: State) -> Template:
+    user = who(request)
+    shared = await gestures.share(user.account_id, post_id, data.get("room_id", ""), data.get("note"), state["live"])
+    room = await Room.select(Room.name).where(Room.id == uuid.UUID(shared.room_id)).first()
+    name = room["name"] if room else "the room"
+    return fragment("done", message=f"Shared to {name}.", slot=f"reply-slot-{post_id}")
+
+
+@get("/posts/{post_id:str}/tag", include_in_schema=False)
+async def tag_form(request: Request[Any, Any, Any], post_id: FromPath[str]) -> Template:
+    user = who(request)
+    _, room, membership = await posts.post_and_access(user.account_id, post_id)
+    everyone = await circles.members(user.account_id, str(room["circle"]))
+    others = [m for m in everyone if m.membership_id != str(membership["id"])]
+    return fragment("tag_form", post={"id": post_id}, members=others)
+
+
+@post("/posts/{post_id:str}/tag", include_in_schema=False)
+async def tag_member(request: Request[Any, Any, Any], post_id: FromPath[str], data: Form, state: State) -> Template:
+    user = who(request)
+    tagged = await gestures.tag(user.account_id, post_id, data.get("membership_id", ""), state["live"])
+    return fragment("done", message=f"{tagged.membership.alias} was notified.", slot=f"reply-slot-{post_id}")
+
+
+@get("/circles/{circle_id:str}/insights", include_in_schema=False)
+async def insights_page(request: Request[Any, Any, Any], circle_id: FromPath[str]) -> Template:
+    user = who(request)
+    circle, membership = await circles.get_circle(user.account_id, circle_id)
+    room_names = {r.id: r.name for r in await circles.rooms(user.account_id, circle_id)}
+    return page(
+        "insights",
+        me=await _me(request),
+        circle=circle,
+        membership=membership,
+        insights=await gestures.insights(user.account_id, circle_id),
+        room_names=room_names,
+    )
+
+
 ROUTES: list[Any] = [
     home,
     signup_form,
@@ -369,6 +471,14 @@ ROUTES: list[Any] = [
     post_main,
     edit_post,
     delete_post,
+    toggle_like,
+    pin_post,
+    unpin_post,
+    share_form,
+    share_post,
+    tag_form,
+    tag_member,
+    insights_page,
 ]
 router = Router(
     path="/",

@@ -328,3 +328,35 @@ async def tag(account_id: uuid.UUID, post_id: str, membership_id: str, live: Liv
             )
     await outbox.publish(live)
     return TagOut(post_id=str(row["id"]), membership=membership_struct(target))
+
+
+async def pin_notes(post_ids: list[str]) -> dict[str, str | None]:
+    """post id -> the coach's note, for the pinned ones among these posts: one query for a page."""
+    ids = [u for u in (queries.as_uuid(p) for p in post_ids) if u is not None]
+    if not ids:
+        return {}
+    rows = await Pin.select(Pin.post, Pin.note).where(Pin.post.is_in(ids))
+    return {str(r["post"]): r["note"] for r in rows}
+
+
+async def share_targets(
+    account_id: uuid.UUID, circle_id: uuid.UUID, current_room: uuid.UUID, is_coach: bool
+) -> list[dict[str, Any]]:
+    """Rooms a post can be shared to: the circle's other rooms; for a coach, also the rooms of circles they coach."""
+    mine = await Membership.select(Membership.circle, Membership.role, Membership.circle.name.as_alias("name")).where(
+        (Membership.account == account_id) & Membership.removed_at.is_null()
+    )
+    wanted = [m for m in mine if m["circle"] == circle_id or (is_coach and m["role"] == "coach")]
+    rooms = (
+        await Room.select(Room.id, Room.name, Room.circle)
+        .where(Room.circle.is_in([m["circle"] for m in wanted]) & (Room.id != current_room))
+        .order_by(Room.created_at)
+    )
+    groups = []
+    for m in sorted(wanted, key=lambda m: m["circle"] != circle_id):
+        in_circle = [{"id": str(r["id"]), "name": r["name"]} for r in rooms if r["circle"] == m["circle"]]
+        if in_circle:
+            across = m["circle"] != circle_id
+            label = f"{m['name']} (another circle)" if across else f"{m['name']} (this circle)"
+            groups.append({"label": label, "rooms": in_circle, "across": across})
+    return groups

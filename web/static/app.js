@@ -26,9 +26,25 @@
     if (root.matches && root.matches(".post[data-author]")) root.classList.toggle("mine", root.dataset.author === me);
   }
 
+  // Whether *you* like a post is the article's `liked` class: set in the page you loaded, and by the answer to
+  // your own click (a kindred:liked event on the button), never by the like state shared with everyone.
+  function syncLikeButtons(root) {
+    root.querySelectorAll(".like-button").forEach((button) => {
+      const article = button.closest(".post");
+      button.setAttribute("aria-pressed", article && article.classList.contains("liked") ? "true" : "false");
+    });
+  }
+  document.addEventListener("kindred:liked", (e) => {
+    const article = e.target.closest(".post");
+    if (!article) return;
+    article.classList.toggle("liked", Boolean(e.detail.liked));
+    syncLikeButtons(article);
+  });
+
   function enhance(root) {
     localiseTimes(root);
     markMine(root);
+    syncLikeButtons(root);
   }
   window.kindredEnhance = enhance;
 
@@ -83,6 +99,95 @@
     }
     const empty = document.getElementById("empty-room");
     if (empty && form.id === "composer") empty.remove();
+  });
+
+  // @mention autocomplete: type @ and a few letters in a composer, pick an alias with the arrows and Enter (or Tab),
+  // or with the mouse. The aliases come from the page (data-aliases); nothing is fetched.
+  const mention = { box: null, field: null, start: 0, items: [], index: 0 };
+
+  function aliases() {
+    const holder = document.querySelector("[data-aliases]");
+    try {
+      return holder ? JSON.parse(holder.dataset.aliases) : [];
+    } catch (err) {
+      return [];
+    }
+  }
+
+  function closeMentions() {
+    if (mention.box) mention.box.remove();
+    mention.box = null;
+    mention.items = [];
+    if (mention.field) mention.field.removeAttribute("aria-activedescendant");
+  }
+
+  function pickMention(alias) {
+    const field = mention.field;
+    const before = field.value.slice(0, mention.start);
+    const after = field.value.slice(field.selectionStart);
+    field.value = before + "@" + alias + " " + after;
+    const caret = before.length + alias.length + 2;
+    field.setSelectionRange(caret, caret);
+    closeMentions();
+    field.focus();
+  }
+
+  function renderMentions() {
+    mention.box.innerHTML = "";
+    mention.items.forEach((alias, i) => {
+      const option = document.createElement("li");
+      option.id = "mention-option-" + i;
+      option.setAttribute("role", "option");
+      option.setAttribute("aria-selected", i === mention.index ? "true" : "false");
+      option.textContent = "@" + alias;
+      option.addEventListener("mousedown", (e) => {
+        e.preventDefault();
+        pickMention(alias);
+      });
+      mention.box.append(option);
+    });
+    mention.field.setAttribute("aria-activedescendant", "mention-option-" + mention.index);
+  }
+
+  document.addEventListener("input", (e) => {
+    const field = e.target;
+    if (!field.matches || !field.matches("textarea[data-mentions]")) return;
+    const upto = field.value.slice(0, field.selectionStart);
+    const found = /(^|[^\w.@-])@([^@\n]{0,40})$/.exec(upto);
+    const query = found ? found[2].toLowerCase() : null;
+    const matches = query === null ? [] : aliases().filter((a) => a.toLowerCase().startsWith(query)).slice(0, 6);
+    if (!matches.length) return closeMentions();
+    mention.field = field;
+    mention.start = upto.length - found[2].length - 1;
+    mention.items = matches;
+    mention.index = 0;
+    if (!mention.box) {
+      mention.box = document.createElement("ul");
+      mention.box.className = "mention-list";
+      mention.box.setAttribute("role", "listbox");
+      mention.box.setAttribute("aria-label", "Mention a member");
+      field.insertAdjacentElement("afterend", mention.box);
+    }
+    renderMentions();
+  });
+
+  document.addEventListener("keydown", (e) => {
+    if (!mention.box || e.target !== mention.field) return;
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      const step = e.key === "ArrowDown" ? 1 : -1;
+      mention.index = (mention.index + step + mention.items.length) % mention.items.length;
+      renderMentions();
+    } else if (e.key === "Enter" || e.key === "Tab") {
+      e.preventDefault();
+      e.stopImmediatePropagation();
+      pickMention(mention.items[mention.index]);
+    } else if (e.key === "Escape") {
+      closeMentions();
+    }
+  }, true);
+  document.addEventListener("focusout", (e) => {
+    if (mention.field && e.target === mention.field) setTimeout(closeMentions, 100);
   });
 
   // Ctrl/Cmd+Enter sends from any textarea in a form.

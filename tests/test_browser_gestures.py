@@ -1,0 +1,83 @@
+"""Coach gestures in Chromium: the coach likes and pins in one or two clicks and the member's page changes live;
+mention autocomplete; sharing; the Key insights board."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import Browser, Dialog, expect
+
+from tests.browser import shot
+from tests.client import make_circle
+from tests.conftest import Server
+from tests.test_browser_live import open_room, signed_in
+
+pytestmark = [pytest.mark.anyio, pytest.mark.browser]
+
+
+async def test_coach_gestures_land_live_on_the_members_page(browser: Browser, server: Server, backend: str) -> None:
+    api = server.client()
+    try:
+        c = await make_circle(api, members=2)
+        a, b = c.members
+        post = await a.post(
+            c.room_id, "I asked for a day to think instead of saying yes on the spot.", kind="experiment"
+        )
+        await c.coach.ok("POST", f"/api/v1/circles/{c.id}/rooms", {"name": "Wins"})
+
+        coach_ctx = await signed_in(browser, server, c.coach.token)
+        member_ctx = await signed_in(browser, server, a.token)
+        coach = await open_room(coach_ctx, server, c)
+        member = await open_room(member_ctx, server, c)
+        on_coach = coach.locator(f"#post-{post['id']}")
+        on_member = member.locator(f"#post-{post['id']}")
+
+        # One click: the coach's Like, marked as the coach's on the member's page.
+        await on_coach.get_by_role("button", name="Like").click()
+        await expect(on_coach.get_by_role("button", name="Like")).to_have_attribute("aria-pressed", "true")
+        await expect(on_member.locator(".coach-liked")).to_have_text("Your coach appreciated this", timeout=5000)
+        await expect(on_member.locator(".likes .count")).to_have_text("1 like")
+        await expect(on_member.get_by_role("button", name="Like")).to_have_attribute("aria-pressed", "false")
+
+        # Two clicks: pin as key insight, with a note typed into the prompt.
+        async def answer(dialog: Dialog) -> None:
+            await dialog.accept("Buying time is a kind of no")
+
+        coach.once("dialog", answer)
+        await on_coach.get_by_role("button", name="Pin as key insight").click()
+        await expect(on_member.locator(".badge.insight")).to_have_text("Key insight", timeout=5000)
+        await expect(on_member.locator(".pin-note")).to_have_text("Buying time is a kind of no")
+        await expect(on_member.get_by_role("button", name="Pin as key insight")).to_be_hidden()
+
+        # Sharing it to another room of the circle.
+        await on_coach.get_by_role("button", name="Share").click()
+        await coach.get_by_label("Share to").select_option(label="Wins")
+        await coach.get_by_label("Note").fill("Worth trying")
+        await coach.locator(".share-form").get_by_role("button", name="Share").click()
+        await expect(on_coach.locator(".done")).to_contain_text("Shared to Wins")
+        await coach.get_by_role("link", name="Wins").click()
+        await expect(coach.locator(".shared-from").first).to_contain_text("Shared from Member1’s post: Worth trying")
+        await coach.go_back()
+        await expect(on_coach).to_be_visible()
+
+        # The member takes back nothing, but replies with an @mention picked from the autocomplete.
+        await on_member.get_by_role("button", name="Reply").click()
+        reply_box = member.get_by_placeholder("Reply to Member1…")
+        await reply_box.press_sequentially("Thanks @Coa")
+        await expect(member.locator(".mention-list [role=option]").first).to_have_text("@Coach Dana")
+        await reply_box.press("Enter")
+        await expect(reply_box).to_have_value("Thanks @Coach Dana ")
+        await member.locator(".reply-form").get_by_role("button", name="Reply").click()
+        await expect(on_coach.locator(".replies .mention")).to_have_text("@Coach Dana", timeout=5000)
+
+        await shot(coach, f"{backend}-gestures-coach")
+        await shot(member, f"{backend}-gestures-member")
+
+        # The Key insights board lists the pin.
+        await member.goto(f"{server.url}/circles/{c.id}/insights")
+        await expect(member.locator(".insight-card")).to_have_count(1)
+        await expect(member.locator(".insight-card .pin-note")).to_contain_text("Buying time is a kind of no")
+        await shot(member, f"{backend}-insights")
+        await coach_ctx.close()
+        await member_ctx.close()
+    finally:
+        await api.aclose()
