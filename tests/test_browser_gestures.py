@@ -18,7 +18,7 @@ async def test_coach_gestures_land_live_on_the_members_page(browser: Browser, se
     api = server.client()
     try:
         c = await make_circle(api, members=2)
-        a, b = c.members
+        a = c.members[0]
         post = await a.post(
             c.room_id, "I asked for a day to think instead of saying yes on the spot.", kind="experiment"
         )
