@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from litestar import Litestar, Router
@@ -20,8 +21,10 @@ from litestar.template.config import TemplateConfig
 from app.auth.middleware import AuthMiddleware
 from app.deps import DEPENDENCIES
 from app.errors import db_error_handler
+from app.limits import Limiter, MemoryLimiter, RateLimits, RedisLimiter, rate_limit_hook
 from app.live import DatabaseHubStore, Live
-from app.routes import api_accounts, api_circles, api_gestures, api_posts, api_ws, health, pages
+from app.routes import api_accounts, api_circles, api_gestures, api_moderation, api_posts, api_ws, health, pages
+from app.services import rights
 from app.settings import Settings, load_settings
 from db import engine as db_engine
 from db.migrate import pending
@@ -49,8 +52,22 @@ SECURITY_HEADERS = [
 ]
 
 
+# Seconds between sweeps for closed circles whose grace period has passed.
+PURGE_INTERVAL = 3600.0
+
+
 class MigrationsPending(RuntimeError):
     pass
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+    """Run `job` now and then every `seconds`; a failing run is logged and the next one still happens."""
+    while True:
+        try:
+            await job()
+        except Exception:
+            log.exception("periodic job %s failed", getattr(job, "__name__", job))
+        await asyncio.sleep(seconds)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -89,6 +106,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         renderer=HtmlRenderer(),
     )
     live = Live(hub, topics)
+    limiter: Limiter = (
+        RedisLimiter(redis_client, settings.redis_prefix) if redis_client is not None else MemoryLimiter()
+    )
+    rates = RateLimits(limiter, limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -101,9 +122,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         bus = Bus(make_backend, hub.on_message, hub.after_reconnect, name="redis" if settings.redis_url else "memory")
         await bus.start()
         await hub.start(bus)
+        purger = asyncio.create_task(_every(PURGE_INTERVAL, rights.purge_closed_circles), name="kindred-purge")
         try:
             yield
         finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
             await hub.stop()
             await bus.stop()
             if redis_client is not None:
@@ -124,6 +149,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *api_circles.ROUTES,
             *api_posts.ROUTES,
             *api_gestures.ROUTES,
+            *api_moderation.ROUTES,
             api_ws.ws,
         ],
         tags=["api"],
@@ -140,7 +166,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             create_static_files_router(path="/static", directories=[STATIC], name="static", include_in_schema=False),
         ],
         lifespan=[lifespan],
-        state=State({"settings": settings, "hub": hub, "live": live, "topics": topics}),
+        state=State({"settings": settings, "hub": hub, "live": live, "topics": topics, "rates": rates}),
+        before_request=rate_limit_hook,
         dependencies=DEPENDENCIES,
         middleware=[DefineMiddleware(AuthMiddleware, settings=settings, csrf=csrf)],
         exception_handlers=db_handlers,

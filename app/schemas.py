@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -194,3 +194,42 @@ class TagBody(msgspec.Struct):
 class ReadBody(msgspec.Struct):
     ids: Annotated[list[Id], Meta(max_length=500)] | None = None
     all_: bool = msgspec.field(default=False, name="all")
+
+
+# --- safety --------------------------------------------------------------------------------------------------------
+
+Reason = Annotated[str, Meta(max_length=500)]
+
+
+class ReasonBody(msgspec.Struct):
+    reason: Reason | None = None
+
+
+class MuteBody(msgspec.Struct):
+    minutes: Annotated[int, Meta(ge=1, le=60 * 24 * 30, description="How long to pause posting, up to 30 days")]
+    reason: Reason | None = None
+
+
+class ResolveBody(msgspec.Struct):
+    action: Literal["dismiss", "hide", "remove"]
+    reason: Reason | None = None
+
+
+class AliasBody(msgspec.Struct):
+    alias: Alias
+
+
+class PasswordChange(msgspec.Struct):
+    current_password: Password
+    new_password: Password
+
+
+class AccountDeletion(msgspec.Struct):
+    password: Password
+    posts: Literal["anonymize", "remove"] = msgspec.field(default="anonymize")
+
+
+class CircleClosed(msgspec.Struct):
+    id: str
+    closed_at: str | None
+    delete_after: str | None

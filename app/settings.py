@@ -36,6 +36,19 @@ class Limits(msgspec.Struct, frozen=True):
     sockets_per_account: int = 32
     # Contract: more than 1,000 missed events answer `resync` instead of a replay.
     replay_cap: int = 1000
+    # Likes, pins, shares and tags per account per minute: generous for a person, a wall for a script.
+    gestures_per_minute: int = 120
+    # Invite links a coach makes per hour, and circles an account joins per hour.
+    invites_per_hour: int = 30
+    joins_per_hour: int = 20
+    # Sign-in attempts per target email per 5 minutes: slows password guessing to a crawl.
+    logins_per_account: int = 10
+    # Contract: a per-address limit allows at least 200 sign-ins a minute from one address (offices share one).
+    logins_per_address: int = 300
+    # New accounts per address per hour.
+    signups_per_address: int = 100
+    # Reports a member files per hour.
+    reports_per_hour: int = 30
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -152,6 +165,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         send_queue_frames=_int_env(env, "KINDRED_WS_SEND_QUEUE", defaults.send_queue_frames),
         sockets_per_account=_int_env(env, "KINDRED_SOCKETS_PER_ACCOUNT", defaults.sockets_per_account),
         replay_cap=_int_env(env, "KINDRED_REPLAY_CAP", defaults.replay_cap),
+        gestures_per_minute=_int_env(env, "KINDRED_GESTURES_PER_MINUTE", defaults.gestures_per_minute),
+        invites_per_hour=_int_env(env, "KINDRED_INVITES_PER_HOUR", defaults.invites_per_hour),
+        joins_per_hour=_int_env(env, "KINDRED_JOINS_PER_HOUR", defaults.joins_per_hour),
+        logins_per_account=_int_env(env, "KINDRED_LOGINS_PER_ACCOUNT", defaults.logins_per_account),
+        logins_per_address=_int_env(env, "KINDRED_LOGINS_PER_ADDRESS", defaults.logins_per_address),
+        signups_per_address=_int_env(env, "KINDRED_SIGNUPS_PER_ADDRESS", defaults.signups_per_address),
+        reports_per_hour=_int_env(env, "KINDRED_REPORTS_PER_HOUR", defaults.reports_per_hour),
     )
     return Settings(
         database_url=database_url,

@@ -77,8 +77,9 @@ async def last_seqs(room_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
 
 
 async def current_membership(account_id: uuid.UUID, circle_id: uuid.UUID) -> dict[str, Any] | None:
+    """The account's current membership of the circle, with `circle_closed_at` (a closed circle is read-only)."""
     return await (
-        Membership.select()
+        Membership.select(*Membership.all_columns(), Membership.circle.closed_at.as_alias("circle_closed_at"))
         .where((Membership.account == account_id) & (Membership.circle == circle_id) & Membership.removed_at.is_null())
         .first()
     )

@@ -28,6 +28,9 @@ class Account(Table, tablename="account"):
     password_hash = Varchar(length=255, help_text="argon2id hash (PHC string).")
     created_at = Timestamptz(default=TimestamptzNow())
     password_changed_at = Timestamptz(default=TimestamptzNow())
+    deleted_at = Timestamptz(
+        null=True, default=None, help_text="Set when the owner deleted the account; email and name are erased then."
+    )
 
 
 class AuthToken(Table, tablename="auth_token"):
@@ -49,6 +52,10 @@ class Circle(Table, tablename="circle"):
         default=True, help_text="Whether the circle's coach may see members' account names and emails."
     )
     created_at = Timestamptz(default=TimestamptzNow())
+    closed_at = Timestamptz(null=True, default=None, help_text="Set when the coach closed the circle: read-only.")
+    delete_after = Timestamptz(
+        null=True, default=None, help_text="A closed circle and everything in it is deleted after this moment."
+    )
 
 
 class Membership(Table, tablename="membership"):
@@ -62,6 +69,8 @@ class Membership(Table, tablename="membership"):
     role = Varchar(length=16, help_text="'coach' or 'member'.")
     joined_at = Timestamptz(default=TimestamptzNow())
     removed_at = Timestamptz(null=True, default=None, help_text="Set when the member left or was removed.")
+    muted_until = Timestamptz(null=True, default=None, help_text="The member cannot post or react before this.")
+    mute_reason = Text(null=True, default=None)
 
 
 class Invite(Table, tablename="invite"):
@@ -101,6 +110,10 @@ class Post(Table, tablename="post"):
     created_at = Timestamptz(default=TimestamptzNow())
     edited_at = Timestamptz(null=True, default=None)
     deleted_at = Timestamptz(null=True, default=None)
+    hidden_at = Timestamptz(null=True, default=None, help_text="Hidden by the coach: peers see a placeholder.")
+    moderation_reason = Text(
+        null=True, default=None, help_text="Why the coach hid or removed the post; shown to its author only."
+    )
     client_id = Varchar(
         length=64, null=True, default=None, help_text="Author-chosen idempotency key; unique per author."
     )
@@ -163,8 +176,33 @@ class Notification(Table, tablename="notification"):
         default=None,
         help_text="Who did it, as a membership of the notification's circle: shown by alias only.",
     )
+    reason = Text(null=True, default=None, help_text="A moderation reason, shown to the recipient only.")
     created_at = Timestamptz(default=TimestamptzNow())
     read_at = Timestamptz(null=True, default=None)
+
+
+class Report(Table, tablename="report"):
+    id = UUID(primary_key=True)
+    post = ForeignKey(references=Post, on_delete=OnDelete.cascade, null=False)
+    circle = ForeignKey(references=Circle, on_delete=OnDelete.cascade, index=True, null=False)
+    reporter = ForeignKey(references=Membership, on_delete=OnDelete.cascade, null=False)
+    reason = Text(help_text="What the reporting member says is wrong.")
+    created_at = Timestamptz(default=TimestamptzNow())
+    resolved_at = Timestamptz(null=True, default=None)
+    resolution = Varchar(length=16, null=True, default=None, help_text="dismissed, hidden or removed.")
+
+
+class ModerationLog(Table, tablename="moderation_log"):
+    """Every moderation action, for the coach to read back. Append-only."""
+
+    id = UUID(primary_key=True)
+    circle = ForeignKey(references=Circle, on_delete=OnDelete.cascade, index=True, null=False)
+    actor = ForeignKey(references=Membership, on_delete=OnDelete.cascade, null=False)
+    action = Varchar(length=32, help_text="hide, restore, remove, mute, unmute, remove_member, report_dismissed...")
+    post_id = UUID(null=True, default=None)
+    member = UUID(null=True, default=None, help_text="The membership acted on, for member actions.")
+    reason = Text(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
 
 
 TABLES: tuple[type[Table], ...] = (
@@ -180,4 +218,6 @@ TABLES: tuple[type[Table], ...] = (
     Pin,
     Tag,
     Notification,
+    Report,
+    ModerationLog,
 )

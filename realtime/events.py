@@ -52,6 +52,10 @@ class Post(msgspec.Struct, kw_only=True):
     seq: int
     # Extension: true for the placeholder of a deleted post that still anchors replies (body and html are empty).
     deleted: bool = False
+    # Extension: hidden by the coach. Peers get empty body and html; the author and the coach get the text.
+    hidden: bool = False
+    # Extension: why the coach hid it; only ever sent to the post's author and the coach.
+    moderation_reason: str | None = None
 
 
 class PostRef(msgspec.Struct, frozen=True):
@@ -91,6 +95,8 @@ class Notification(msgspec.Struct, kw_only=True):
     actor: Membership | None
     created_at: datetime
     read: bool
+    # Extension: for moderation notices, the coach's reason.
+    reason: str | None = None
 
 
 # --- Room events: durable, numbered, replayable. The envelope is exactly the websocket frame. ---------------------

@@ -429,14 +429,19 @@ class Hub:
 
     async def _revoke(self, account_id: str, circle_id: str) -> None:
         for conn in list(self.accounts.get(account_id, ())):
+            lost = False
             for room_id, access in list(conn.rooms.items()):
                 if access.circle_id == circle_id:
+                    lost = True
                     await self.unsubscribe(conn, room_id, quiet=True)
                     conn.reply(
                         ErrorFrame(
                             code="forbidden", detail="you are no longer a member of this circle", room_id=room_id
                         )
                     )
+            # A page's socket exists for one room; with that room gone it is closed, not left open and idle.
+            if lost and conn.variant == "html" and not conn.rooms:
+                conn.close_soon(CLOSE_POLICY, "no longer a member of this circle")
 
     # --- presence --------------------------------------------------------------------------------------------------
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Response, get, post
+from litestar import Response, delete, get, post
 from litestar.datastructures import Cookie
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from app.auth import tokens
 from app.deps import LiveDep, PrincipalDep, SettingsDep
-from app.schemas import AccountCreate, AccountOut, Login, Me, TokenOut
-from app.services import accounts
+from app.schemas import AccountCreate, AccountDeletion, AccountOut, Login, Me, PasswordChange, TokenOut
+from app.services import accounts, rights
+from app.services.rights import Export
 
 
 def session_cookie(token: str, settings: SettingsDep) -> Cookie:
@@ -39,12 +40,17 @@ def expired_session_cookie(settings: SettingsDep) -> Cookie:
     )
 
 
-@post("/accounts", summary="Create an account")
+@post("/accounts", summary="Create an account", opt={"rate": "signup"})
 async def create_account(data: JSONBody[AccountCreate]) -> AccountOut:
     return await accounts.register(data.email, data.password, data.name)
 
 
-@post("/auth/login", summary="Sign in: a bearer token, and the session cookie for browsers", status_code=HTTP_200_OK)
+@post(
+    "/auth/login",
+    summary="Sign in: a bearer token, and the session cookie for browsers",
+    status_code=HTTP_200_OK,
+    opt={"rate": "login"},
+)
 async def login(data: JSONBody[Login], settings: SettingsDep) -> Response[TokenOut]:
     token, _token_id, _account_id = await accounts.sign_in(data.email, data.password)
     return Response(TokenOut(token=token), cookies=[session_cookie(token, settings)])
@@ -63,3 +69,29 @@ async def get_me(principal: PrincipalDep) -> Me:
 
 
 ROUTES: list[Any] = [create_account, login, logout, get_me]
+
+
+@post("/me/password", summary="Change your password; every other sign-in ends", status_code=HTTP_204_NO_CONTENT)
+async def change_password(data: JSONBody[PasswordChange], principal: PrincipalDep, live: LiveDep) -> None:
+    await rights.change_password(
+        principal.account_id, principal.token_id, data.current_password, data.new_password, live
+    )
+
+
+@get("/me/export", summary="Everything Kindred holds about you, as a JSON download")
+async def export(principal: PrincipalDep) -> Response[Export]:
+    document = await rights.export(principal.account_id)
+    return Response(document, headers={"Content-Disposition": 'attachment; filename="kindred-export.json"'})
+
+
+@delete(
+    "/me", summary="Delete your account (posts removed, or kept as 'Former member')", status_code=HTTP_204_NO_CONTENT
+)
+async def delete_me(
+    data: JSONBody[AccountDeletion], principal: PrincipalDep, live: LiveDep, settings: SettingsDep
+) -> Response[None]:
+    await rights.delete_account(principal.account_id, data.password, data.posts, live)
+    return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[expired_session_cookie(settings)])
+
+
+ROUTES.extend([change_password, export, delete_me])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, delete, get, patch, post
+from litestar import Request, get, patch, post
 from litestar.params import FromPath, JSONBody
-from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from app.deps import LiveDep, PrincipalDep, SettingsDep, base_url
 from app.schemas import (
+    AliasBody,
+    CircleClosed,
     CircleCreate,
     CircleOut,
     CircleUpdate,
@@ -21,7 +22,7 @@ from app.schemas import (
     RoomCreate,
     RoomOut,
 )
-from app.services import circles
+from app.services import circles, rights
 from realtime.events import Membership
 
 
@@ -41,7 +42,7 @@ async def update_circle(circle_id: FromPath[str], data: JSONBody[CircleUpdate], 
     return await circles.update_circle(principal.account_id, circle_id, data)
 
 
-@post("/circles/{circle_id:str}/invites", summary="Make an invite link (coach)")
+@post("/circles/{circle_id:str}/invites", summary="Make an invite link (coach)", opt={"rate": "invite"})
 async def create_invite(
     circle_id: FromPath[str],
     principal: PrincipalDep,
@@ -54,7 +55,7 @@ async def create_invite(
     )
 
 
-@post("/invites/{code:str}/join", summary="Join a circle under an alias")
+@post("/invites/{code:str}/join", summary="Join a circle under an alias", opt={"rate": "join"})
 async def join(code: FromPath[str], data: JSONBody[Join], principal: PrincipalDep) -> MyMembership:
     return await circles.join(principal.account_id, code, data.alias)
 
@@ -64,17 +65,6 @@ async def list_members(
     circle_id: FromPath[str], principal: PrincipalDep
 ) -> list[Membership] | list[MemberWithIdentity]:
     return await circles.members(principal.account_id, circle_id)
-
-
-@delete(
-    "/circles/{circle_id:str}/members/{membership_id:str}",
-    summary="Remove a member (coach) or leave (yourself). Extension.",
-    status_code=HTTP_204_NO_CONTENT,
-)
-async def remove_member(
-    circle_id: FromPath[str], membership_id: FromPath[str], principal: PrincipalDep, live: LiveDep
-) -> None:
-    await circles.remove_member(principal.account_id, circle_id, membership_id, live)
 
 
 @post("/circles/{circle_id:str}/rooms", summary="Open a room (coach)")
@@ -94,7 +84,30 @@ ROUTES: list[Any] = [
     create_invite,
     join,
     list_members,
-    remove_member,
     create_room,
     list_rooms,
 ]
+
+
+@patch("/circles/{circle_id:str}/membership", summary="Change your alias in a circle. Extension.")
+async def change_alias(circle_id: FromPath[str], data: JSONBody[AliasBody], principal: PrincipalDep) -> MyMembership:
+    return await rights.change_alias(principal.account_id, circle_id, data.alias)
+
+
+@post(
+    "/circles/{circle_id:str}/close",
+    summary="Close a circle: read-only now, deleted after 30 days (coach)",
+    status_code=200,
+)
+async def close_circle(circle_id: FromPath[str], principal: PrincipalDep, live: LiveDep) -> CircleClosed:
+    return await rights.close_circle(principal.account_id, circle_id, live)
+
+
+@post(
+    "/circles/{circle_id:str}/reopen", summary="Reopen a closed circle within its grace period (coach)", status_code=200
+)
+async def reopen_circle(circle_id: FromPath[str], principal: PrincipalDep) -> CircleClosed:
+    return await rights.reopen_circle(principal.account_id, circle_id)
+
+
+ROUTES.extend([change_alias, close_circle, reopen_circle])

@@ -15,24 +15,24 @@ from app.services.gestures import Insight, LikeOut, PinOut, TagOut
 from realtime.events import Notification
 
 
-@put("/posts/{post_id:str}/like", summary="Like a post (idempotent)")
+@put("/posts/{post_id:str}/like", summary="Like a post (idempotent)", opt={"rate": "gesture"})
 async def like(post_id: FromPath[str], principal: PrincipalDep, live: LiveDep) -> LikeOut:
     return await gestures.like(principal.account_id, post_id, live)
 
 
-@delete("/posts/{post_id:str}/like", summary="Take back a like (idempotent)", status_code=200)
+@delete("/posts/{post_id:str}/like", summary="Take back a like (idempotent)", status_code=200, opt={"rate": "gesture"})
 async def unlike(post_id: FromPath[str], principal: PrincipalDep, live: LiveDep) -> LikeOut:
     return await gestures.unlike(principal.account_id, post_id, live)
 
 
-@put("/posts/{post_id:str}/pin", summary="Pin a post as a key insight (coach)")
+@put("/posts/{post_id:str}/pin", summary="Pin a post as a key insight (coach)", opt={"rate": "gesture"})
 async def pin(
     post_id: FromPath[str], principal: PrincipalDep, live: LiveDep, data: JSONBody[PinBody | None] = None
 ) -> PinOut:
     return await gestures.pin(principal.account_id, post_id, data.note if data else None, live)
 
 
-@delete("/posts/{post_id:str}/pin", summary="Unpin a key insight (coach)", status_code=200)
+@delete("/posts/{post_id:str}/pin", summary="Unpin a key insight (coach)", status_code=200, opt={"rate": "gesture"})
 async def unpin(post_id: FromPath[str], principal: PrincipalDep, live: LiveDep) -> PinOut:
     return await gestures.unpin(principal.account_id, post_id, live)
 
@@ -42,12 +42,16 @@ async def insights(circle_id: FromPath[str], principal: PrincipalDep) -> list[In
     return await gestures.insights(principal.account_id, circle_id)
 
 
-@post("/posts/{post_id:str}/shares", summary="Share a post into another room (coach: also another circle)")
+@post(
+    "/posts/{post_id:str}/shares",
+    summary="Share a post into another room (coach: also another circle)",
+    opt={"rate": "gesture"},
+)
 async def share(post_id: FromPath[str], data: JSONBody[ShareBody], principal: PrincipalDep, live: LiveDep) -> Post:
     return await gestures.share(principal.account_id, post_id, data.room_id, data.note, live)
 
 
-@post("/posts/{post_id:str}/tags", summary="Draw a member into a thread; they are notified")
+@post("/posts/{post_id:str}/tags", summary="Draw a member into a thread; they are notified", opt={"rate": "gesture"})
 async def tag(post_id: FromPath[str], data: JSONBody[TagBody], principal: PrincipalDep, live: LiveDep) -> TagOut:
     return await gestures.tag(principal.account_id, post_id, data.membership_id, live)
 

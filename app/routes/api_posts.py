@@ -13,7 +13,7 @@ from app.schemas import Post, PostCreate, PostEdit, PostPage, PostThread
 from app.services import posts
 
 
-@post("/rooms/{room_id:str}/posts", summary="Post in a room (or reply, with parent_id)")
+@post("/rooms/{room_id:str}/posts", summary="Post in a room (or reply, with parent_id)", opt={"rate": "post"})
 async def create_post(
     room_id: FromPath[str], data: JSONBody[PostCreate], principal: PrincipalDep, live: LiveDep
 ) -> Post:

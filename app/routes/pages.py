@@ -110,7 +110,7 @@ async def signup_form(next: FromQuery[str | None] = None) -> Template:
     return page("signup", me=None, next=safe_next(next), form={}, error=None)
 
 
-@post("/signup", include_in_schema=False)
+@post("/signup", include_in_schema=False, opt={"rate": "signup"})
 async def signup(data: Form, state: State) -> Response[Any]:
     settings: Settings = state["settings"]
     next_path = safe_next(data.get("next"))
@@ -128,7 +128,7 @@ async def signin_form(next: FromQuery[str | None] = None) -> Template:
     return page("signin", me=None, next=safe_next(next), form={}, error=None)
 
 
-@post("/signin", include_in_schema=False)
+@post("/signin", include_in_schema=False, opt={"rate": "login"})
 async def signin(request: Request[Any, Any, Any], data: Form, state: State) -> Response[Any]:
     settings: Settings = state["settings"]
     next_path = safe_next(data.get("next"))
@@ -195,7 +195,7 @@ async def circle_page(request: Request[Any, Any, Any], circle_id: FromPath[str])
     )
 
 
-@post("/circles/{circle_id:str}/invites", include_in_schema=False)
+@post("/circles/{circle_id:str}/invites", include_in_schema=False, opt={"rate": "invite"})
 async def create_invite(
     request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form, state: State
 ) -> Template:
@@ -228,7 +228,7 @@ async def join_page(request: Request[Any, Any, Any], code: FromPath[str]) -> Tem
     return page("join", me=await _me(request), circle=circle, code=code, form={}, error=None)
 
 
-@post("/join/{code:str}", include_in_schema=False)
+@post("/join/{code:str}", include_in_schema=False, opt={"rate": "join"})
 async def join(request: Request[Any, Any, Any], code: FromPath[str], data: Form) -> Response[Any]:
     user = who(request)
     circle = await circles.invite_circle(code)
@@ -303,7 +303,7 @@ async def older_threads(
     )
 
 
-@post("/rooms/{room_id:str}/posts", include_in_schema=False)
+@post("/rooms/{room_id:str}/posts", include_in_schema=False, opt={"rate": "post"})
 async def create_post(request: Request[Any, Any, Any], room_id: FromPath[str], data: Form, state: State) -> Template:
     user = who(request)
     kind: PostKind = KINDS.get(data.get("kind", ""), "reflection")
@@ -371,7 +371,7 @@ async def delete_post(request: Request[Any, Any, Any], post_id: FromPath[str], s
 # --- gestures ------------------------------------------------------------------------------------------------------
 
 
-@post("/posts/{post_id:str}/like", include_in_schema=False)
+@post("/posts/{post_id:str}/like", include_in_schema=False, opt={"rate": "gesture"})
 async def toggle_like(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
     _, _, membership = await posts.post_and_access(user.account_id, post_id)
@@ -384,7 +384,7 @@ async def toggle_like(request: Request[Any, Any, Any], post_id: FromPath[str], s
     return Template("fragments/likes.html", context={"like": like}, headers={"HX-Trigger": trigger})
 
 
-@put("/posts/{post_id:str}/pin", include_in_schema=False)
+@put("/posts/{post_id:str}/pin", include_in_schema=False, opt={"rate": "gesture"})
 async def pin_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
     # htmx sends the prompt's answer (the coach's note) in this header.
@@ -393,7 +393,7 @@ async def pin_post(request: Request[Any, Any, Any], post_id: FromPath[str], stat
     return fragment("pin", pin=result)
 
 
-@delete("/posts/{post_id:str}/pin", include_in_schema=False, status_code=200)
+@delete("/posts/{post_id:str}/pin", include_in_schema=False, status_code=200, opt={"rate": "gesture"})
 async def unpin_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
     return fragment("pin", pin=await gestures.unpin(user.account_id, post_id, state["live"]))
@@ -408,7 +408,7 @@ async def share_form(request: Request[Any, Any, Any], post_id: FromPath[str]) ->
     return fragment("share_form", post={"id": post_id}, groups=groups, across=across)
 
 
-@post("/posts/{post_id:str}/share", include_in_schema=False)
+@post("/posts/{post_id:str}/share", include_in_schema=False, opt={"rate": "gesture"})
 async def share_post(request: Request[Any, Any, Any], post_id: FromPath[str], data: Form, state: State) -> Template:
     user = who(request)
     shared = await gestures.share(user.account_id, post_id, data.get("room_id", ""), data.get("note"), state["live"])
@@ -426,7 +426,7 @@ async def tag_form(request: Request[Any, Any, Any], post_id: FromPath[str]) -> T
     return fragment("tag_form", post={"id": post_id}, members=others)
 
 
-@post("/posts/{post_id:str}/tag", include_in_schema=False)
+@post("/posts/{post_id:str}/tag", include_in_schema=False, opt={"rate": "gesture"})
 async def tag_member(request: Request[Any, Any, Any], post_id: FromPath[str], data: Form, state: State) -> Template:
     user = who(request)
     tagged = await gestures.tag(user.account_id, post_id, data.get("membership_id", ""), state["live"])

@@ -9,10 +9,9 @@ from datetime import timedelta
 from typing import Any
 
 import msgspec
-from litestar.exceptions import ClientException, PermissionDeniedException
+from litestar.exceptions import ClientException
 
 from app.errors import Conflict, Gone, not_found
-from app.live import Live
 from app.schemas import (
     CircleCreate,
     CircleOut,
@@ -24,7 +23,14 @@ from app.schemas import (
     RoomCreate,
     RoomOut,
 )
-from app.services.common import is_unique_violation, membership_struct, parse_id, require_coach_role, require_member
+from app.services.common import (
+    is_unique_violation,
+    membership_struct,
+    parse_id,
+    require_can_write,
+    require_coach_role,
+    require_member,
+)
 from db.engine import write_transaction
 from db.queries import now
 from db.tables import Account, Circle, Invite, Membership, Room
@@ -146,6 +152,7 @@ async def create_invite(account_id: uuid.UUID, circle_id: str, data: InviteCreat
     cid = parse_id(circle_id, "circle")
     membership = await require_member(account_id, cid)
     require_coach_role(membership, "invite people")
+    require_can_write(membership)
     code = secrets.token_urlsafe(12)
     hours = data.expires_in_hours or DEFAULT_INVITE_HOURS
     expires_at = now() + timedelta(hours=hours)
@@ -188,6 +195,8 @@ async def _usable_invite(code: str) -> dict[str, Any]:
         raise Gone("this invite has expired; ask your coach for a new link")
     if invite["max_uses"] is not None and invite["uses"] >= invite["max_uses"]:
         raise Gone("this invite has been used up; ask your coach for a new link")
+    if await Circle.exists().where((Circle.id == invite["circle"]) & Circle.closed_at.is_not_null()):
+        raise Gone("this circle has been closed by its coach")
     return invite
 
 
@@ -267,30 +276,11 @@ async def members(account_id: uuid.UUID, circle_id: str) -> list[PublicMembershi
     return [membership_struct(r) for r in rows]
 
 
-async def remove_member(account_id: uuid.UUID, circle_id: str, membership_id: str, live: Live) -> None:
-    """The coach removes a member, or a member leaves. Their sockets stop receiving the circle at once."""
-    cid = parse_id(circle_id, "circle")
-    me = await require_member(account_id, cid)
-    target_id = parse_id(membership_id, "member")
-    target = (
-        await Membership.select()
-        .where((Membership.id == target_id) & (Membership.circle == cid) & Membership.removed_at.is_null())
-        .first()
-    )
-    if target is None:
-        raise not_found("member")
-    if target["id"] != me["id"] and me["role"] != "coach":
-        raise PermissionDeniedException("only the circle's coach can remove someone else")
-    if target["role"] == "coach":
-        raise Conflict("a circle keeps its coach; close the circle instead")
-    await Membership.update({Membership.removed_at: now()}).where(Membership.id == target_id)
-    await live.revoke(target["account"], cid)
-
-
 async def create_room(account_id: uuid.UUID, circle_id: str, data: RoomCreate) -> RoomOut:
     cid = parse_id(circle_id, "circle")
     membership = await require_member(account_id, cid)
     require_coach_role(membership, "open rooms")
+    require_can_write(membership)
     name = " ".join(data.name.split())
     if not name:
         raise ClientException("give the room a name")
@@ -306,7 +296,3 @@ async def rooms(account_id: uuid.UUID, circle_id: str) -> list[RoomOut]:
     await require_member(account_id, cid)
     rows = await Room.select().where(Room.circle == cid).order_by(Room.created_at)
     return [room_out(r) for r in rows]
-
-
-async def membership_view(membership: dict[str, Any]) -> PublicMembership:
-    return membership_struct(membership)

@@ -9,8 +9,9 @@ from typing import Any
 import asyncpg
 from litestar.exceptions import PermissionDeniedException
 
-from app.errors import not_found
+from app.errors import Conflict, not_found
 from db import queries
+from db.queries import now
 from realtime.events import Membership
 
 
@@ -37,6 +38,18 @@ async def require_member(account_id: uuid.UUID, circle_id: uuid.UUID, what: str 
     if membership is None:
         raise not_found(what)
     return membership
+
+
+def require_can_write(membership: dict[str, Any]) -> None:
+    """Posting and reacting need an open circle and a member who is not muted."""
+    if membership.get("circle_closed_at") is not None:
+        raise Conflict("this circle has been closed by its coach; it is read-only now")
+    until = membership.get("muted_until")
+    if until is not None and until > now():
+        reason = f" ({membership['mute_reason']})" if membership.get("mute_reason") else ""
+        raise PermissionDeniedException(
+            f"your coach has paused your posting in this circle until {until:%d %b %Y, %H:%M} UTC{reason}"
+        )
 
 
 def require_coach_role(membership: dict[str, Any], action: str) -> None:

@@ -17,7 +17,13 @@ from litestar.exceptions import ClientException, PermissionDeniedException
 from app.errors import not_found
 from app.live import Live
 from app.services import notifications
-from app.services.common import membership_struct, parse_id, require_coach_role, require_member
+from app.services.common import (
+    membership_struct,
+    parse_id,
+    require_can_write,
+    require_coach_role,
+    require_member,
+)
 from app.services.outbox import Outbox
 from app.services.posts import (
     authors_of,
@@ -74,6 +80,7 @@ async def _set_like(account_id: uuid.UUID, post_id: str, live: Live, *, liked: b
     row, room, me = await post_and_access(account_id, post_id)
     if row["deleted_at"] is not None:
         raise not_found("post")
+    require_can_write(me)
     outbox = Outbox()
     async with write_transaction():
         if liked:
@@ -135,6 +142,7 @@ async def liked_by(membership_id: uuid.UUID, post_ids: list[str]) -> set[str]:
 async def pin(account_id: uuid.UUID, post_id: str, note: str | None, live: Live) -> PinOut:
     row, room, me = await post_and_access(account_id, post_id)
     require_coach_role(me, "pin key insights")
+    require_can_write(me)
     if row["deleted_at"] is not None:
         raise not_found("post")
     note = (note or "").strip()[:MAX_NOTE] or None
@@ -233,6 +241,8 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
     target_me = await queries.current_membership(account_id, target["circle"])
     if target_me is None:
         raise not_found("room")
+    require_can_write(me)
+    require_can_write(target_me)
     across = target["circle"] != source_room["circle"]
     if across and (me["role"] != "coach" or target_me["role"] != "coach"):
         raise PermissionDeniedException("only a coach who runs both circles can share a post across circles")
@@ -305,6 +315,7 @@ async def tag(account_id: uuid.UUID, post_id: str, membership_id: str, live: Liv
         raise ClientException("membership_id is not a member of this circle")
     if target["id"] == me["id"]:
         raise ClientException("you cannot tag yourself")
+    require_can_write(me)
     outbox = Outbox()
     async with write_transaction():
         inserted = await Tag.raw(

@@ -31,6 +31,7 @@ async def notify(
     circle_id: uuid.UUID | None,
     room_id: uuid.UUID | None,
     post_id: uuid.UUID | None,
+    reason: str | None = None,
 ) -> None:
     """Notify the accounts behind `recipients` (membership ids), never the actor themself; one INSERT for all.
 
@@ -61,6 +62,7 @@ async def notify(
                 room=room_id,
                 post_id=post_id,
                 actor=actor["id"] if actor is not None else None,
+                reason=reason,
                 created_at=created,
                 read_at=None,
             )
@@ -76,6 +78,7 @@ async def notify(
                 actor=actor_struct,
                 created_at=created,
                 read=False,
+                reason=reason,
             ),
         )
     await NotificationRow.insert(*inserts)
@@ -116,6 +119,7 @@ async def feed(
             actor=membership_struct(actors[r["actor"]]) if r["actor"] in actors else None,
             created_at=r["created_at"],
             read=r["read_at"] is not None,
+            reason=r["reason"],
         )
         for r in rows
     ]

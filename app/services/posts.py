@@ -8,11 +8,11 @@ from typing import Any
 import msgspec
 from litestar.exceptions import ClientException, PermissionDeniedException
 
-from app.errors import not_found
+from app.errors import Conflict, not_found
 from app.live import Live
 from app.schemas import PostCreate, PostListItem, PostPage, PostThread
 from app.services import notifications
-from app.services.common import is_unique_violation, membership_struct, parse_id
+from app.services.common import is_unique_violation, membership_struct, parse_id, require_can_write
 from app.services.outbox import Outbox
 from db import queries
 from db.engine import write_transaction
@@ -31,26 +31,37 @@ def shared_from_json(shared_from: SharedFrom) -> str:
     return encoder.encode(shared_from).decode()
 
 
+def decode_shared_from(raw: str) -> SharedFrom:
+    return _shared_from_decoder.decode(raw)
+
+
 DEFAULT_PAGE, MAX_PAGE = 20, 100
 
 
-def post_struct(row: dict[str, Any], author: PublicMembership) -> Post:
+def post_struct(row: dict[str, Any], author: PublicMembership, viewer: dict[str, Any] | None = None) -> Post:
+    """The post as `viewer` may see it. With no viewer it is the peer view, which is what events carry: a post the
+    coach hid has no text in it, and no reason. Its author and the coach see the text and the reason."""
+    hidden = row.get("hidden_at") is not None
+    privileged = viewer is not None and (viewer["role"] == "coach" or viewer["id"] == row["author"])
+    blank = hidden and not privileged
     return Post(
         id=str(row["id"]),
         room_id=str(row["room"]),
         parent_id=str(row["parent"]) if row["parent"] else None,
         author=author,
         kind=row["kind"],
-        body=row["body"],
-        html=row["html"],
+        body="" if blank else row["body"],
+        html="" if blank else row["html"],
         created_at=row["created_at"],
         edited_at=row["edited_at"],
         like_count=int(row["like_count"]),
         liked_by_coach=bool(row["liked_by_coach"]),
         pinned=bool(row["pinned"]),
-        shared_from=_shared_from_decoder.decode(row["shared_from"]) if row.get("shared_from") else None,
+        shared_from=decode_shared_from(row["shared_from"]) if row.get("shared_from") else None,
         seq=int(row["seq"]),
         deleted=row["deleted_at"] is not None,
+        hidden=hidden,
+        moderation_reason=row.get("moderation_reason") if hidden and privileged else None,
     )
 
 
@@ -97,6 +108,7 @@ async def authors_of(rows: list[dict[str, Any]]) -> dict[uuid.UUID, PublicMember
 async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, live: Live) -> Post:
     rid = parse_id(room_id, "room")
     room, me = await _access(account_id, rid)
+    require_can_write(me)
     author = membership_struct(me)
     body = check_body(data.body)
     if data.client_id is not None:
@@ -183,7 +195,7 @@ async def _notify_for_post(
 
 async def list_posts(account_id: uuid.UUID, room_id: str, before: str | None, limit: int | None) -> PostPage:
     rid = parse_id(room_id, "room")
-    await _access(account_id, rid)
+    _room, me = await _access(account_id, rid)
     size = min(max(limit or DEFAULT_PAGE, 1), MAX_PAGE)
     query = PostRow.select().where((PostRow.room == rid) & PostRow.parent.is_null())
     if before:
@@ -205,7 +217,7 @@ async def list_posts(account_id: uuid.UUID, room_id: str, before: str | None, li
     counts = await queries.reply_counts(r["id"] for r in rows)
     authors = await authors_of(rows)
     items = [
-        PostListItem(**post_fields(post_struct(r, authors[r["author"]])), reply_count=counts.get(r["id"], 0))
+        PostListItem(**post_fields(post_struct(r, authors[r["author"]], me)), reply_count=counts.get(r["id"], 0))
         for r in rows
         # A deleted post stays only as the anchor of replies that are still there.
         if r["deleted_at"] is None or counts.get(r["id"], 0) > 0
@@ -223,13 +235,18 @@ def _children(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def _tree(
-    row: dict[str, Any], children: dict[str, list[dict[str, Any]]], authors: dict[uuid.UUID, PublicMembership]
+    row: dict[str, Any],
+    children: dict[str, list[dict[str, Any]]],
+    authors: dict[uuid.UUID, PublicMembership],
+    viewer: dict[str, Any],
 ) -> PostThread | None:
     """A post with its replies (oldest first); a deleted post survives only as the anchor of live replies."""
-    replies = [t for t in (_tree(c, children, authors) for c in children.get(str(row["id"]), [])) if t is not None]
+    replies = [
+        t for t in (_tree(c, children, authors, viewer) for c in children.get(str(row["id"]), [])) if t is not None
+    ]
     if row["deleted_at"] is not None and not replies:
         return None
-    return PostThread(**post_fields(post_struct(row, authors[row["author"]])), replies=replies)
+    return PostThread(**post_fields(post_struct(row, authors[row["author"]], viewer)), replies=replies)
 
 
 def post_fields(post: Post) -> dict[str, Any]:
@@ -237,10 +254,10 @@ def post_fields(post: Post) -> dict[str, Any]:
 
 
 async def get_thread(account_id: uuid.UUID, post_id: str) -> PostThread:
-    row, _room, _me = await post_and_access(account_id, post_id)
+    row, _room, me = await post_and_access(account_id, post_id)
     root = row["thread_root"] or row["id"]
     rows = await PostRow.select().where((PostRow.thread_root == root) | (PostRow.id == root)).order_by(PostRow.seq)
-    thread = _tree(row, _children(rows), await authors_of(rows))
+    thread = _tree(row, _children(rows), await authors_of(rows), me)
     if thread is None:
         raise not_found("post")
     return thread
@@ -252,6 +269,9 @@ async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) 
         raise not_found("post")
     if row["author"] != me["id"]:
         raise PermissionDeniedException("only the author can edit a post")
+    require_can_write(me)
+    if row.get("hidden_at") is not None:
+        raise Conflict("your coach has hidden this post; it cannot be edited while hidden")
     body = check_body(body)
     aliases = await circle_aliases(room["circle"])
     html, mentioned = render(body, aliases)
@@ -278,20 +298,27 @@ async def delete_post(account_id: uuid.UUID, post_id: str, live: Live) -> None:
         raise not_found("post")
     if row["author"] != me["id"] and me["role"] != "coach":
         raise PermissionDeniedException("only the author or the circle's coach can delete a post")
-    author = (await authors_of([row]))[row["author"]]
+    if me.get("circle_closed_at") is not None:
+        raise Conflict("this circle has been closed by its coach; it is read-only now")
     outbox = Outbox()
     async with write_transaction():
-        seq = await outbox.next_seq(row["room"])
-        row = {**row, "body": "", "html": "", "deleted_at": now()}
-        await PostRow.update({PostRow.body: "", PostRow.html: "", PostRow.deleted_at: row["deleted_at"]}).where(
-            PostRow.id == row["id"]
-        )
-        # Deleted means gone: the text is scrubbed from the post and from every event that carried it.
-        await queries.rewrite_post_events(row["id"], _encode(post_struct(row, author)))
-        await outbox.append(
-            row["room"], seq, "post.deleted", PostRef(id=str(row["id"]), room_id=str(row["room"])), post_id=row["id"]
-        )
+        await remove_post(outbox, row, reason=None)
     await outbox.publish(live)
+
+
+async def remove_post(outbox: Outbox, row: dict[str, Any], *, reason: str | None) -> None:
+    """Delete a post inside the caller's transaction: its text is scrubbed from the post and from every event that
+    carried it, and a post.deleted event records the removal."""
+    seq = await outbox.next_seq(row["room"])
+    author = (await authors_of([row]))[row["author"]]
+    gone = {**row, "body": "", "html": "", "deleted_at": now(), "moderation_reason": reason}
+    await PostRow.update(
+        {PostRow.body: "", PostRow.html: "", PostRow.deleted_at: gone["deleted_at"], PostRow.moderation_reason: reason}
+    ).where(PostRow.id == row["id"])
+    await queries.rewrite_post_events(row["id"], _encode(post_struct(gone, author)))
+    await outbox.append(
+        row["room"], seq, "post.deleted", PostRef(id=str(row["id"]), room_id=str(row["room"])), post_id=row["id"]
+    )
 
 
 def _encode(post: Post) -> bytes:
@@ -303,13 +330,14 @@ async def threads_page(
 ) -> tuple[list[PostThread], str | None]:
     """A page of top-level posts with their whole reply trees, in three queries whatever the page size."""
     page = await list_posts(account_id, room_id, before, limit)
+    _rid, _room, me = await room_and_membership(account_id, room_id)
     roots = [queries.as_uuid(p.id) for p in page.items]
     rows = await PostRow.select().where(PostRow.thread_root.is_in([r for r in roots if r is not None])) if roots else []
     children = _children(rows)
     authors = await authors_of(rows)
     threads = []
     for item in page.items:
-        replies = [t for t in (_tree(c, children, authors) for c in children.get(item.id, [])) if t is not None]
+        replies = [t for t in (_tree(c, children, authors, me) for c in children.get(item.id, [])) if t is not None]
         fields = post_fields(item)
         fields.pop("reply_count", None)
         threads.append(PostThread(**fields, replies=replies))

@@ -1,0 +1,376 @@
+"""Moderation: the coach hides or removes posts (with a reason the author sees), pauses or removes members, and works
+through members' reports. Every action is live and lands in the circle's audit log in the same transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import msgspec
+from litestar.exceptions import ClientException, PermissionDeniedException
+
+from app.errors import Conflict, not_found
+from app.live import Live
+from app.services import notifications
+from app.services.common import membership_struct, parse_id, require_coach_role, require_member
+from app.services.outbox import Outbox
+from app.services.posts import authors_of, post_and_access, post_struct, remove_post
+from db import queries
+from db.engine import write_transaction
+from db.queries import now
+from db.tables import Membership, ModerationLog, Report
+from db.tables import Post as PostRow
+from realtime.events import Membership as PublicMembership
+from realtime.events import Post, encoder
+
+MAX_REASON = 500
+# A pause longer than this is a removal; the coach should say so.
+MAX_MUTE_MINUTES = 60 * 24 * 30
+
+Resolution = Literal["dismiss", "hide", "remove"]
+
+
+class ReportOut(msgspec.Struct, kw_only=True):
+    id: str
+    post: Post
+    reporter: PublicMembership
+    reason: str
+    created_at: datetime
+    resolved_at: datetime | None
+    resolution: str | None
+
+
+class AuditEntry(msgspec.Struct, kw_only=True):
+    id: str
+    action: str
+    actor: PublicMembership
+    post_id: str | None
+    member: PublicMembership | None
+    reason: str | None
+    created_at: datetime
+
+
+class MuteOut(msgspec.Struct):
+    membership_id: str
+    muted_until: datetime | None
+    reason: str | None
+
+
+def _reason(reason: str | None, *, required: bool = False) -> str | None:
+    cleaned = (reason or "").strip()[:MAX_REASON] or None
+    if required and cleaned is None:
+        raise ClientException("give a reason: the member will read it")
+    return cleaned
+
+
+async def _log(
+    circle_id: uuid.UUID,
+    actor: dict[str, Any],
+    action: str,
+    *,
+    post_id: uuid.UUID | None = None,
+    member: uuid.UUID | None = None,
+    reason: str | None = None,
+) -> None:
+    await ModerationLog.insert(
+        ModerationLog(
+            id=uuid.uuid4(),
+            circle=circle_id,
+            actor=actor["id"],
+            action=action,
+            post_id=post_id,
+            member=member,
+            reason=reason,
+            created_at=now(),
+        )
+    )
+
+
+async def _coach_on_post(account_id: uuid.UUID, post_id: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    row, room, me = await post_and_access(account_id, post_id)
+    require_coach_role(me, "moderate posts")
+    if row["deleted_at"] is not None:
+        raise not_found("post")
+    return row, room, me
+
+
+async def _set_hidden(outbox: Outbox, row: dict[str, Any], me: dict[str, Any], reason: str | None) -> None:
+    """Hide (reason given) or restore (None) inside the caller's transaction; the log keeps only the peer view."""
+    seq = await outbox.next_seq(row["room"])
+    hidden_at = now() if reason is not None else None
+    changed = {**row, "hidden_at": hidden_at, "moderation_reason": reason}
+    await PostRow.update({PostRow.hidden_at: hidden_at, PostRow.moderation_reason: reason}).where(
+        PostRow.id == row["id"]
+    )
+    peer_view = post_struct(changed, (await authors_of([row]))[row["author"]])
+    await queries.rewrite_post_events(row["id"], encoder.encode(peer_view))
+    await outbox.append(row["room"], seq, "post.updated", peer_view, post_id=row["id"])
+
+
+async def hide_post(account_id: uuid.UUID, post_id: str, reason: str | None, live: Live) -> Post:
+    row, room, me = await _coach_on_post(account_id, post_id)
+    text = _reason(reason, required=True)
+    outbox = Outbox()
+    async with write_transaction():
+        await _set_hidden(outbox, row, me, text)
+        await _log(room["circle"], me, "hide", post_id=row["id"], reason=text)
+        await notifications.notify(
+            outbox,
+            kind="moderation",
+            recipients=[row["author"]],
+            actor=me,
+            circle_id=room["circle"],
+            room_id=row["room"],
+            post_id=row["id"],
+            reason=f"Your post was hidden: {text}",
+        )
+    await outbox.publish(live)
+    fresh = await PostRow.select().where(PostRow.id == row["id"]).first()
+    assert fresh is not None
+    return post_struct(fresh, (await authors_of([fresh]))[fresh["author"]], me)
+
+
+async def restore_post(account_id: uuid.UUID, post_id: str, live: Live) -> Post:
+    row, room, me = await _coach_on_post(account_id, post_id)
+    if row["hidden_at"] is None:
+        raise Conflict("that post is not hidden")
+    outbox = Outbox()
+    async with write_transaction():
+        await _set_hidden(outbox, row, me, None)
+        await _log(room["circle"], me, "restore", post_id=row["id"])
+    await outbox.publish(live)
+    fresh = await PostRow.select().where(PostRow.id == row["id"]).first()
+    assert fresh is not None
+    return post_struct(fresh, (await authors_of([fresh]))[fresh["author"]], me)
+
+
+async def remove_post_with_reason(account_id: uuid.UUID, post_id: str, reason: str | None, live: Live) -> None:
+    row, room, me = await _coach_on_post(account_id, post_id)
+    text = _reason(reason, required=True)
+    outbox = Outbox()
+    async with write_transaction():
+        await remove_post(outbox, row, reason=text)
+        await _log(room["circle"], me, "remove", post_id=row["id"], reason=text)
+        await notifications.notify(
+            outbox,
+            kind="moderation",
+            recipients=[row["author"]],
+            actor=me,
+            circle_id=room["circle"],
+            room_id=row["room"],
+            post_id=None,
+            reason=f"Your post was removed: {text}",
+        )
+    await outbox.publish(live)
+
+
+async def _target_member(
+    account_id: uuid.UUID, circle_id: str, membership_id: str
+) -> tuple[uuid.UUID, dict[str, Any], dict[str, Any]]:
+    cid = parse_id(circle_id, "circle")
+    me = await require_member(account_id, cid)
+    target = (
+        await Membership.select()
+        .where(
+            (Membership.id == parse_id(membership_id, "member"))
+            & (Membership.circle == cid)
+            & Membership.removed_at.is_null()
+        )
+        .first()
+    )
+    if target is None:
+        raise not_found("member")
+    return cid, me, target
+
+
+async def mute(
+    account_id: uuid.UUID, circle_id: str, membership_id: str, minutes: int, reason: str | None, live: Live
+) -> MuteOut:
+    cid, me, target = await _target_member(account_id, circle_id, membership_id)
+    require_coach_role(me, "pause a member's posting")
+    if target["role"] == "coach":
+        raise ClientException("a coach cannot be paused")
+    if not 1 <= minutes <= MAX_MUTE_MINUTES:
+        raise ClientException(f"pause for 1 to {MAX_MUTE_MINUTES:,} minutes (30 days); longer is a removal")
+    text = _reason(reason)
+    until = now() + timedelta(minutes=minutes)
+    outbox = Outbox()
+    async with write_transaction():
+        await Membership.update({Membership.muted_until: until, Membership.mute_reason: text}).where(
+            Membership.id == target["id"]
+        )
+        await _log(cid, me, "mute", member=target["id"], reason=text)
+        await notifications.notify(
+            outbox,
+            kind="moderation",
+            recipients=[target["id"]],
+            actor=me,
+            circle_id=cid,
+            room_id=None,
+            post_id=None,
+            reason=f"Your coach paused your posting until {until:%d %b %Y, %H:%M} UTC" + (f": {text}" if text else ""),
+        )
+    await outbox.publish(live)
+    return MuteOut(membership_id=str(target["id"]), muted_until=until, reason=text)
+
+
+async def unmute(account_id: uuid.UUID, circle_id: str, membership_id: str, live: Live) -> MuteOut:
+    cid, me, target = await _target_member(account_id, circle_id, membership_id)
+    require_coach_role(me, "resume a member's posting")
+    outbox = Outbox()
+    async with write_transaction():
+        await Membership.update({Membership.muted_until: None, Membership.mute_reason: None}).where(
+            Membership.id == target["id"]
+        )
+        await _log(cid, me, "unmute", member=target["id"])
+        await notifications.notify(
+            outbox,
+            kind="moderation",
+            recipients=[target["id"]],
+            actor=me,
+            circle_id=cid,
+            room_id=None,
+            post_id=None,
+            reason="You can post again.",
+        )
+    await outbox.publish(live)
+    return MuteOut(membership_id=str(target["id"]), muted_until=None, reason=None)
+
+
+async def remove_member(
+    account_id: uuid.UUID, circle_id: str, membership_id: str, reason: str | None, live: Live
+) -> None:
+    """The coach removes a member, or a member leaves. Their sockets stop receiving the circle at once."""
+    cid, me, target = await _target_member(account_id, circle_id, membership_id)
+    leaving = target["id"] == me["id"]
+    if not leaving and me["role"] != "coach":
+        raise PermissionDeniedException("only the circle's coach can remove someone else")
+    if target["role"] == "coach":
+        raise Conflict("a circle keeps its coach; close the circle instead")
+    text = _reason(reason)
+    async with write_transaction():
+        await Membership.update({Membership.removed_at: now()}).where(Membership.id == target["id"])
+        await _log(cid, me, "leave" if leaving else "remove_member", member=target["id"], reason=text)
+    await live.revoke(target["account"], cid)
+
+
+async def report(account_id: uuid.UUID, post_id: str, reason: str | None, live: Live) -> ReportOut:
+    row, room, me = await post_and_access(account_id, post_id)
+    if row["deleted_at"] is not None:
+        raise not_found("post")
+    if row["author"] == me["id"]:
+        raise ClientException("you cannot report your own post; edit or delete it instead")
+    text = _reason(reason, required=True)
+    assert text is not None
+    existing = await Report.select().where((Report.post == row["id"]) & (Report.reporter == me["id"])).first()
+    if existing is not None:
+        return await _report_out(existing, me)
+    report_id = uuid.uuid4()
+    outbox = Outbox()
+    async with write_transaction():
+        await Report.insert(
+            Report(
+                id=report_id, post=row["id"], circle=room["circle"], reporter=me["id"], reason=text, created_at=now()
+            )
+        )
+        coaches = await Membership.select(Membership.id).where(
+            (Membership.circle == room["circle"]) & (Membership.role == "coach") & Membership.removed_at.is_null()
+        )
+        await notifications.notify(
+            outbox,
+            kind="report",
+            recipients=[c["id"] for c in coaches],
+            actor=me,
+            circle_id=room["circle"],
+            room_id=row["room"],
+            post_id=row["id"],
+        )
+    await outbox.publish(live)
+    created = await Report.select().where(Report.id == report_id).first()
+    assert created is not None
+    return await _report_out(created, me)
+
+
+async def _report_out(row: dict[str, Any], viewer: dict[str, Any]) -> ReportOut:
+    post_row = await PostRow.select().where(PostRow.id == row["post"]).first()
+    assert post_row is not None
+    people = await queries.memberships_by_id([row["reporter"], post_row["author"]])
+    return ReportOut(
+        id=str(row["id"]),
+        post=post_struct(post_row, membership_struct(people[post_row["author"]]), viewer),
+        reporter=membership_struct(people[row["reporter"]]),
+        reason=row["reason"],
+        created_at=row["created_at"],
+        resolved_at=row["resolved_at"],
+        resolution=row["resolution"],
+    )
+
+
+async def reports(account_id: uuid.UUID, circle_id: str, *, open_only: bool = True) -> list[ReportOut]:
+    cid = parse_id(circle_id, "circle")
+    me = await require_member(account_id, cid)
+    require_coach_role(me, "read reports")
+    query = Report.select().where(Report.circle == cid)
+    if open_only:
+        query = query.where(Report.resolved_at.is_null())
+    rows = await query.order_by(Report.created_at).limit(200)
+    return [await _report_out(r, me) for r in rows]
+
+
+async def resolve(
+    account_id: uuid.UUID, report_id: str, action: Resolution, reason: str | None, live: Live
+) -> ReportOut:
+    rid = parse_id(report_id, "report")
+    row = await Report.select().where(Report.id == rid).first()
+    if row is None:
+        raise not_found("report")
+    me = await queries.current_membership(account_id, row["circle"])
+    if me is None:
+        raise not_found("report")
+    require_coach_role(me, "resolve reports")
+    if row["resolved_at"] is not None:
+        raise Conflict("this report has already been resolved")
+    post_id = str(row["post"])
+    if action == "hide":
+        await hide_post(account_id, post_id, reason, live)
+    elif action == "remove":
+        await remove_post_with_reason(account_id, post_id, reason, live)
+    resolution = {"dismiss": "dismissed", "hide": "hidden", "remove": "removed"}[action]
+    async with write_transaction():
+        # Resolving one report resolves every open report on the same post: the coach has dealt with the post.
+        await Report.update({Report.resolved_at: now(), Report.resolution: resolution}).where(
+            (Report.post == row["post"]) & Report.resolved_at.is_null()
+        )
+        if action == "dismiss":
+            await _log(row["circle"], me, "report_dismissed", post_id=row["post"], reason=_reason(reason))
+    fresh = await Report.select().where(Report.id == rid).first()
+    assert fresh is not None
+    return await _report_out(fresh, me)
+
+
+async def audit_log(account_id: uuid.UUID, circle_id: str, limit: int = 200) -> list[AuditEntry]:
+    cid = parse_id(circle_id, "circle")
+    me = await require_member(account_id, cid)
+    require_coach_role(me, "read the moderation log")
+    rows = (
+        await ModerationLog.select()
+        .where(ModerationLog.circle == cid)
+        .order_by(ModerationLog.created_at, ascending=False)
+        .limit(limit)
+    )
+    people = await queries.memberships_by_id(
+        [r["actor"] for r in rows] + [r["member"] for r in rows if r["member"] is not None]
+    )
+    return [
+        AuditEntry(
+            id=str(r["id"]),
+            action=r["action"],
+            actor=membership_struct(people[r["actor"]]),
+            post_id=str(r["post_id"]) if r["post_id"] else None,
+            member=membership_struct(people[r["member"]]) if r["member"] in people else None,
+            reason=r["reason"],
+            created_at=r["created_at"],
+        )
+        for r in rows
+    ]
