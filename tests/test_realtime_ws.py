@@ -194,7 +194,7 @@ async def test_frame_flood_closes_1008(api: ApiClient) -> None:
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
 
-@pytest.mark.parametrize("settings_env", [{"KINDRED_WS_SEND_QUEUE": "16"}])
+@pytest.mark.parametrize("settings_env", [{"KINDRED_WS_SEND_QUEUE": "16", "KINDRED_POSTS_PER_MINUTE": "1000"}])
 async def test_slow_consumer_is_cut_off_while_others_keep_receiving(api: ApiClient, server: Server) -> None:
     c = await make_circle(api, members=2)
     a, b = c.members

@@ -12,6 +12,16 @@ TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 
 KIND_LABELS = {"reflection": "Reflection", "experiment": "Experiment", "win": "Small win", "question": "Question"}
+ACTION_LABELS = {
+    "hide": "hid a post",
+    "restore": "showed a post again",
+    "remove": "removed a post",
+    "mute": "paused posting",
+    "unmute": "resumed posting",
+    "remove_member": "removed a member",
+    "leave": "left",
+    "report_dismissed": "dismissed a report",
+}
 
 
 def iso(value: datetime | None) -> str:
@@ -39,6 +49,7 @@ def make_environment() -> Environment:
     env.filters["iso"] = iso
     env.filters["pretty"] = pretty
     env.globals["KIND_LABELS"] = KIND_LABELS
+    env.globals["ACTION_LABELS"] = ACTION_LABELS
     return env
 
 

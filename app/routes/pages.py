@@ -7,12 +7,12 @@ replies and edits in place, and the page's socket brings everyone else's changes
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException
+from litestar.exceptions import ClientException, HTTPException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
@@ -22,12 +22,14 @@ from app.auth.tokens import Principal
 from app.deps import base_url
 from app.routes.api_accounts import expired_session_cookie, session_cookie
 from app.schemas import CircleCreate, InviteCreate, PostCreate, RoomCreate
-from app.services import accounts, circles, gestures, posts
+from app.services import accounts, circles, gestures, moderation, posts, rights
+from app.services.moderation import Resolution
 from app.settings import Settings
 from db.tables import Room
 from realtime.events import PostKind, encoder
 
 Form = URLEncodedBody[dict[str, str]]
+RESOLUTIONS: dict[str, Resolution] = {"dismiss": "dismiss", "hide": "hide", "remove": "remove"}
 KINDS: dict[str, PostKind] = {
     "reflection": "reflection",
     "experiment": "experiment",
@@ -187,6 +189,8 @@ async def circle_page(request: Request[Any, Any, Any], circle_id: FromPath[str])
     circle, membership = await circles.get_circle(user.account_id, circle_id)
     return page(
         "circle",
+        closed=await rights.closed_state(circle_id),
+        open_reports=len(await moderation.reports(user.account_id, circle_id)) if membership["role"] == "coach" else 0,
         me=await _me(request),
         circle=circle,
         membership=membership,
@@ -448,6 +452,167 @@ async def insights_page(request: Request[Any, Any, Any], circle_id: FromPath[str
     )
 
 
+# --- safety --------------------------------------------------------------------------------------------------------
+
+
+@put("/posts/{post_id:str}/hidden", include_in_schema=False)
+async def hide_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
+    user = who(request)
+    hidden = await moderation.hide_post(user.account_id, post_id, request.headers.get("hx-prompt"), state["live"])
+    return fragment("post_main", post=hidden)
+
+
+@delete("/posts/{post_id:str}/hidden", include_in_schema=False, status_code=200)
+async def restore_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
+    user = who(request)
+    return fragment("post_main", post=await moderation.restore_post(user.account_id, post_id, state["live"]))
+
+
+@post("/posts/{post_id:str}/removal", include_in_schema=False, status_code=200)
+async def remove_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
+    user = who(request)
+    reason = request.headers.get("hx-prompt")
+    await moderation.remove_post_with_reason(user.account_id, post_id, reason, state["live"])
+    return fragment("post_deleted")
+
+
+@post("/posts/{post_id:str}/report", include_in_schema=False, status_code=200, opt={"rate": "report"})
+async def report_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
+    user = who(request)
+    await moderation.report(user.account_id, post_id, request.headers.get("hx-prompt"), state["live"])
+    return fragment("done", message="Thank you. Your coach will look at it.", slot=f"reply-slot-{post_id}")
+
+
+@put("/circles/{circle_id:str}/members/{membership_id:str}/mute", include_in_schema=False)
+async def mute_member(
+    request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str], data: Form, state: State
+) -> Template:
+    user = who(request)
+    minutes = int(data["minutes"]) if data.get("minutes", "").isdigit() else 0
+    muted = await moderation.mute(user.account_id, circle_id, membership_id, minutes, data.get("reason"), state["live"])
+    assert muted.muted_until is not None
+    return fragment(
+        "done", message=f"Paused until {muted.muted_until:%d %b, %H:%M} UTC.", slot=f"member-{membership_id}-result"
+    )
+
+
+@delete("/circles/{circle_id:str}/members/{membership_id:str}/mute", include_in_schema=False, status_code=200)
+async def unmute_member(
+    request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str], state: State
+) -> Template:
+    user = who(request)
+    await moderation.unmute(user.account_id, circle_id, membership_id, state["live"])
+    return fragment("done", message="They can post again.", slot=f"member-{membership_id}-result")
+
+
+@post("/circles/{circle_id:str}/members/{membership_id:str}/remove", include_in_schema=False, status_code=200)
+async def remove_member(
+    request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str], state: State
+) -> Template:
+    user = who(request)
+    reason = request.headers.get("hx-prompt")
+    await moderation.remove_member(user.account_id, circle_id, membership_id, reason, state["live"])
+    return fragment("done", message="Removed from the circle.", slot=f"member-{membership_id}-result")
+
+
+@get("/circles/{circle_id:str}/moderation", include_in_schema=False)
+async def moderation_page(request: Request[Any, Any, Any], circle_id: FromPath[str]) -> Template:
+    user = who(request)
+    circle, membership = await circles.get_circle(user.account_id, circle_id)
+    return page(
+        "moderation",
+        me=await _me(request),
+        circle=circle,
+        membership=membership,
+        reports=await moderation.reports(user.account_id, circle_id),
+        audit=await moderation.audit_log(user.account_id, circle_id),
+    )
+
+
+@post("/reports/{report_id:str}/resolve", include_in_schema=False, status_code=200)
+async def resolve_report(
+    request: Request[Any, Any, Any], report_id: FromPath[str], data: Form, state: State
+) -> Template:
+    user = who(request)
+    action = RESOLUTIONS.get(data.get("action", ""))
+    if action is None:
+        raise ClientException("choose dismiss, hide or remove")
+    resolved = await moderation.resolve(
+        user.account_id,
+        report_id,
+        action,
+        data.get("reason"),
+        state["live"],
+    )
+    return fragment("report", report=resolved)
+
+
+@post("/circles/{circle_id:str}/close", include_in_schema=False)
+async def close_circle(request: Request[Any, Any, Any], circle_id: FromPath[str], state: State) -> Response[Any]:
+    user = who(request)
+    await rights.close_circle(user.account_id, circle_id, state["live"])
+    return Redirect(f"/circles/{circle_id}", status_code=HTTP_303_SEE_OTHER)
+
+
+@post("/circles/{circle_id:str}/reopen", include_in_schema=False)
+async def reopen_circle(request: Request[Any, Any, Any], circle_id: FromPath[str]) -> Response[Any]:
+    user = who(request)
+    await rights.reopen_circle(user.account_id, circle_id)
+    if request.headers.get("hx-request"):
+        return Response(None, status_code=204, headers={"HX-Redirect": f"/circles/{circle_id}"})
+    return Redirect(f"/circles/{circle_id}", status_code=HTTP_303_SEE_OTHER)
+
+
+async def _account_page(request: Request[Any, Any, Any], status: int = 200, **context: Any) -> Template:
+    user = who(request)
+    context.setdefault("message", None)
+    context.setdefault("error", None)
+    return page("account", status, me=await _me(request), circles=await accounts.my_circles(user.account_id), **context)
+
+
+@get("/account", include_in_schema=False)
+async def account_page(request: Request[Any, Any, Any]) -> Template:
+    return await _account_page(request)
+
+
+@post("/account/alias/{circle_id:str}", include_in_schema=False)
+async def change_alias(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form) -> Template:
+    user = who(request)
+    try:
+        changed = await rights.change_alias(user.account_id, circle_id, data.get("alias", ""))
+    except HTTPException as exc:
+        return await _account_page(request, exc.status_code, error=exc.detail)
+    return await _account_page(request, message=f"You now appear as {changed.alias} in that circle.")
+
+
+@post("/account/password", include_in_schema=False)
+async def change_password(request: Request[Any, Any, Any], data: Form, state: State) -> Template:
+    user = who(request)
+    try:
+        await rights.change_password(
+            user.account_id,
+            user.token_id,
+            data.get("current_password", ""),
+            data.get("new_password", ""),
+            state["live"],
+        )
+    except HTTPException as exc:
+        return await _account_page(request, exc.status_code, error=exc.detail)
+    return await _account_page(request, message="Password changed. Your other devices are signed out.")
+
+
+@post("/account/delete", include_in_schema=False)
+async def delete_account(request: Request[Any, Any, Any], data: Form, state: State) -> Response[Any]:
+    user = who(request)
+    choice: Literal["anonymize", "remove"] = "remove" if data.get("posts") == "remove" else "anonymize"
+    try:
+        await rights.delete_account(user.account_id, data.get("password", ""), choice, state["live"])
+    except HTTPException as exc:
+        return await _account_page(request, exc.status_code, error=exc.detail)
+    settings: Settings = state["settings"]
+    return Redirect("/", status_code=HTTP_303_SEE_OTHER, cookies=[expired_session_cookie(settings)])
+
+
 ROUTES: list[Any] = [
     home,
     signup_form,
@@ -479,6 +644,21 @@ ROUTES: list[Any] = [
     tag_form,
     tag_member,
     insights_page,
+    hide_post,
+    restore_post,
+    remove_post,
+    report_post,
+    mute_member,
+    unmute_member,
+    remove_member,
+    moderation_page,
+    resolve_report,
+    close_circle,
+    reopen_circle,
+    account_page,
+    change_alias,
+    change_password,
+    delete_account,
 ]
 router = Router(
     path="/",

@@ -48,7 +48,7 @@ def require_can_write(membership: dict[str, Any]) -> None:
     if until is not None and until > now():
         reason = f" ({membership['mute_reason']})" if membership.get("mute_reason") else ""
         raise PermissionDeniedException(
-            f"your coach has paused your posting in this circle until {until:%d %b %Y, %H:%M} UTC{reason}"
+            f"Your coach has paused your posting in this circle until {until:%d %b %Y, %H:%M} UTC{reason}"
         )
 
 

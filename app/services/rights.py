@@ -300,3 +300,13 @@ async def purge_closed_circles() -> int:
 
 def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
+
+
+async def closed_state(circle_id: str) -> dict[str, Any] | None:
+    """When and until when the circle is closed, or None while it is open."""
+    row = (
+        await Circle.select(Circle.closed_at, Circle.delete_after)
+        .where((Circle.id == parse_id(circle_id, "circle")) & Circle.closed_at.is_not_null())
+        .first()
+    )
+    return row

@@ -90,7 +90,8 @@
   // After a successful post or reply: empty the composer, drop the inline reply form, clear old errors.
   document.addEventListener("htmx:afterRequest", (e) => {
     const form = e.target.closest && e.target.closest("form");
-    if (!form || !e.detail.successful) return;
+    // 4xx answers are swapped in as messages (see responseHandling in base.html), so htmx calls them successful.
+    if (!form || !e.detail.successful || e.detail.xhr.status >= 400) return;
     const error = document.getElementById(form.id + "-error");
     if (error) error.innerHTML = "";
     if (form.classList.contains("resets")) {
