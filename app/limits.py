@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any, Protocol
 
 import msgspec
+from litestar.exceptions import HTTPException
 from redis.exceptions import RedisError
 
 from app.errors import RateLimited
@@ -152,8 +153,10 @@ async def _field(request: Any, name: str) -> str:
         else:
             body = await request.form()
         value = body.get(name) if hasattr(body, "get") else None
+    except HTTPException:
+        raise  # the request itself is refused (a NUL byte, a body too large): say so, do not guess
     except Exception:
-        return ""
+        return ""  # an unreadable body is the handler's to report
     return value if isinstance(value, str) else ""
 
 

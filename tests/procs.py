@@ -18,14 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class KindredProcess:
-    def __init__(self, database_url: str, redis_url: str, prefix: str, **env: str) -> None:
+    def __init__(self, database_url: str, redis_url: str | None, prefix: str, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/api/v1/ws"
         self.env = {
             **os.environ,
             "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
+            "REDIS_URL": redis_url or "",
             "KINDRED_SECRET": SECRET,
             "KINDRED_REDIS_PREFIX": prefix,
             "KINDRED_DATA_DIR": tempfile.mkdtemp(prefix="kindred-proc-"),

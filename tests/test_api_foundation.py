@@ -306,3 +306,21 @@ async def test_security_headers_on_pages(api: ApiClient) -> None:
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["referrer-policy"] == "same-origin"
+
+
+async def test_nul_characters_are_refused_everywhere(api: ApiClient) -> None:
+    c = await make_circle(api, members=1)
+    a = c.members[0]
+    bad = [
+        await a.call("POST", f"/api/v1/rooms/{c.room_id}/posts", {"body": "a\u0000b"}),
+        await a.call("POST", "/api/v1/circles", {"name": "x\u0000", "commonality": "y"}),
+        await api.http.post("/api/v1/auth/login", json={"email": "a\u0000@b.c", "password": "x"}),
+        await a.call("POST", "/api/v1/invites/%00/join", {"alias": "Someone"}),
+        await a.call("GET", f"/api/v1/rooms/{c.room_id}/posts?before=%00"),
+    ]
+    for response in bad:
+        assert response.status_code == 400, response.text
+        assert "NUL" in response.json()["detail"]
+    # Text that merely spells out the escape is fine.
+    literal = await a.post(c.room_id, "the JSON escape \\u0000 is written like this")
+    assert "\\u0000" in literal["body"]

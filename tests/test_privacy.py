@@ -31,7 +31,9 @@ class Walk:
     def assert_absent(self, *secrets: str) -> None:
         for where, text in self.seen:
             for secret in secrets:
-                assert secret not in text, f"{secret!r} leaked in {where}: …{text[max(0, text.find(secret) - 80):][:200]}…"
+                assert secret not in text, (
+                    f"{secret!r} leaked in {where}: …{text[max(0, text.find(secret) - 80) :][:200]}…"
+                )
 
     def assert_never_together(self, one: str, other: str) -> None:
         for where, text in self.seen:
@@ -81,8 +83,13 @@ async def _walk_api(walk: Walk, viewer: User, world: dict[str, Any]) -> None:
         walk.add(f"notification {note['kind']}", note)
     for c in world["circles"]:
         cid, rid = c["circle"]["id"], c["room"]["id"]
-        for path in (f"/circles/{cid}", f"/circles/{cid}/members", f"/circles/{cid}/rooms", f"/circles/{cid}/insights",
-                     f"/rooms/{rid}/posts?limit=100"):
+        for path in (
+            f"/circles/{cid}",
+            f"/circles/{cid}/members",
+            f"/circles/{cid}/rooms",
+            f"/circles/{cid}/insights",
+            f"/rooms/{rid}/posts?limit=100",
+        ):
             walk.add(f"GET {path}", await viewer.ok("GET", f"/api/v1{path}"))
         for item in (await viewer.ok("GET", f"/api/v1/rooms/{rid}/posts?limit=100"))["items"]:
             walk.add(f"GET /posts/{item['id']}", await viewer.ok("GET", f"/api/v1/posts/{item['id']}"))
@@ -115,7 +122,9 @@ async def _walk_frames(walk: Walk, viewer: User, world: dict[str, Any], api: Api
     for variant in ("", "?format=html"):
         import websockets
 
-        conn = await websockets.connect(api.ws_url + variant, additional_headers={"Authorization": f"Bearer {viewer.token}"})
+        conn = await websockets.connect(
+            api.ws_url + variant, additional_headers={"Authorization": f"Bearer {viewer.token}"}
+        )
         ws = WsClient(conn)
         for c in world["circles"]:
             await ws.send({"op": "subscribe", "room_id": c["room"]["id"], "since": 0})
@@ -124,8 +133,11 @@ async def _walk_frames(walk: Walk, viewer: User, world: dict[str, Any], api: Api
         sam, coach = world["sam"], world["coach"]
         room = world["circles"][0]["room"]["id"]
         post = await sam.post(room, "live post")
-        viewer_alias = next(m["alias"] for m in (await viewer.ok("GET", "/api/v1/me"))["memberships"]
-                            if m["circle_id"] == world["circles"][0]["circle"]["id"])
+        viewer_alias = next(
+            m["alias"]
+            for m in (await viewer.ok("GET", "/api/v1/me"))["memberships"]
+            if m["circle_id"] == world["circles"][0]["circle"]["id"]
+        )
         await coach.post(room, f"@{viewer_alias} see this", parent_id=post["id"])
         for frame in await ws.quiet(0.8):
             walk.add(f"frame {frame.get('type')} {frame.get('event', '')}", frame)
@@ -148,9 +160,13 @@ async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient) -> Non
     walk.assert_never_together(one["sam"]["membership_id"], two["sam"]["membership_id"])
     walk.assert_never_together(f'"{one["sam_alias"]}"', f'"{two["sam_alias"]}"')
     # The cross-circle share carries neither Sam's alias from circle One nor that membership's id.
-    shared = [p for p in (await peer.ok("GET", f"/api/v1/rooms/{two['room']['id']}/posts"))["items"] if p["shared_from"]]
+    shared = [
+        p for p in (await peer.ok("GET", f"/api/v1/rooms/{two['room']['id']}/posts"))["items"] if p["shared_from"]
+    ]
     assert shared and shared[0]["shared_from"]["author"] is None
-    assert one["sam"]["membership_id"] not in json.dumps(shared) and one["sam_alias"] not in json.dumps(shared[0]["shared_from"])
+    assert one["sam"]["membership_id"] not in json.dumps(shared) and one["sam_alias"] not in json.dumps(
+        shared[0]["shared_from"]
+    )
 
 
 async def test_coach_without_identity_sees_aliases_only(api: ApiClient) -> None:

@@ -69,6 +69,42 @@ def host_allowed(scope: Scope, allowed: frozenset[str]) -> bool:
     return name.lower() in allowed or "*" in allowed
 
 
+NUL_MESSAGE = "text may not contain NUL characters (\\u0000)"
+
+
+def _json_has_nul(body: bytes) -> bool:
+    """A `\\u0000` escape in a JSON body, not preceded by an escaped backslash (which would make it literal text)."""
+    start = 0
+    while (i := body.find(b"\\u0000", start)) >= 0:
+        backslashes = 0
+        while i - backslashes - 1 >= 0 and body[i - backslashes - 1] == 0x5C:
+            backslashes += 1
+        if backslashes % 2 == 0:
+            return True
+        start = i + 1
+    return False
+
+
+def _nul_guard(scope: Scope, receive: Receive) -> Receive:
+    """Postgres cannot store NUL in text, and no person means to send one: refuse it with a 400 as the body is read,
+    instead of failing deep in a query."""
+    content_type = (_header(scope, b"content-type") or "").lower()
+    form = "urlencoded" in content_type
+    received = bytearray()
+
+    async def guarded() -> Any:
+        message = await receive()
+        if message["type"] == "http.request":
+            received.extend(message.get("body", b""))
+            if not message.get("more_body", False):
+                body = bytes(received)
+                if b"\x00" in body or (b"%00" in body if form else _json_has_nul(body)):
+                    raise ClientException(NUL_MESSAGE)
+        return message
+
+    return guarded
+
+
 class AuthMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings, csrf: CSRFConfig) -> None:
         self.app = app
@@ -82,6 +118,10 @@ class AuthMiddleware:
             return
         if not host_allowed(scope, self.hosts):
             raise ClientException("this server does not answer to that Host name (see KINDRED_ALLOWED_HOSTS)")
+        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+            raise ClientException(NUL_MESSAGE)
+        if scope["type"] == ScopeType.HTTP:
+            receive = _nul_guard(scope, receive)
         bearer = bearer_token(scope)
         cookie = None if bearer is not None else _cookie(scope, tokens.SESSION_COOKIE)
         principal: Any = None
