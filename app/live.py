@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+
+import msgspec
 
 from db import queries
 from realtime.connection import Access
@@ -14,12 +17,32 @@ from realtime.topics import Topics
 log = logging.getLogger("kindred.live")
 
 
+class Delivery(msgspec.Struct, kw_only=True):
+    """One notification on its way to one account, with the channels its preferences allow."""
+
+    account_id: uuid.UUID
+    notification: Notification
+    frame: bool  # to the account's open sockets (it is also in their feed)
+    alert: bool  # ... and their page should show a browser notification
+    push: bool  # Web Push to the account's subscribed browsers
+    title: str
+
+
 class Live:
     """What services call after their transaction has committed. Never raises: the write is already safe."""
 
     def __init__(self, hub: Hub, topics: Topics) -> None:
         self.hub = hub
         self.topics = topics
+        # Set by the application when notifications are delivered in the background (see app.notifier).
+        self.deliver_later: Callable[[list[Delivery]], None] | None = None
+
+    def deliver(self, deliveries: list[Delivery]) -> None:
+        """Hand notifications to the background deliverer; never waits for sockets or push services."""
+        if self.deliver_later is not None:
+            self.deliver_later(deliveries)
+        else:
+            log.error("no notification deliverer configured; %d notification(s) stay in the feed only", len(deliveries))
 
     async def room_event(self, room_id: uuid.UUID, seq: int, name: str, data_json: bytes) -> None:
         rid = str(room_id)
@@ -28,8 +51,8 @@ class Live:
         except Exception:
             log.exception("publishing %s #%d of room %s failed; sockets will catch up from the log", name, seq, rid)
 
-    async def notify(self, account_id: uuid.UUID, notification: Notification) -> None:
-        await self._account(account_id, encoder.encode(NotificationFrame(data=notification)))
+    async def notification_frame(self, account_id: uuid.UUID, notification: Notification, alert: bool) -> None:
+        await self._account(account_id, encoder.encode(NotificationFrame(data=notification, alert=alert)))
 
     async def revoke(self, account_id: uuid.UUID, circle_id: uuid.UUID) -> None:
         await self._account(account_id, encoder.encode(Revoke(account_id=str(account_id), circle_id=str(circle_id))))

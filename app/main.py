@@ -23,7 +23,19 @@ from app.deps import DEPENDENCIES
 from app.errors import db_error_handler
 from app.limits import Limiter, MemoryLimiter, RateLimits, RedisLimiter, rate_limit_hook
 from app.live import DatabaseHubStore, Live
-from app.routes import api_accounts, api_circles, api_gestures, api_moderation, api_posts, api_ws, health, pages
+from app.notifier import Notifier
+from app.push import DEFAULT_PUSH_ORIGINS, PushSender, VapidKey
+from app.routes import (
+    api_accounts,
+    api_circles,
+    api_gestures,
+    api_moderation,
+    api_notifications,
+    api_posts,
+    api_ws,
+    health,
+    pages,
+)
 from app.services import rights
 from app.settings import Settings, load_settings
 from db import engine as db_engine
@@ -106,6 +118,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         renderer=HtmlRenderer(),
     )
     live = Live(hub, topics)
+    vapid = VapidKey(settings.secret)
+    notifier = Notifier(
+        live, PushSender(vapid, settings.push_allowed_origins or DEFAULT_PUSH_ORIGINS, settings.push_contact)
+    )
+    live.deliver_later = notifier.submit
     limiter: Limiter = (
         RedisLimiter(redis_client, settings.redis_prefix) if redis_client is not None else MemoryLimiter()
     )
@@ -122,6 +139,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         bus = Bus(make_backend, hub.on_message, hub.after_reconnect, name="redis" if settings.redis_url else "memory")
         await bus.start()
         await hub.start(bus)
+        await notifier.start()
         purger = asyncio.create_task(_every(PURGE_INTERVAL, rights.purge_closed_circles), name="kindred-purge")
         try:
             yield
@@ -129,6 +147,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
+            await notifier.stop()
             await hub.stop()
             await bus.stop()
             if redis_client is not None:
@@ -150,6 +169,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *api_posts.ROUTES,
             *api_gestures.ROUTES,
             *api_moderation.ROUTES,
+            *api_notifications.ROUTES,
             api_ws.ws,
         ],
         tags=["api"],
@@ -166,7 +186,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             create_static_files_router(path="/static", directories=[STATIC], name="static", include_in_schema=False),
         ],
         lifespan=[lifespan],
-        state=State({"settings": settings, "hub": hub, "live": live, "topics": topics, "rates": rates}),
+        state=State({"settings": settings, "hub": hub, "live": live, "topics": topics, "rates": rates, "vapid": vapid}),
         before_request=rate_limit_hook,
         dependencies=DEPENDENCIES,
         middleware=[DefineMiddleware(AuthMiddleware, settings=settings, csrf=csrf)],

@@ -233,3 +233,47 @@ class CircleClosed(msgspec.Struct):
     id: str
     closed_at: str | None
     delete_after: str | None
+
+
+# --- notifications and push --------------------------------------------------------------------------------------
+
+
+class PushKeys(msgspec.Struct):
+    p256dh: Annotated[str, Meta(min_length=1, max_length=128)]
+    auth: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class PushSubscriptionIn(msgspec.Struct):
+    """A browser's PushSubscription, as `subscription.toJSON()` gives it."""
+
+    endpoint: Annotated[str, Meta(min_length=8, max_length=2048)]
+    keys: PushKeys
+    expirationTime: float | None = None
+
+
+class PushSubscriptionOut(msgspec.Struct):
+    id: str
+
+
+class PushKey(msgspec.Struct):
+    public_key: str
+
+
+class ChannelPrefs(msgspec.Struct):
+    in_app: bool = True
+    browser: bool = True
+    push: bool = True
+
+
+class QuietHours(msgspec.Struct):
+    start: Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, local time")]
+    end: Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+class Preferences(msgspec.Struct):
+    """Extension: how an account wants its notifications."""
+
+    timezone: Annotated[str, Meta(max_length=64)] = "UTC"
+    quiet_hours: QuietHours | None = None
+    kinds: dict[str, ChannelPrefs] = msgspec.field(default_factory=dict)
+    muted_circles: list[Id] = msgspec.field(default_factory=list)

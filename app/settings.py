@@ -67,6 +67,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Prefix for every Redis key and channel, so several deployments (or test runs) can share one Redis.
     redis_prefix: str = "kindred"
     limits: Limits = Limits()
+    # Push services a browser subscription may point at (a subscription is otherwise a request-forgery lever).
+    push_allowed_origins: tuple[str, ...] = ()
+    # Who push services can contact about this server's pushes (VAPID `sub` claim).
+    push_contact: str = "mailto:admin@localhost"
     debug: bool = False
 
     @property
@@ -184,5 +188,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         secure_cookies=secure,
         redis_prefix=env.get("KINDRED_REDIS_PREFIX") or "kindred",
         limits=limits,
+        push_allowed_origins=_split(env.get("KINDRED_PUSH_ALLOWED_ORIGINS")),
+        push_contact=env.get("KINDRED_PUSH_CONTACT") or "mailto:admin@localhost",
         debug=env.get("KINDRED_DEBUG", "").lower() in {"1", "true", "yes"},
     )

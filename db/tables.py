@@ -31,6 +31,11 @@ class Account(Table, tablename="account"):
     deleted_at = Timestamptz(
         null=True, default=None, help_text="Set when the owner deleted the account; email and name are erased then."
     )
+    timezone = Varchar(length=64, default="UTC", help_text="IANA time zone, for quiet hours and day grouping.")
+    quiet_start = Integer(
+        null=True, default=None, help_text="Quiet hours start, minutes after local midnight; NULL for none."
+    )
+    quiet_end = Integer(null=True, default=None, help_text="Quiet hours end, minutes after local midnight.")
 
 
 class AuthToken(Table, tablename="auth_token"):
@@ -181,6 +186,28 @@ class Notification(Table, tablename="notification"):
     read_at = Timestamptz(null=True, default=None)
 
 
+class NotificationPreference(Table, tablename="notification_preference"):
+    """How one account wants one kind of notification: per circle, or for all circles when `circle` is NULL.
+    Kind `*` in a circle row is that circle's switch as a whole (muting it)."""
+
+    id = UUID(primary_key=True)
+    account = ForeignKey(references=Account, on_delete=OnDelete.cascade, index=True, null=False)
+    circle = ForeignKey(references=Circle, on_delete=OnDelete.cascade, null=True, default=None)
+    kind = Varchar(length=32)
+    in_app = Boolean(default=True)
+    browser = Boolean(default=True)
+    push = Boolean(default=True)
+
+
+class PushSubscription(Table, tablename="push_subscription"):
+    id = UUID(primary_key=True)
+    account = ForeignKey(references=Account, on_delete=OnDelete.cascade, index=True, null=False)
+    endpoint = Text(help_text="The push service URL for one browser; checked against the allowed push origins.")
+    p256dh = Varchar(length=128, help_text="The browser's public key (base64url), for RFC 8291 encryption.")
+    auth = Varchar(length=64, help_text="The browser's auth secret (base64url).")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
 class Report(Table, tablename="report"):
     id = UUID(primary_key=True)
     post = ForeignKey(references=Post, on_delete=OnDelete.cascade, null=False)
@@ -220,4 +247,6 @@ TABLES: tuple[type[Table], ...] = (
     Notification,
     Report,
     ModerationLog,
+    NotificationPreference,
+    PushSubscription,
 )

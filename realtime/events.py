@@ -97,6 +97,8 @@ class Notification(msgspec.Struct, kw_only=True):
     read: bool
     # Extension: for moderation notices, the coach's reason.
     reason: str | None = None
+    # Extension: one line saying what happened, by alias only ("Quiet River replied to your post").
+    text: str = ""
 
 
 # --- Room events: durable, numbered, replayable. The envelope is exactly the websocket frame. ---------------------
@@ -160,6 +162,8 @@ class PresenceFrame(msgspec.Struct, tag_field="type", tag="presence"):
 
 class NotificationFrame(msgspec.Struct, tag_field="type", tag="notification"):
     data: Notification
+    # Extension: the recipient wants a browser notification for this one (their preferences, outside quiet hours).
+    alert: bool = False
 
 
 class Revoke(msgspec.Struct, tag_field="type", tag="revoke"):

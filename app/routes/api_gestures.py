@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import delete, get, post, put
-from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_204_NO_CONTENT
+from litestar.params import FromPath, JSONBody
 
 from app.deps import LiveDep, PrincipalDep
-from app.schemas import PinBody, Post, ReadBody, ShareBody, TagBody
-from app.services import gestures, notifications
+from app.schemas import PinBody, Post, ShareBody, TagBody
+from app.services import gestures
 from app.services.gestures import Insight, LikeOut, PinOut, TagOut
-from realtime.events import Notification
 
 
 @put("/posts/{post_id:str}/like", summary="Like a post (idempotent)", opt={"rate": "gesture"})
@@ -56,19 +54,4 @@ async def tag(post_id: FromPath[str], data: JSONBody[TagBody], principal: Princi
     return await gestures.tag(principal.account_id, post_id, data.membership_id, live)
 
 
-@get("/notifications", summary="Your notifications, newest first")
-async def list_notifications(
-    principal: PrincipalDep,
-    unread: Annotated[bool, QueryParameter(description="Only unread ones")] = False,
-    limit: Annotated[int | None, QueryParameter(ge=1, le=100)] = None,
-    before: Annotated[str | None, QueryParameter(description="Exclusive: older than this notification id")] = None,
-) -> list[Notification]:
-    return await notifications.feed(principal.account_id, unread=unread, limit=limit, before=before)
-
-
-@post("/notifications/read", summary="Mark some or all notifications read", status_code=HTTP_204_NO_CONTENT)
-async def mark_read(data: JSONBody[ReadBody], principal: PrincipalDep) -> None:
-    await notifications.mark_read(principal.account_id, data.ids, data.all_)
-
-
-ROUTES: list[Any] = [like, unlike, pin, unpin, insights, share, tag, list_notifications, mark_read]
+ROUTES: list[Any] = [like, unlike, pin, unpin, insights, share, tag]

@@ -9,24 +9,27 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
+import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.exceptions import ClientException, HTTPException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
-from litestar.response import Redirect, Template
+from litestar.response import File, Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from app.auth import tokens
 from app.auth.tokens import Principal
 from app.deps import base_url
 from app.routes.api_accounts import expired_session_cookie, session_cookie
-from app.schemas import CircleCreate, InviteCreate, PostCreate, RoomCreate
-from app.services import accounts, circles, gestures, moderation, posts, rights
+from app.schemas import ChannelPrefs, CircleCreate, InviteCreate, PostCreate, Preferences, QuietHours, RoomCreate
+from app.services import accounts, circles, gestures, moderation, notifications, posts, preferences, rights
 from app.services.moderation import Resolution
 from app.settings import Settings
 from db.tables import Room
 from realtime.events import PostKind, encoder
+from web.templating import STATIC
 
 Form = URLEncodedBody[dict[str, str]]
 RESOLUTIONS: dict[str, Resolution] = {"dismiss": "dismiss", "hide": "hide", "remove": "remove"}
@@ -91,9 +94,20 @@ def fragment(name: str, status_code: int = 200, **context: Any) -> Template:
     return Template(f"fragments/{name}.html", context=context, status_code=status_code)
 
 
-async def _me(request: Request[Any, Any, Any]) -> Any:
+class PageUser(msgspec.Struct):
+    """What the page frame shows about its reader (their own name is theirs to see)."""
+
+    name: str
+    email: str
+    unread: int
+
+
+async def _me(request: Request[Any, Any, Any]) -> PageUser | None:
     user = request.scope.get("user")
-    return await accounts.me(user.account_id) if isinstance(user, Principal) else None
+    if not isinstance(user, Principal):
+        return None
+    me = await accounts.me(user.account_id)
+    return PageUser(name=me.name, email=me.email, unread=await notifications.unread_count(user.account_id))
 
 
 # --- accounts ------------------------------------------------------------------------------------------------------
@@ -613,6 +627,129 @@ async def delete_account(request: Request[Any, Any, Any], data: Form, state: Sta
     return Redirect("/", status_code=HTTP_303_SEE_OTHER, cookies=[expired_session_cookie(settings)])
 
 
+# --- notifications ---------------------------------------------------------------------------------------------------
+
+CHANNEL_LABELS = {"in_app": "in Kindred", "browser": "browser notification", "push": "push"}
+# Offered in the time zone field; any IANA name is accepted.
+COMMON_ZONES = (
+    "UTC",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Paris",
+    "Europe/Madrid",
+    "Europe/Amsterdam",
+    "Europe/Stockholm",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Sao_Paulo",
+    "Asia/Kolkata",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Africa/Johannesburg",
+)
+
+
+@get("/notifications", include_in_schema=False)
+async def notifications_page(request: Request[Any, Any, Any], before: FromQuery[str | None] = None) -> Template:
+    user = who(request)
+    items = await notifications.feed(user.account_id, limit=50, before=before)
+    prefs = await preferences.get(user.account_id)
+    zone = ZoneInfo(prefs.timezone)
+    days: list[tuple[str, list[Any]]] = []
+    for note in items:
+        day = note.created_at.astimezone(zone).strftime("%A, %d %B %Y")
+        if not days or days[-1][0] != day:
+            days.append((day, []))
+        days[-1][1].append(note)
+    circle_names = {str(c["circle_id"]): c["circle_name"] for c in await accounts.my_circles(user.account_id)}
+    return page(
+        "notifications",
+        me=await _me(request),
+        days=days,
+        circle_names=circle_names,
+        unread=await notifications.unread_count(user.account_id),
+        next_before=items[-1].id if len(items) == 50 else None,
+    )
+
+
+@post("/notifications/read-all", include_in_schema=False)
+async def read_all(request: Request[Any, Any, Any]) -> Response[Any]:
+    user = who(request)
+    await notifications.mark_read(user.account_id, None, True)
+    return Redirect("/notifications", status_code=HTTP_303_SEE_OTHER)
+
+
+@get("/notifications/{notification_id:str}/open", include_in_schema=False)
+async def open_notification(request: Request[Any, Any, Any], notification_id: FromPath[str]) -> Response[Any]:
+    user = who(request)
+    return Redirect(await notifications.open_target(user.account_id, notification_id), status_code=HTTP_303_SEE_OTHER)
+
+
+async def _settings_page(request: Request[Any, Any, Any], status: int = 200, **context: Any) -> Template:
+    user = who(request)
+    context.setdefault("message", None)
+    context.setdefault("error", None)
+    return page(
+        "notification_settings",
+        status,
+        me=await _me(request),
+        prefs=await preferences.get(user.account_id),
+        kind_labels=notifications.KIND_LABELS,
+        channel_labels=CHANNEL_LABELS,
+        zones=COMMON_ZONES,
+        circles=await accounts.my_circles(user.account_id),
+        **context,
+    )
+
+
+@get("/settings/notifications", include_in_schema=False)
+async def notification_settings(request: Request[Any, Any, Any]) -> Template:
+    return await _settings_page(request)
+
+
+@post("/settings/notifications", include_in_schema=False)
+async def save_notification_settings(request: Request[Any, Any, Any]) -> Template:
+    user = who(request)
+    form = await request.form()
+    kinds = {
+        kind: ChannelPrefs(**{channel: form.get(f"{kind}.{channel}") == "on" for channel in CHANNEL_LABELS})
+        for kind in notifications.KINDS
+    }
+    quiet = None
+    if form.get("quiet") == "on":
+        quiet = QuietHours(start=str(form.get("quiet_start") or "22:00"), end=str(form.get("quiet_end") or "07:00"))
+    try:
+        prefs = msgspec.convert(
+            {
+                "timezone": str(form.get("timezone") or "UTC"),
+                "quiet_hours": quiet,
+                "kinds": kinds,
+                "muted_circles": [str(m) for m in form.getall("mute", [])],
+            },
+            Preferences,
+            from_attributes=True,
+        )
+        await preferences.put(user.account_id, prefs)
+    except (HTTPException, msgspec.ValidationError) as exc:
+        detail = exc.detail if isinstance(exc, HTTPException) else f"check the form: {exc}"
+        return await _settings_page(request, 400, error=detail)
+    return await _settings_page(request, message="Saved.")
+
+
+@get("/sw.js", include_in_schema=False)
+async def service_worker() -> File:
+    # Served from the root so its scope can be the whole site; never cached, so an update reaches browsers.
+    return File(
+        STATIC / "sw.js",
+        media_type="text/javascript",
+        content_disposition_type="inline",
+        headers={"Service-Worker-Allowed": "/", "Cache-Control": "no-cache"},
+    )
+
+
 ROUTES: list[Any] = [
     home,
     signup_form,
@@ -659,6 +796,12 @@ ROUTES: list[Any] = [
     change_alias,
     change_password,
     delete_account,
+    notifications_page,
+    read_all,
+    open_notification,
+    notification_settings,
+    save_notification_settings,
+    service_worker,
 ]
 router = Router(
     path="/",

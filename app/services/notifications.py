@@ -1,25 +1,107 @@
-"""Notifications: written in the same transaction as the change that causes them, pushed after commit.
+"""Notifications: written in the same transaction as the change that causes them, delivered after commit.
 
-A notification names its actor by membership (alias and role in that circle), never by account.
+A notification names its actor by membership (alias and role in that circle), never by account. Who gets what, and
+how, follows each recipient's preferences: per kind, per circle (a circle can be muted), with quiet hours in their
+own time zone. A coach's gestures always reach the feed. However many recipients, `notify` costs the same few
+queries and one INSERT; frames and pushes go out from a background worker, so no request waits on push services.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import msgspec
 from litestar.exceptions import ClientException
 
+from app.live import Delivery
 from app.services.common import membership_struct
 from app.services.outbox import Outbox
 from db import queries
 from db.queries import now
-from db.tables import Membership
+from db.tables import Account, Circle, Membership, NotificationPreference
 from db.tables import Notification as NotificationRow
 from realtime.events import Notification
 
 DEFAULT_PAGE, MAX_PAGE = 30, 100
+
+# What each kind says, by alias only. `{actor}` is the actor's alias, `{reason}` a moderation reason.
+KIND_TEXT: dict[str, str] = {
+    "reply": "{actor} replied to your post",
+    "question": "{actor} asked you a question about your post",
+    "mention": "{actor} mentioned you",
+    "tag": "{actor} drew you into a thread",
+    "like": "{actor} liked your post",
+    "coach_like": "{actor} appreciated your post",
+    "pin": "{actor} pinned your post as a key insight",
+    "share": "{actor} shared your post",
+    "moderation": "{reason}",
+    "report": "{actor} reported a post",
+    "circle.closed": "{reason}",
+    "dropin.live": "{actor} has started a drop-in. Join now",
+    "dropin.reminder": "A drop-in starts in 10 minutes",
+}
+KINDS = tuple(KIND_TEXT)
+KIND_LABELS: dict[str, str] = {
+    "reply": "Replies to my posts",
+    "question": "My coach's questions",
+    "mention": "Mentions",
+    "tag": "Being drawn into a thread",
+    "like": "Likes from peers",
+    "coach_like": "My coach's likes",
+    "pin": "My posts pinned as key insights",
+    "share": "My posts shared",
+    "moderation": "Notes from my coach",
+    "report": "Reports (coaches)",
+    "circle.closed": "A circle closing",
+    "dropin.live": "Drop-ins going live",
+    "dropin.reminder": "Drop-in reminders",
+}
+
+
+class Channels(msgspec.Struct):
+    in_app: bool = True
+    browser: bool = True
+    push: bool = True
+
+
+# Defaults: everything in the feed; peers' likes do not interrupt (no browser notification, no push).
+DEFAULTS: dict[str, Channels] = {
+    kind: Channels(browser=kind != "like", push=kind not in ("like", "report")) for kind in KINDS
+}
+
+
+def describe(kind: str, actor: str | None, reason: str | None) -> str:
+    template = KIND_TEXT.get(kind, "Something happened in your circle")
+    return template.format(actor=actor or "Someone", reason=reason or "A note from your coach")
+
+
+def in_quiet_hours(account: dict[str, Any], at: datetime) -> bool:
+    start, end = account.get("quiet_start"), account.get("quiet_end")
+    if start is None or end is None or start == end:
+        return False
+    try:
+        local = at.astimezone(ZoneInfo(account.get("timezone") or "UTC"))
+    except ZoneInfoNotFoundError:
+        local = at
+    minute = local.hour * 60 + local.minute
+    if start < end:
+        return bool(start <= minute < end)
+    return bool(minute >= start or minute < end)
+
+
+def resolve(kind: str, circle_id: uuid.UUID | None, rows: list[dict[str, Any]]) -> Channels:
+    """The most specific preference wins: this kind in this circle, then the circle muted as a whole, then this
+    kind everywhere, then the default."""
+    by_key = {(r["circle"], r["kind"]): r for r in rows}
+    for key in ((circle_id, kind), (circle_id, "*"), (None, kind)):
+        row = by_key.get(key) if key[0] is not None or key == (None, kind) else None
+        if row is not None:
+            return Channels(in_app=row["in_app"], browser=row["browser"], push=row["push"])
+    return msgspec.structs.replace(DEFAULTS.get(kind, Channels()))
 
 
 async def notify(
@@ -33,9 +115,9 @@ async def notify(
     post_id: uuid.UUID | None,
     reason: str | None = None,
 ) -> None:
-    """Notify the accounts behind `recipients` (membership ids), never the actor themself; one INSERT for all.
+    """Notify the accounts behind `recipients` (membership ids), never the actor themself.
 
-    Must run inside the caller's write transaction; the frames go out when the caller publishes its outbox.
+    Must run inside the caller's write transaction; delivery starts when the caller publishes its outbox.
     """
     wanted = {m for m in recipients if actor is None or m != actor["id"]}
     if not wanted:
@@ -48,40 +130,73 @@ async def notify(
         accounts.discard(actor["account"])
     if not accounts:
         return
+    ids = list(accounts)
+    preferences = await NotificationPreference.select().where(
+        NotificationPreference.account.is_in(ids) & NotificationPreference.kind.is_in([kind, "*"])
+    )
+    by_account: dict[Any, list[dict[str, Any]]] = {}
+    for row in preferences:
+        if row["circle"] is None or row["circle"] == circle_id:
+            by_account.setdefault(row["account"], []).append(row)
+    clocks = {
+        r["id"]: r
+        for r in await Account.select(Account.id, Account.timezone, Account.quiet_start, Account.quiet_end).where(
+            Account.id.is_in(ids)
+        )
+    }
+    circle = await Circle.select(Circle.name).where(Circle.id == circle_id).first() if circle_id else None
     created = now()
     actor_struct = membership_struct(actor) if actor is not None else None
+    text = describe(kind, actor_struct.alias if actor_struct else None, reason)
+    coach_gesture = actor is not None and actor["role"] == "coach"
     inserts = []
-    for account_id in accounts:
+    for account_id in ids:
+        channels = resolve(kind, circle_id, by_account.get(account_id, []))
+        channels.in_app = channels.in_app or coach_gesture
+        if in_quiet_hours(clocks.get(account_id, {}), created):
+            channels.browser = channels.push = False
+        if not (channels.in_app or channels.push):
+            continue
         note_id = uuid.uuid4()
-        inserts.append(
-            NotificationRow(
-                id=note_id,
-                account=account_id,
-                kind=kind,
-                circle=circle_id,
-                room=room_id,
-                post_id=post_id,
-                actor=actor["id"] if actor is not None else None,
-                reason=reason,
-                created_at=created,
-                read_at=None,
+        notification = Notification(
+            id=str(note_id),
+            kind=kind,
+            circle_id=_s(circle_id),
+            room_id=_s(room_id),
+            post_id=_s(post_id),
+            actor=actor_struct,
+            created_at=created,
+            read=False,
+            reason=reason,
+            text=text,
+        )
+        if channels.in_app:
+            inserts.append(
+                NotificationRow(
+                    id=note_id,
+                    account=account_id,
+                    kind=kind,
+                    circle=circle_id,
+                    room=room_id,
+                    post_id=post_id,
+                    actor=actor["id"] if actor is not None else None,
+                    reason=reason,
+                    created_at=created,
+                    read_at=None,
+                )
+            )
+        outbox.deliver(
+            Delivery(
+                account_id=account_id,
+                notification=notification,
+                frame=channels.in_app,
+                alert=channels.in_app and channels.browser,
+                push=channels.push,
+                title=circle["name"] if circle else "Kindred",
             )
         )
-        outbox.notify(
-            account_id,
-            Notification(
-                id=str(note_id),
-                kind=kind,
-                circle_id=_s(circle_id),
-                room_id=_s(room_id),
-                post_id=_s(post_id),
-                actor=actor_struct,
-                created_at=created,
-                read=False,
-                reason=reason,
-            ),
-        )
-    await NotificationRow.insert(*inserts)
+    if inserts:
+        await NotificationRow.insert(*inserts)
 
 
 def _s(value: uuid.UUID | None) -> str | None:
@@ -109,20 +224,24 @@ async def feed(
         query = query.where(NotificationRow.created_at < anchor["created_at"])
     rows = await query.order_by(NotificationRow.created_at, ascending=False).limit(size)
     actors = await queries.memberships_by_id(r["actor"] for r in rows if r["actor"] is not None)
-    return [
-        Notification(
-            id=str(r["id"]),
-            kind=r["kind"],
-            circle_id=_s(r["circle"]),
-            room_id=_s(r["room"]),
-            post_id=_s(r["post_id"]),
-            actor=membership_struct(actors[r["actor"]]) if r["actor"] in actors else None,
-            created_at=r["created_at"],
-            read=r["read_at"] is not None,
-            reason=r["reason"],
+    out = []
+    for r in rows:
+        actor = membership_struct(actors[r["actor"]]) if r["actor"] in actors else None
+        out.append(
+            Notification(
+                id=str(r["id"]),
+                kind=r["kind"],
+                circle_id=_s(r["circle"]),
+                room_id=_s(r["room"]),
+                post_id=_s(r["post_id"]),
+                actor=actor,
+                created_at=r["created_at"],
+                read=r["read_at"] is not None,
+                reason=r["reason"],
+                text=describe(r["kind"], actor.alias if actor else None, r["reason"]),
+            )
         )
-        for r in rows
-    ]
+    return out
 
 
 async def unread_count(account_id: uuid.UUID) -> int:
@@ -143,3 +262,25 @@ async def mark_read(account_id: uuid.UUID, ids: list[str] | None, everything: bo
             return
         query = query.where(NotificationRow.id.is_in(parsed))
     await query
+
+
+async def open_target(account_id: uuid.UUID, notification_id: str) -> str:
+    """Mark one notification read and say where it leads: the post (scrolled to), else the circle, else the feed."""
+    nid = queries.as_uuid(notification_id)
+    row = (
+        await NotificationRow.select()
+        .where((NotificationRow.id == (nid or uuid.UUID(int=0))) & (NotificationRow.account == account_id))
+        .first()
+    )
+    if row is None:
+        return "/notifications"
+    await NotificationRow.update({NotificationRow.read_at: now()}).where(
+        (NotificationRow.id == row["id"]) & NotificationRow.read_at.is_null()
+    )
+    if row["post_id"] is not None:
+        return f"/posts/{row['post_id']}"
+    if row["room"] is not None:
+        return f"/rooms/{row['room']}"
+    if row["circle"] is not None:
+        return f"/circles/{row['circle']}"
+    return "/notifications"

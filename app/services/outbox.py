@@ -16,17 +16,17 @@ import uuid
 
 import msgspec
 
-from app.live import Live
+from app.live import Delivery, Live
 from db import queries
-from realtime.events import Notification, encoder
+from realtime.events import encoder
 
 
 class Outbox:
-    __slots__ = ("_events", "_notes")
+    __slots__ = ("_deliveries", "_events")
 
     def __init__(self) -> None:
         self._events: list[tuple[uuid.UUID, int, str, bytes]] = []
-        self._notes: list[tuple[uuid.UUID, Notification]] = []
+        self._deliveries: list[Delivery] = []
 
     async def next_seq(self, room_id: uuid.UUID) -> int:
         return await queries.allocate_seq(room_id)
@@ -47,13 +47,13 @@ class Outbox:
         await self.append(room_id, seq, name, data, post_id=post_id)
         return seq
 
-    def notify(self, account_id: uuid.UUID, notification: Notification) -> None:
-        self._notes.append((account_id, notification))
+    def deliver(self, delivery: Delivery) -> None:
+        self._deliveries.append(delivery)
 
     async def publish(self, live: Live) -> None:
         for room_id, seq, name, data_json in self._events:
             await live.room_event(room_id, seq, name, data_json)
-        for account_id, notification in self._notes:
-            await live.notify(account_id, notification)
+        if self._deliveries:
+            live.deliver(self._deliveries)
         self._events.clear()
-        self._notes.clear()
+        self._deliveries = []

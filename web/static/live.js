@@ -1,14 +1,15 @@
-// The room's live socket. One socket per page, subscribed to this room with `since` = the last event the page has
-// seen, so a page rendered a moment ago, or one coming back from a dropped connection, misses nothing and sees
-// nothing twice. Frames are the server's HTML variant: rendered once per event for every viewer.
+// The page's live socket: one per signed-in page. It carries the account's notifications everywhere, and on a room
+// or thread page it is also subscribed to that room with `since` = the last event the page has seen, so a page
+// rendered a moment ago, or one coming back from a dropped connection, misses nothing and sees nothing twice. Room
+// frames are the server's HTML variant: rendered once per event for every viewer.
 (function () {
   "use strict";
 
+  if (!document.body.dataset.signedIn || !window.WebSocket) return;
   const threads = document.getElementById("threads");
-  if (!threads || !window.WebSocket) return;
-  const roomId = threads.dataset.room;
-  const singleThread = threads.dataset.thread || null;
-  let lastSeq = parseInt(threads.dataset.lastSeq || "0", 10);
+  const roomId = threads ? threads.dataset.room : null;
+  const singleThread = threads ? threads.dataset.thread || null : null;
+  let lastSeq = threads ? parseInt(threads.dataset.lastSeq || "0", 10) : 0;
   let socket = null;
   let attempt = 0;
   let retryTimer = null;
@@ -37,7 +38,7 @@
   }
 
   function readerIsAtTop() {
-    return window.scrollY < threads.offsetTop + 40;
+    return threads ? window.scrollY < threads.offsetTop + 40 : true;
   }
 
   function updateMarker() {
@@ -131,9 +132,47 @@
       case "error":
         if (frame.code === "forbidden") setStatus("You no longer have access to this room.");
         break;
+      case "notification":
+        onNotification(frame);
+        break;
       default:
         document.dispatchEvent(new CustomEvent("kindred:frame", { detail: frame }));
     }
+  }
+
+  // --- notifications -----------------------------------------------------------------------------------------------
+
+  const unread = document.getElementById("unread-count");
+  const bell = document.getElementById("bell");
+
+  function bumpUnread() {
+    if (!unread) return;
+    const count = parseInt(unread.textContent || "0", 10) + 1;
+    unread.textContent = String(count);
+    unread.hidden = false;
+    if (bell) bell.setAttribute("aria-label", "Notifications: " + count + " unread");
+  }
+
+  // A browser notification, shown only when the reader is not looking at this page (hidden tab or another window)
+  // and only if they turned browser notifications on. Shown through the service worker, so a click focuses the
+  // right page even after this one is gone.
+  async function alertReader(frame) {
+    if (!frame.alert || !("Notification" in window) || Notification.permission !== "granted") return;
+    if (document.visibilityState === "visible" && document.hasFocus()) return;
+    const note = frame.data;
+    const options = { body: note.text, tag: note.id, data: { url: "/notifications/" + note.id + "/open" } };
+    try {
+      const registration = await navigator.serviceWorker.ready;
+      await registration.showNotification("Kindred", options);
+    } catch (err) {
+      new Notification("Kindred", options);
+    }
+  }
+
+  function onNotification(frame) {
+    bumpUnread();
+    alertReader(frame);
+    document.dispatchEvent(new CustomEvent("kindred:notification", { detail: frame }));
   }
 
   function connect() {
@@ -141,7 +180,8 @@
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     socket = new WebSocket(scheme + "//" + location.host + "/api/v1/ws?format=html");
     socket.addEventListener("open", () => {
-      socket.send(JSON.stringify({ op: "subscribe", room_id: roomId, since: lastSeq }));
+      if (roomId) socket.send(JSON.stringify({ op: "subscribe", room_id: roomId, since: lastSeq }));
+      else setStatus("");
     });
     socket.addEventListener("message", (e) => {
       try {

@@ -1,0 +1,237 @@
+"""Notifications on both backends: every kind, preferences and quiet hours honoured, Web Push end to end through a
+local push service that checks VAPID and decrypts the payload, expired subscriptions removed, no identity anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.client import ApiClient, User, make_circle
+from tests.push_service import PushService
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def push() -> AsyncIterator[PushService]:
+    service = PushService()
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+@pytest.fixture
+def settings_env(push: PushService) -> dict[str, str]:
+    # The allow-list points at the local stand-in instead of the browser vendors' push services.
+    return {"KINDRED_PUSH_ALLOWED_ORIGINS": push.origin}
+
+
+async def subscribe(user: User, push: PushService, name: str) -> str:
+    key = (await user.ok("GET", "/api/v1/push/key"))["public_key"]
+    push.server_key = key
+    return (await user.ok("POST", "/api/v1/push/subscriptions", push.browser(name).subscription(push)))["id"]
+
+
+async def wait_for(predicate, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.02)
+
+
+def no_identity(payload: object, *people: User) -> None:
+    text = json.dumps(payload)
+    for person in people:
+        for secret in (person.email, person.id) + (() if person.name.startswith("Coach") else (person.name,)):
+            assert secret not in text, f"{secret!r} in {text[:200]}"
+
+
+async def test_every_kind_lands_in_the_feed_by_alias(api: ApiClient) -> None:
+    c = await make_circle(api, members=3)
+    a, b, d = c.members
+    room = c.room_id
+    post = await a.post(room, "my post")
+    await b.post(room, "a reply", parent_id=post["id"])
+    await c.coach.post(room, "a probe?", kind="question", parent_id=post["id"])
+    await b.post(room, "hey @Member1")
+    await c.coach.ok(
+        "POST",
+        f"/api/v1/posts/{post['id']}/tags",
+        {"membership_id": (await a.ok("GET", "/api/v1/me"))["memberships"][0]["membership_id"]},
+    )
+    await b.ok("PUT", f"/api/v1/posts/{post['id']}/like")
+    await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/like")
+    await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin")
+    other = await c.coach.ok("POST", f"/api/v1/circles/{c.id}/rooms", {"name": "Wins"})
+    await b.ok("POST", f"/api/v1/posts/{post['id']}/shares", {"room_id": other["id"]})
+    other_post = await b.post(room, "something")
+    await a.ok("POST", f"/api/v1/posts/{other_post['id']}/reports", {"reason": "checking"})
+    await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/hidden", {"reason": "just a test"})
+    await c.coach.ok("POST", f"/api/v1/circles/{c.id}/close", status=200)
+
+    await asyncio.sleep(0.1)
+    feed = await a.ok("GET", "/api/v1/notifications?limit=100")
+    texts = {n["kind"]: n["text"] for n in feed}
+    assert texts == {
+        "reply": "Member2 replied to your post",
+        "question": "Coach Dana asked you a question about your post",
+        "mention": "Member2 mentioned you",
+        "tag": "Coach Dana drew you into a thread",
+        "like": "Member2 liked your post",
+        "coach_like": "Coach Dana appreciated your post",
+        "pin": "Coach Dana pinned your post as a key insight",
+        "share": "Member2 shared your post",
+        "moderation": "Your post was hidden: just a test",
+        "circle.closed": texts["circle.closed"],
+    }
+    assert "Your coach closed this circle" in texts["circle.closed"]
+    assert [n["kind"] for n in await c.coach.ok("GET", "/api/v1/notifications")][-1] == "report"
+    no_identity(feed, b, d, c.coach)
+
+
+async def test_preferences_round_trip_and_validation(api: ApiClient) -> None:
+    c = await make_circle(api, members=1)
+    a = c.members[0]
+    prefs = await a.ok("GET", "/api/v1/notifications/preferences")
+    assert prefs["timezone"] == "UTC" and prefs["quiet_hours"] is None and prefs["muted_circles"] == []
+    assert prefs["kinds"]["like"] == {"in_app": True, "browser": False, "push": False}
+    assert prefs["kinds"]["reply"] == {"in_app": True, "browser": True, "push": True}
+    prefs["kinds"]["reply"] = {"in_app": True, "browser": False, "push": False}
+    prefs["timezone"], prefs["quiet_hours"], prefs["muted_circles"] = (
+        "Europe/Berlin",
+        {"start": "22:00", "end": "07:00"},
+        [c.id],
+    )
+    saved = await a.ok("PUT", "/api/v1/notifications/preferences", prefs)
+    assert saved == prefs
+    assert await a.ok("GET", "/api/v1/notifications/preferences") == prefs
+    for bad in (
+        {"timezone": "Mars/Olympus"},
+        {"kinds": {"gossip": {}}},
+        {"muted_circles": ["nope"]},
+        {"quiet_hours": {"start": "25:00", "end": "07:00"}},
+    ):
+        r = await a.call("PUT", "/api/v1/notifications/preferences", {**prefs, **bad})
+        assert r.status_code == 400, (bad, r.text)
+
+
+async def test_turning_a_kind_off_and_muting_a_circle(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    post = await a.post(c.room_id, "hello")
+    prefs = await a.ok("GET", "/api/v1/notifications/preferences")
+    prefs["kinds"]["reply"]["in_app"] = False
+    prefs["kinds"]["reply"]["push"] = False
+    await a.ok("PUT", "/api/v1/notifications/preferences", prefs)
+    ws = await a.ws()
+    await b.post(c.room_id, "a reply you asked not to hear about", parent_id=post["id"])
+    await b.post(c.room_id, "and @Member1 a mention you still want")
+    note = await ws.recv_until(lambda f: f.get("type") == "notification")
+    assert note["data"]["kind"] == "mention"
+    assert [n["kind"] for n in await a.ok("GET", "/api/v1/notifications")] == ["mention"]
+
+    prefs["muted_circles"] = [c.id]
+    await a.ok("PUT", "/api/v1/notifications/preferences", prefs)
+    await b.post(c.room_id, "@Member1 muted now")
+    await b.ok("PUT", f"/api/v1/posts/{post['id']}/like")
+    # A coach's gesture still reaches the feed of a member who muted the circle.
+    await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/like")
+    note = await ws.recv_until(lambda f: f.get("type") == "notification")
+    assert note["data"]["kind"] == "coach_like" and note["alert"] is False
+    assert [n["kind"] for n in await a.ok("GET", "/api/v1/notifications")] == ["coach_like", "mention"]
+
+
+async def test_web_push_reaches_the_browser_encrypted_and_signed(api: ApiClient, push: PushService) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    await subscribe(a, push, "laptop")
+    await subscribe(a, push, "phone")
+    post = await a.post(c.room_id, "mine")
+    await b.post(c.room_id, "replying", parent_id=post["id"])
+    await wait_for(lambda: len(push.received) == 2)
+    assert {r.browser for r in push.received} == {"laptop", "phone"}
+    payload = push.received[0].payload
+    note = (await a.ok("GET", "/api/v1/notifications"))[0]
+    assert payload == {
+        "title": "Saying No",
+        "body": "Member2 replied to your post",
+        "url": f"/notifications/{note['id']}/open",
+        "tag": note["id"],
+        "kind": "reply",
+    }
+    assert push.received[0].claims["sub"].startswith("mailto:")
+    no_identity([r.payload for r in push.received], a, b, c.coach)
+
+    # Likes from peers do not push by default; a coach's like does.
+    await b.ok("PUT", f"/api/v1/posts/{post['id']}/like")
+    await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/like")
+    await wait_for(lambda: len(push.received) == 4)
+    assert {r.payload["kind"] for r in push.received[2:]} == {"coach_like"}
+
+
+async def test_expired_subscriptions_are_removed(api: ApiClient, push: PushService) -> None:
+    from db.tables import PushSubscription
+
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    gone = await subscribe(a, push, "old-phone")
+    await subscribe(a, push, "laptop")
+    push.gone.add("old-phone")
+    post = await a.post(c.room_id, "mine")
+    await b.post(c.room_id, "reply", parent_id=post["id"])
+    await wait_for(lambda: len(push.received) == 1)
+    for _ in range(50):
+        remaining = await PushSubscription.select(PushSubscription.id).where(PushSubscription.account == a.id)
+        if len(remaining) == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert [str(r["id"]) for r in remaining] != [gone] and len(remaining) == 1
+
+
+async def test_quiet_hours_hold_back_alerts_and_pushes_but_not_the_feed(api: ApiClient, push: PushService) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    await subscribe(a, push, "laptop")
+    now = datetime.now(UTC)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=1)
+    prefs = await a.ok("GET", "/api/v1/notifications/preferences")
+    prefs["quiet_hours"] = {"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M")}
+    await a.ok("PUT", "/api/v1/notifications/preferences", prefs)
+    ws = await a.ws()
+    post = await a.post(c.room_id, "late night thoughts")
+    await b.post(c.room_id, "still up?", parent_id=post["id"])
+    note = await ws.recv_until(lambda f: f.get("type") == "notification")
+    assert note["data"]["kind"] == "reply" and note["alert"] is False
+    await asyncio.sleep(0.5)
+    assert push.received == []
+    prefs["quiet_hours"] = None
+    await a.ok("PUT", "/api/v1/notifications/preferences", prefs)
+    await b.post(c.room_id, "morning!", parent_id=post["id"])
+    note = await ws.recv_until(lambda f: f.get("type") == "notification")
+    assert note["alert"] is True
+    await wait_for(lambda: len(push.received) == 1)
+
+
+async def test_push_subscriptions_are_checked_and_owned(api: ApiClient, push: PushService) -> None:
+    a, b = await api.signup(), await api.signup()
+    key = await api.http.get("/api/v1/push/key")
+    assert key.status_code == 200 and len(key.json()["public_key"]) == 87, "a base64url P-256 point"
+    good = push.browser("tablet").subscription(push)
+    evil = {**good, "endpoint": "http://169.254.169.254/latest/meta-data"}
+    r = await a.call("POST", "/api/v1/push/subscriptions", evil)
+    assert r.status_code == 400 and "push service" in r.json()["detail"]
+    r = await a.call("POST", "/api/v1/push/subscriptions", {**good, "keys": {"p256dh": "AAAA", "auth": "AAAA"}})
+    assert r.status_code == 400
+    first = await a.ok("POST", "/api/v1/push/subscriptions", good)
+    again = await a.ok("POST", "/api/v1/push/subscriptions", good)
+    assert first == again, "subscribing the same browser twice keeps one subscription"
+    assert (await b.call("DELETE", f"/api/v1/push/subscriptions/{first['id']}")).status_code == 404
+    await a.ok("DELETE", f"/api/v1/push/subscriptions/{first['id']}")
+    assert (await a.call("DELETE", f"/api/v1/push/subscriptions/{first['id']}")).status_code == 404
