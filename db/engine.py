@@ -50,9 +50,15 @@ def current_engine() -> Engine[Any]:
     return TABLES[0]._meta.db
 
 
+async def _keep_session(connection: Any) -> None:
+    """Pool release hook. asyncpg's default sends RESET ALL (a round trip per query); Kindred never changes session
+    state on pooled connections (the migration lock takes a connection of its own), so there is nothing to reset.
+    asyncpg still rolls back a transaction left open before calling this."""
+
+
 async def start(engine: Engine[Any], pool_size: int = 10) -> None:
     if isinstance(engine, PostgresEngine):
-        await engine.start_connection_pool(min_size=1, max_size=pool_size)
+        await engine.start_connection_pool(min_size=1, max_size=pool_size, reset=_keep_session)
     elif isinstance(engine, SQLiteEngine):
         # WAL lets readers proceed while one writer commits; the setting is stored in the file.
         await engine.run_ddl("PRAGMA journal_mode=WAL")

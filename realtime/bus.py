@@ -51,6 +51,10 @@ class Bus:
         self._up = asyncio.Event()
         # Set by whoever first sees the backend fail (a publish, a subscribe, the reader), to wake the supervisor.
         self._failed = asyncio.Event()
+        # One subscription change at a time. redis-py's PubSub opens its connection lazily and unguarded: two first
+        # subscribes at once each take a connection, the second replaces the first, and whatever the first subscribed
+        # arrives on a connection nobody reads (seen under a connect storm: every event came late via the tail check).
+        self._subscribing = asyncio.Lock()
         self.reconnects = 0
 
     @property
@@ -90,24 +94,26 @@ class Bus:
         if not new:
             return
         self._channels.update(new)
-        backend = self._backend
-        if backend is not None and self._up.is_set():
-            try:
-                await backend.subscribe(new)
-            except Exception as exc:  # the supervisor re-subscribes everything once the backend is back
-                self._fail(exc)
+        async with self._subscribing:
+            backend = self._backend
+            if backend is not None and self._up.is_set():
+                try:
+                    await backend.subscribe(new)
+                except Exception as exc:  # the supervisor re-subscribes everything once the backend is back
+                    self._fail(exc)
 
     async def unsubscribe(self, channels: Iterable[str]) -> None:
         gone = [c for c in channels if c in self._channels]
         if not gone:
             return
         self._channels.difference_update(gone)
-        backend = self._backend
-        if backend is not None and self._up.is_set():
-            try:
-                await backend.unsubscribe(gone)
-            except Exception as exc:
-                self._fail(exc)
+        async with self._subscribing:
+            backend = self._backend
+            if backend is not None and self._up.is_set():
+                try:
+                    await backend.unsubscribe(gone)
+                except Exception as exc:
+                    self._fail(exc)
 
     async def publish(self, data: bytes, channels: list[str]) -> bool:
         """Send `data`; False when the backend is unreachable (the caller's data is already safe in the log)."""

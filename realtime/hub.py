@@ -145,7 +145,9 @@ class Hub:
         self._sweeper: asyncio.Task[None] | None = None
         self._last_revalidate = time.monotonic()
         self._last_heartbeat = time.monotonic()
-        self.stats = {"delivered": 0, "gap_fills": 0, "slow_closed": 0, "rendered": 0}
+        # Counters for /healthz: deliveries, gap reads, events recovered by the tail check (should stay near zero while
+        # the bus is healthy), sockets cut off for being slow, HTML renders.
+        self.stats = {"delivered": 0, "gap_fills": 0, "caught_up": 0, "slow_closed": 0, "rendered": 0}
 
     # --- lifecycle (owned by the application lifespan) -----------------------------------------------------------------
 
@@ -376,6 +378,7 @@ class Hub:
                 entries, _ = await self.store.read_events(feed.room_id, feed.seq.last, 500)
                 if not entries:
                     break
+                self.stats["caught_up"] += len(entries)
                 for seq, envelope in entries:
                     self._offer(feed, seq, envelope)
 

@@ -67,6 +67,9 @@ async def test_socket_on_one_instance_receives_post_made_through_the_other(pg_ur
         assert r.status_code == 201
         frame = await listener.recv_until(is_event(c.room_id))
         assert frame["data"]["id"] == r.json()["id"] and frame["seq"] == 1
+        # It came through Redis, not through the periodic catch-up from the log (the backstop for a lost publish).
+        health = (await api_a.http.get("/healthz")).json()
+        assert health["bus"] == "up" and health["stats"]["caught_up"] == 0, health
 
         # Removal on one instance ends the member's subscription on the other.
         me = (await api_a.http.get("/api/v1/me", headers={"Authorization": f"Bearer {m1.token}"})).json()

@@ -15,6 +15,9 @@ class Health(msgspec.Struct):
     status: str
     database: str
     bus: str
+    sockets: int
+    rooms: int
+    stats: dict[str, int]
 
 
 @get("/healthz", summary="Liveness and readiness", include_in_schema=False)
@@ -27,7 +30,15 @@ async def healthz(state: State) -> Response[Health]:
         database = "unreachable"
     bus = "up" if hub.bus is not None and hub.bus.is_up else "down"
     ok = database == "ok"
+    sockets = sum(len(conns) for conns in hub.accounts.values())
     return Response(
-        Health(status="ok" if ok and bus == "up" else "degraded", database=database, bus=bus),
+        Health(
+            status="ok" if ok and bus == "up" else "degraded",
+            database=database,
+            bus=bus,
+            sockets=sockets,
+            rooms=len(hub.rooms),
+            stats=dict(hub.stats),
+        ),
         status_code=200 if ok else 503,
     )

@@ -132,7 +132,9 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
             raise ClientException("that post was deleted; reply to the thread instead")
         parent_id, thread_root = parent["id"], parent["thread_root"] or parent["id"]
         parent_author = parent["author"]
-    html, mentioned = render(body, await circle_aliases(room["circle"]))
+    # Aliases are only needed to resolve @mentions; most posts have none, and skip the query.
+    aliases = await circle_aliases(room["circle"]) if "@" in body else {}
+    html, mentioned = render(body, aliases)
     post_id = uuid.uuid4()
     outbox = Outbox()
     try:
