@@ -39,6 +39,10 @@ class Outbox:
         self._events.append((room_id, seq, name, data_json))
         return data_json
 
+    def record(self, room_id: uuid.UUID, seq: int, name: str, data_json: bytes) -> None:
+        """An event already written to the log by the caller's own statement; it goes out with the others."""
+        self._events.append((room_id, seq, name, data_json))
+
     async def event(
         self, room_id: uuid.UUID, name: str, data: msgspec.Struct, *, post_id: uuid.UUID | None = None
     ) -> int:

@@ -136,32 +136,38 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
     aliases = await circle_aliases(room["circle"]) if "@" in body else {}
     html, mentioned = render(body, aliases)
     post_id = uuid.uuid4()
+    row: dict[str, Any] = {
+        "id": post_id,
+        "room": rid,
+        "parent": parent_id,
+        "thread_root": thread_root,
+        "author": me["id"],
+        "kind": data.kind,
+        "body": body,
+        "html": html,
+        "created_at": now(),
+        "edited_at": None,
+        "deleted_at": None,
+        "client_id": data.client_id,
+        "seq": 0,
+        "like_count": 0,
+        "liked_by_coach": False,
+        "pinned": False,
+    }
     outbox = Outbox()
     try:
-        async with write_transaction():
-            seq = await outbox.next_seq(rid)
-            row = {
-                "id": post_id,
-                "room": rid,
-                "parent": parent_id,
-                "thread_root": thread_root,
-                "author": me["id"],
-                "kind": data.kind,
-                "body": body,
-                "html": html,
-                "created_at": now(),
-                "edited_at": None,
-                "deleted_at": None,
-                "client_id": data.client_id,
-                "seq": seq,
-                "like_count": 0,
-                "liked_by_coach": False,
-                "pinned": False,
-            }
-            await PostRow.insert(PostRow(**row))
+        if parent_author is None and not mentioned and queries.single_statement_writes():
+            # Nobody to notify: the seq, the post and its event go in one statement (see queries.insert_post).
+            row["seq"] = -1  # the placeholder the statement replaces with the real seq
             post = post_struct(row, author)
-            await outbox.append(rid, seq, "post.created", post, post_id=post_id)
-            await _notify_for_post(outbox, row, me, room, parent_author, mentioned)
+            post.seq = row["seq"] = await queries.insert_post(row, encoder.encode(post), outbox.record)
+        else:
+            async with write_transaction():
+                row["seq"] = seq = await outbox.next_seq(rid)
+                await PostRow.insert(PostRow(**row))
+                post = post_struct(row, author)
+                await outbox.append(rid, seq, "post.created", post, post_id=post_id)
+                await _notify_for_post(outbox, row, me, room, parent_author, mentioned)
     except Exception as exc:
         if data.client_id is not None and is_unique_violation(exc):
             # The same client_id raced in twice; the other request's post is the one.
