@@ -21,13 +21,15 @@ from litestar.template.config import TemplateConfig
 from app.auth.middleware import AuthMiddleware
 from app.deps import DEPENDENCIES
 from app.errors import db_error_handler
+from app.hubstore import DatabaseHubStore
 from app.limits import Limiter, MemoryLimiter, RateLimits, RedisLimiter, rate_limit_hook
-from app.live import DatabaseHubStore, Live
+from app.live import Live
 from app.notifier import Notifier
 from app.push import DEFAULT_PUSH_ORIGINS, PushSender, VapidKey
 from app.routes import (
     api_accounts,
     api_circles,
+    api_dropins,
     api_gestures,
     api_moderation,
     api_notifications,
@@ -35,8 +37,9 @@ from app.routes import (
     api_ws,
     health,
     pages,
+    pages_dropins,
 )
-from app.services import rights
+from app.services import dropins, rights
 from app.settings import Settings, load_settings
 from db import engine as db_engine
 from db.migrate import pending
@@ -66,6 +69,8 @@ SECURITY_HEADERS = [
 
 # Seconds between sweeps for closed circles whose grace period has passed.
 PURGE_INTERVAL = 3600.0
+# Seconds between looks for drop-ins about to start (their reminders go out ten minutes before).
+REMINDER_INTERVAL = 60.0
 
 
 class MigrationsPending(RuntimeError):
@@ -140,13 +145,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await bus.start()
         await hub.start(bus)
         await notifier.start()
-        purger = asyncio.create_task(_every(PURGE_INTERVAL, rights.purge_closed_circles), name="kindred-purge")
+        jobs = [
+            asyncio.create_task(_every(PURGE_INTERVAL, rights.purge_closed_circles), name="kindred-purge"),
+            asyncio.create_task(_every(REMINDER_INTERVAL, lambda: dropins.send_reminders(live)), name="kindred-remind"),
+        ]
         try:
             yield
         finally:
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
+            for job in jobs:
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
             await notifier.stop()
             await hub.stop()
             await bus.stop()
@@ -170,6 +179,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *api_gestures.ROUTES,
             *api_moderation.ROUTES,
             *api_notifications.ROUTES,
+            *api_dropins.ROUTES,
             api_ws.ws,
         ],
         tags=["api"],
@@ -182,6 +192,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             api,
             pages.router,
+            pages_dropins.router,
             health.healthz,
             create_static_files_router(path="/static", directories=[STATIC], name="static", include_in_schema=False),
         ],

@@ -120,6 +120,8 @@ class RoomOut(msgspec.Struct):
     name: str
     topic: str
     last_seq: int
+    # Extension: set when the room is a drop-in's own room.
+    dropin_id: str | None = None
 
 
 # --- posts ---------------------------------------------------------------------------------------------------------

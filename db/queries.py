@@ -158,10 +158,11 @@ _ROOM_ACCESS = """
 SELECT r.id AS room_id, r.circle AS room_circle, r.name AS room_name, r.topic AS room_topic,
        r.last_seq AS room_last_seq, r.created_at AS room_created_at,
        m.id, m.circle, m.account, m.alias, m.alias_key, m.role, m.joined_at, m.removed_at, m.muted_until,
-       m.mute_reason, c.closed_at AS circle_closed_at
+       m.mute_reason, c.closed_at AS circle_closed_at, d.id AS room_dropin, d.state AS room_dropin_state
 FROM room r
 JOIN membership m ON m.circle = r.circle AND m.account = {} AND m.removed_at IS NULL
 JOIN circle c ON c.id = r.circle
+LEFT JOIN dropin d ON d.room = r.id
 WHERE r.id = {}
 """
 
@@ -175,15 +176,24 @@ async def room_access(account_id: uuid.UUID, room_id: uuid.UUID) -> tuple[dict[s
         return None
     row = rows[0]
     room = {key.removeprefix("room_"): row.pop(key) for key in [k for k in row if k.startswith("room_")]}
-    room = {
-        "id": room["id"],
-        "circle": room["circle"],
-        "name": room["name"],
-        "topic": room["topic"],
-        "last_seq": room["last_seq"],
-        "created_at": room["created_at"],
-    }
     return room, row
+
+
+async def add_participants(dropin_id: uuid.UUID, membership_ids: Iterable[uuid.UUID]) -> None:
+    """People took part in a live drop-in (were in its room, raised a hand, or posted); once per person."""
+    ids = list(dict.fromkeys(membership_ids))
+    if not ids:
+        return
+    at = now()
+    values = ", ".join("({}, {}, {}, {})" for _ in ids)
+    args: list[Any] = []
+    for mid in ids:
+        args += [uuid.uuid4(), dropin_id, mid, at]
+    await Room.raw(
+        f"INSERT INTO dropin_participant (id, dropin, membership, joined_at) VALUES {values} "
+        "ON CONFLICT (dropin, membership) DO NOTHING",
+        *args,
+    )
 
 
 async def memberships_by_id(ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:

@@ -186,6 +186,49 @@ class Notification(Table, tablename="notification"):
     read_at = Timestamptz(null=True, default=None)
 
 
+class Dropin(Table, tablename="dropin"):
+    """A live session: scheduled, then live once the coach starts it, then ended (its room becomes read-only)."""
+
+    id = UUID(primary_key=True)
+    circle = ForeignKey(references=Circle, on_delete=OnDelete.cascade, index=True, null=False)
+    room = ForeignKey(
+        references=Room,
+        on_delete=OnDelete.cascade,
+        unique=True,
+        null=False,
+        help_text="The drop-in's own room: posts, replies and gestures happen there.",
+    )
+    title = Varchar(length=120)
+    agenda = Text(default="")
+    starts_at = Timestamptz()
+    duration_minutes = Integer()
+    state = Varchar(length=16, default="scheduled", help_text="scheduled, live or ended.")
+    started_at = Timestamptz(null=True, default=None)
+    ended_at = Timestamptz(null=True, default=None)
+    spotlight = UUID(null=True, default=None, help_text="The post everyone is looking at now.")
+    reminded_at = Timestamptz(null=True, default=None, help_text="When the 10-minute reminder went out.")
+    summary = Text(null=True, default=None, help_text="JSON written when the drop-in ends; stays in the history.")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class DropinHand(Table, tablename="dropin_hand"):
+    """A raised hand; the queue is ordered by `raised_at`."""
+
+    id = UUID(primary_key=True)
+    dropin = ForeignKey(references=Dropin, on_delete=OnDelete.cascade, null=False)
+    membership = ForeignKey(references=Membership, on_delete=OnDelete.cascade, null=False)
+    raised_at = Timestamptz(default=TimestamptzNow())
+
+
+class DropinParticipant(Table, tablename="dropin_participant"):
+    """Who took part: joined the room while it was live, raised a hand, or posted there."""
+
+    id = UUID(primary_key=True)
+    dropin = ForeignKey(references=Dropin, on_delete=OnDelete.cascade, null=False)
+    membership = ForeignKey(references=Membership, on_delete=OnDelete.cascade, null=False)
+    joined_at = Timestamptz(default=TimestamptzNow())
+
+
 class NotificationPreference(Table, tablename="notification_preference"):
     """How one account wants one kind of notification: per circle, or for all circles when `circle` is NULL.
     Kind `*` in a circle row is that circle's switch as a whole (muting it)."""
@@ -249,4 +292,7 @@ TABLES: tuple[type[Table], ...] = (
     ModerationLog,
     NotificationPreference,
     PushSubscription,
+    Dropin,
+    DropinHand,
+    DropinParticipant,
 )

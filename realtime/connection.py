@@ -53,6 +53,8 @@ class Access(msgspec.Struct, frozen=True):
 
     circle_id: str
     who: Membership
+    # The room is a drop-in's: its presence frames carry the raised hands (other rooms skip that query).
+    dropin: bool = False
 
 
 class Connection:

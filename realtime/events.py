@@ -84,6 +84,8 @@ class Dropin(msgspec.Struct, kw_only=True):
     duration_minutes: int
     state: DropinStateName
     spotlight: str | None = None
+    # Extension: the spotlighted post itself, so every client (and the HTML renderer) can show it without a request.
+    spotlight_post: Post | None = None
 
 
 class Notification(msgspec.Struct, kw_only=True):

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
 import msgspec
@@ -76,6 +76,10 @@ class HubStore(Protocol):
         """Of (account_id, circle_id) pairs, those whose account is still a current member of the circle."""
         ...
 
+    async def hands(self, room_id: str) -> list[Membership]:
+        """The raised hands, in order, when the room is a live drop-in's; empty otherwise."""
+        ...
+
 
 class Renderer(Protocol):
     def html_frame(self, envelope: bytes) -> str | None:
@@ -89,6 +93,7 @@ class RoomFeed:
     __slots__ = (
         "catchups",
         "circle_id",
+        "dropin",
         "early",
         "gap_task",
         "html",
@@ -101,9 +106,10 @@ class RoomFeed:
         "seq",
     )
 
-    def __init__(self, room_id: str, circle_id: str) -> None:
+    def __init__(self, room_id: str, circle_id: str, dropin: bool) -> None:
         self.room_id = room_id
         self.circle_id = circle_id
+        self.dropin = dropin
         # None until the baseline seq is read; events that arrive before that wait in `early`.
         self.seq: Sequencer[bytes] | None = None
         self.early: list[LogEntry] = []
@@ -130,7 +136,6 @@ class Hub:
         topics: Topics,
         limits: SocketLimits,
         renderer: Renderer,
-        hands: Callable[[str], list[object]] | None = None,
     ) -> None:
         self.store = store
         self.presence = presence
@@ -216,7 +221,7 @@ class Hub:
             return
         if conn.closing:
             return
-        feed = await self._feed(room_id, access.circle_id)
+        feed = await self._feed(room_id, access)
         conn.rooms[room_id] = access
         feed.idle_since = None
         variant_set = feed.html if conn.variant == "html" else feed.json
@@ -297,7 +302,7 @@ class Hub:
 
     # --- rooms ---------------------------------------------------------------------------------------------------
 
-    async def _feed(self, room_id: str, circle_id: str) -> RoomFeed:
+    async def _feed(self, room_id: str, access: Access) -> RoomFeed:
         feed = self.rooms.get(room_id)
         if feed is not None and feed.seq is not None:
             return feed
@@ -308,7 +313,7 @@ class Hub:
                 return feed
             if feed is None:
                 # Registered before the channel subscription so no event arriving meanwhile is dropped.
-                feed = self.rooms[room_id] = RoomFeed(room_id, circle_id)
+                feed = self.rooms[room_id] = RoomFeed(room_id, access.circle_id, access.dropin)
             assert self.bus is not None
             await self.bus.subscribe([self.topics.room(room_id)])
             baseline = (await self.store.last_seqs([room_id])).get(room_id, 0)
@@ -458,13 +463,18 @@ class Hub:
             while feed.presence_due:
                 await asyncio.sleep(PRESENCE_MIN_INTERVAL + PRESENCE_PER_MEMBER * feed.sockets)
                 feed.presence_due = False
-                members = await self.presence.members(feed.room_id)
-                frame = PresenceFrame(room_id=feed.room_id, present=members, hands=[])
-                await self.publish(self.topics.room(feed.room_id), encoder.encode(frame), sequenced=False)
+                await self.refresh_presence(feed.room_id)
         except Exception:
             log.warning("presence broadcast for room %s failed", feed.room_id, exc_info=True)
         finally:
             feed.presence_task = None
+
+    async def refresh_presence(self, room_id: str) -> None:
+        """Send everyone in the room, on every instance, who is here and whose hand is up (after a change)."""
+        feed = self.rooms.get(room_id)
+        hands = await self.store.hands(room_id) if feed is None or feed.dropin else []
+        frame = PresenceFrame(room_id=room_id, present=await self.presence.members(room_id), hands=hands)
+        await self.publish(self.topics.room(room_id), encoder.encode(frame), sequenced=False)
 
     async def after_reconnect(self) -> None:
         """The bus came back: what was published meanwhile is lost to pub/sub, so read it from the log."""

@@ -11,6 +11,7 @@ import logging
 import msgspec
 
 from realtime.events import (
+    DropinChanged,
     LikeChanged,
     PinChanged,
     PostCreated,
@@ -29,10 +30,13 @@ class HtmlEvent(msgspec.Struct, tag_field="type", tag="event"):
     room_id: str
     seq: int
     event: str
+    # The post the event is about; for dropin.state, the drop-in's id.
     post_id: str
     # For post.created: the post whose replies list receives the new one; None for a top-level post.
     parent_id: str | None
     html: str
+    # For dropin.state: the drop-in's state, so a page can tell a change of state from a change of spotlight.
+    state: str | None = None
 
 
 class HtmlRenderer:
@@ -57,7 +61,20 @@ class HtmlRenderer:
             )
         if isinstance(event, PinChanged):
             return self._frame(event, event.data.post_id, None, render_fragment("fragments/pin.html", pin=event.data))
-        return None  # e.g. dropin.state: the page takes the JSON frame
+        if isinstance(event, DropinChanged):
+            dropin = event.data
+            html = render_fragment("fragments/spotlight.html", dropin=dropin)
+            frame = HtmlEvent(
+                room_id=event.room_id,
+                seq=event.seq,
+                event="dropin.state",
+                post_id=dropin.id,
+                parent_id=None,
+                html=html,
+                state=dropin.state,
+            )
+            return encoder.encode(frame).decode()
+        return None
 
     @staticmethod
     def _frame(event: RoomEvent, post_id: str, parent_id: str | None, html: str) -> str:

@@ -157,3 +157,93 @@ async def test_unreachable_database_answers_503_and_publishes_nothing(pg_url: st
         await admin.close()
         await api.aclose()
         proc.stop()
+
+
+async def test_a_drop_in_split_across_instances_survives_one_restarting(pg_url: str) -> None:
+    """Coach and Member1 on instance A, Member2 on B: the same hands, spotlight and state everywhere, and all of it
+    still there after A restarts in the middle of the session."""
+    a_proc, b_proc = await _instances(pg_url, REDIS_URL)
+    api_a, api_b = ApiClient(a_proc.url, a_proc.ws_url), ApiClient(b_proc.url, b_proc.ws_url)
+    a2_proc: KindredProcess | None = None
+    api_a2: ApiClient | None = None
+
+    async def call(api: ApiClient, token: str, method: str, path: str, body: object = None) -> dict:
+        r = await api.http.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code in (200, 201), f"{method} {path}: {r.status_code} {r.text}"
+        return r.json()
+
+    def hands_are(room: str, aliases: list[str]):
+        return lambda f: f.get("type") == "presence" and [m["alias"] for m in f["hands"]] == aliases
+
+    try:
+        c = await make_circle(api_a, members=2)
+        m1, m2 = c.members
+        coach = c.coach.token
+        starts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
+        dropin = await call(
+            api_a,
+            coach,
+            "POST",
+            f"/api/v1/circles/{c.id}/dropins",
+            {"title": "Split drop-in", "starts_at": starts, "duration_minutes": 30},
+        )
+        did, room = dropin["id"], dropin["room_id"]
+        coach_ws = await api_a.ws(coach)
+        await coach_ws.subscribe(room)
+        m1_ws = await api_a.ws(m1.token)
+        await m1_ws.subscribe(room)
+        m2_ws = await api_b.ws(m2.token)
+        await m2_ws.subscribe(room)
+
+        await call(api_a, coach, "POST", f"/api/v1/dropins/{did}/start")
+        frame = await m2_ws.recv_until(lambda f: f.get("event") == "dropin.state")
+        assert frame["data"]["state"] == "live"
+        note = await m2_ws.recv_until(lambda f: f.get("type") == "notification")
+        assert note["data"]["kind"] == "dropin.live"
+
+        # Hands raised on different instances form one queue, seen the same from both.
+        await call(api_b, m2.token, "PUT", f"/api/v1/dropins/{did}/hand")
+        await m1_ws.recv_until(hands_are(room, ["Member2"]))
+        await call(api_a, m1.token, "PUT", f"/api/v1/dropins/{did}/hand")
+        for sock in (coach_ws, m1_ws, m2_ws):
+            await sock.recv_until(hands_are(room, ["Member2", "Member1"]), timeout=10)
+        seen = await m1_ws.recv_until(lambda f: f.get("type") == "presence" and len(f["present"]) == 3, timeout=10)
+        assert sorted(m["alias"] for m in seen["present"]) == ["Coach Dana", "Member1", "Member2"]
+
+        post = await call(api_b, m2.token, "POST", f"/api/v1/rooms/{room}/posts", {"body": "From B, in the room"})
+        await call(api_a, coach, "PUT", f"/api/v1/dropins/{did}/spotlight", {"post_id": post["id"]})
+        lit = await m2_ws.recv_until(lambda f: f.get("event") == "dropin.state" and f["data"]["spotlight"])
+        assert lit["data"]["spotlight"] == post["id"]
+        last_seq = lit["seq"]
+
+        # Instance A restarts: its sockets drop, reconnect (to its replacement) with since, and nothing is lost.
+        a_proc.stop()
+        a2_proc = KindredProcess(pg_url, REDIS_URL, a_proc.env["KINDRED_REDIS_PREFIX"])
+        await a2_proc.start()
+        api_a2 = ApiClient(a2_proc.url, a2_proc.ws_url)
+        detail = await call(api_a2, m1.token, "GET", f"/api/v1/dropins/{did}")
+        assert detail["state"] == "live" and detail["spotlight"] == post["id"]
+        assert [m["alias"] for m in detail["hands"]] == ["Member2", "Member1"]
+        coach_ws = await api_a2.ws(coach)
+        assert (await coach_ws.subscribe(room, since=last_seq))["last_seq"] == last_seq
+        m1_ws = await api_a2.ws(m1.token)
+        await m1_ws.subscribe(room, since=last_seq)
+        await m2_ws.recv_until(lambda f: f.get("type") == "presence" and len(f["present"]) == 3, timeout=15)
+
+        # The coach calls on Member2 through the restarted instance; Member2 on B sees the spotlight move.
+        called = await call(api_a2, coach, "POST", f"/api/v1/dropins/{did}/hands/next")
+        assert called["spotlight"] == post["id"] and [m["alias"] for m in called["hands"]] == ["Member1"]
+        await m2_ws.recv_until(hands_are(room, ["Member1"]), timeout=10)
+        await call(api_a2, coach, "POST", f"/api/v1/dropins/{did}/end")
+        for sock in (m1_ws, m2_ws):
+            ended = await sock.recv_until(lambda f: f.get("event") == "dropin.state" and f["data"]["state"] == "ended")
+            assert ended["seq"] > last_seq
+        summary = (await call(api_b, m2.token, "GET", f"/api/v1/dropins/{did}"))["summary"]
+        assert sorted(summary["participants"]) == ["Coach Dana", "Member1", "Member2"]
+    finally:
+        for api in (api_a, api_b, api_a2):
+            if api is not None:
+                await api.aclose()
+        for p in (a_proc, b_proc, a2_proc):
+            if p is not None:
+                p.stop()

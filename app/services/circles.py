@@ -33,7 +33,7 @@ from app.services.common import (
 )
 from db.engine import write_transaction
 from db.queries import now
-from db.tables import Account, Circle, Invite, Membership, Room
+from db.tables import Account, Circle, Dropin, Invite, Membership, Room
 from realtime.events import Membership as PublicMembership
 
 # Invites work for a week unless the coach says otherwise.
@@ -64,13 +64,14 @@ def circle_out(row: dict[str, Any]) -> CircleOut:
     )
 
 
-def room_out(row: dict[str, Any]) -> RoomOut:
+def room_out(row: dict[str, Any], dropin_id: uuid.UUID | None = None) -> RoomOut:
     return RoomOut(
         id=str(row["id"]),
         circle_id=str(row["circle"]),
         name=row["name"],
         topic=row["topic"],
         last_seq=int(row["last_seq"]),
+        dropin_id=str(dropin_id) if dropin_id else None,
     )
 
 
@@ -295,4 +296,5 @@ async def rooms(account_id: uuid.UUID, circle_id: str) -> list[RoomOut]:
     cid = parse_id(circle_id, "circle")
     await require_member(account_id, cid)
     rows = await Room.select().where(Room.circle == cid).order_by(Room.created_at)
-    return [room_out(r) for r in rows]
+    dropin_rooms = {r["room"]: r["id"] for r in await Dropin.select(Dropin.room, Dropin.id).where(Dropin.circle == cid)}
+    return [room_out(r, dropin_rooms.get(r["id"])) for r in rows]

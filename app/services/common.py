@@ -52,6 +52,12 @@ def require_can_write(membership: dict[str, Any]) -> None:
         )
 
 
+def require_room_open(room: dict[str, Any]) -> None:
+    """An ended drop-in's room is read-only: the conversation stays, as it was."""
+    if room.get("dropin_state") == "ended":
+        raise Conflict("this drop-in has ended; its room is read-only now")
+
+
 def require_coach_role(membership: dict[str, Any], action: str) -> None:
     if membership["role"] != "coach":
         raise PermissionDeniedException(f"only the circle's coach can {action}")

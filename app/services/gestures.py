@@ -23,6 +23,7 @@ from app.services.common import (
     require_can_write,
     require_coach_role,
     require_member,
+    require_room_open,
 )
 from app.services.outbox import Outbox
 from app.services.posts import (
@@ -36,7 +37,7 @@ from app.services.posts import (
 from db import queries
 from db.engine import write_transaction
 from db.queries import now
-from db.tables import Membership, Pin, PostLike, Room, Tag
+from db.tables import Dropin, Membership, Pin, PostLike, Room, Tag
 from db.tables import Post as PostRow
 from realtime.events import LikeState, PinState, Post, SharedFrom
 from realtime.events import Membership as PublicMembership
@@ -81,6 +82,7 @@ async def _set_like(account_id: uuid.UUID, post_id: str, live: Live, *, liked: b
     if row["deleted_at"] is not None:
         raise not_found("post")
     require_can_write(me)
+    require_room_open(room)
     outbox = Outbox()
     async with write_transaction():
         if liked:
@@ -243,6 +245,7 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
         raise not_found("room")
     require_can_write(me)
     require_can_write(target_me)
+    require_room_open({"dropin_state": await dropin_state(target_id)})
     across = target["circle"] != source_room["circle"]
     if across and (me["role"] != "coach" or target_me["role"] != "coach"):
         raise PermissionDeniedException("only a coach who runs both circles can share a post across circles")
@@ -371,3 +374,8 @@ async def share_targets(
             label = f"{m['name']} (another circle)" if across else f"{m['name']} (this circle)"
             groups.append({"label": label, "rooms": in_circle, "across": across})
     return groups
+
+
+async def dropin_state(room_id: uuid.UUID) -> str | None:
+    row = await Dropin.select(Dropin.state).where(Dropin.room == room_id).first()
+    return row["state"] if row else None

@@ -12,7 +12,13 @@ from app.errors import Conflict, not_found
 from app.live import Live
 from app.schemas import PostCreate, PostListItem, PostPage, PostThread
 from app.services import notifications
-from app.services.common import is_unique_violation, membership_struct, parse_id, require_can_write
+from app.services.common import (
+    is_unique_violation,
+    membership_struct,
+    parse_id,
+    require_can_write,
+    require_room_open,
+)
 from app.services.outbox import Outbox
 from db import queries
 from db.engine import write_transaction
@@ -109,6 +115,7 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
     rid = parse_id(room_id, "room")
     room, me = await _access(account_id, rid)
     require_can_write(me)
+    require_room_open(room)
     author = membership_struct(me)
     body = check_body(data.body)
     if data.client_id is not None:
@@ -180,6 +187,8 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
                 return post_struct(existing, author)
         raise
     await outbox.publish(live)
+    if room.get("dropin_state") == "live":
+        await queries.add_participants(room["dropin"], [me["id"]])
     return post
 
 
@@ -278,6 +287,7 @@ async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) 
     if row["author"] != me["id"]:
         raise PermissionDeniedException("only the author can edit a post")
     require_can_write(me)
+    require_room_open(room)
     if row.get("hidden_at") is not None:
         raise Conflict("your coach has hidden this post; it cannot be edited while hidden")
     body = check_body(body)

@@ -50,6 +50,10 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     enhance(document);
+    // Local date-time fields are sent with the reader's offset, so the server stores the moment they meant.
+    document.querySelectorAll("form[data-local-time] input[name=tz_offset]").forEach((input) => {
+      input.value = String(new Date().getTimezoneOffset());
+    });
     // Offer the reader's own time zone where the server still has the default.
     document.querySelectorAll("input[data-detect-timezone]").forEach((input) => {
       if (input.value === "UTC") input.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";

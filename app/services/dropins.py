@@ -1,0 +1,517 @@
+"""Live drop-in sessions: scheduled, then live when the coach opens the door, then ended with a summary.
+
+A drop-in has its own room, so posting, replies and gestures work there as anywhere. Its state changes are room events
+(`dropin.state`, durable and replayable); raised hands and the spotlight are rows, so every instance sees the same
+queue and it survives an instance restarting; presence is the realtime layer's, with the hands queue in its frames.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+from litestar.exceptions import ClientException
+
+from app.errors import Conflict, not_found
+from app.live import Live
+from app.services import notifications
+from app.services.common import membership_struct, parse_id, require_can_write, require_coach_role, require_member
+from app.services.outbox import Outbox
+from app.services.posts import authors_of, post_and_access, post_struct
+from db import queries
+from db.engine import write_transaction
+from db.queries import now
+from db.tables import Dropin as DropinRow
+from db.tables import DropinHand, DropinParticipant, Membership, Pin, Room
+from db.tables import Post as PostRow
+from realtime.events import Dropin, Post
+from realtime.events import Membership as PublicMembership
+
+# Members get the reminder this long before the start (if their preferences want it).
+REMINDER_LEAD = timedelta(minutes=10)
+MIN_MINUTES, MAX_MINUTES = 5, 8 * 60
+EXCERPT = 160
+
+
+class DropinCreate(msgspec.Struct):
+    title: str
+    starts_at: datetime
+    duration_minutes: int
+    agenda: str = ""
+
+
+class SummaryItem(msgspec.Struct):
+    post_id: str
+    alias: str
+    excerpt: str
+
+
+class Summary(msgspec.Struct):
+    """What stays in the circle's history when a drop-in ends."""
+
+    participants: list[str]
+    insights: list[SummaryItem]
+    questions: list[SummaryItem]
+    experiments: list[SummaryItem]
+
+
+class PreviousDropin(msgspec.Struct):
+    id: str
+    room_id: str
+    title: str
+    ended_at: datetime
+
+
+class DropinDetail(Dropin, kw_only=True):
+    agenda: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    present: list[PublicMembership]
+    hands: list[PublicMembership]
+    summary: Summary | None
+    previous: PreviousDropin | None
+
+
+_summary_decoder = msgspec.json.Decoder(Summary)
+
+
+async def _spotlight_post(post_id: uuid.UUID | None) -> Post | None:
+    if post_id is None:
+        return None
+    row = await PostRow.select().where((PostRow.id == post_id) & PostRow.deleted_at.is_null()).first()
+    if row is None:
+        return None
+    return post_struct(row, (await authors_of([row]))[row["author"]])
+
+
+async def dropin_struct(row: dict[str, Any]) -> Dropin:
+    return Dropin(
+        id=str(row["id"]),
+        circle_id=str(row["circle"]),
+        room_id=str(row["room"]),
+        title=row["title"],
+        starts_at=row["starts_at"],
+        duration_minutes=int(row["duration_minutes"]),
+        state=row["state"],
+        spotlight=str(row["spotlight"]) if row["spotlight"] else None,
+        spotlight_post=await _spotlight_post(row["spotlight"]),
+    )
+
+
+async def hands_of(dropin_id: uuid.UUID) -> list[PublicMembership]:
+    rows = (
+        await DropinHand.select(
+            DropinHand.membership.id.as_alias("id"),
+            DropinHand.membership.alias.as_alias("alias"),
+            DropinHand.membership.role.as_alias("role"),
+        )
+        .where(DropinHand.dropin == dropin_id)
+        .order_by(DropinHand.raised_at)
+    )
+    return [membership_struct(r) for r in rows]
+
+
+async def hands_in_room(room_id: str) -> list[PublicMembership]:
+    """The hands queue of the drop-in whose room this is (empty for an ordinary room): for presence frames."""
+    rid = queries.as_uuid(room_id)
+    row = await DropinRow.select(DropinRow.id, DropinRow.state).where(DropinRow.room == rid).first() if rid else None
+    if row is None or row["state"] != "live":
+        return []
+    return await hands_of(row["id"])
+
+
+async def _load(account_id: uuid.UUID, dropin_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    did = parse_id(dropin_id, "drop-in")
+    row = await DropinRow.select().where(DropinRow.id == did).first()
+    if row is None:
+        raise not_found("drop-in")
+    membership = await queries.current_membership(account_id, row["circle"])
+    if membership is None:
+        raise not_found("drop-in")
+    return row, membership
+
+
+async def schedule(account_id: uuid.UUID, circle_id: str, data: DropinCreate) -> Dropin:
+    cid = parse_id(circle_id, "circle")
+    me = await require_member(account_id, cid)
+    require_coach_role(me, "schedule drop-ins")
+    require_can_write(me)
+    title = " ".join(data.title.split())
+    if not title or len(title) > 120:
+        raise ClientException("give the drop-in a title of at most 120 characters")
+    if not MIN_MINUTES <= data.duration_minutes <= MAX_MINUTES:
+        raise ClientException(f"a drop-in lasts {MIN_MINUTES} to {MAX_MINUTES} minutes")
+    starts_at = data.starts_at if data.starts_at.tzinfo else data.starts_at.replace(tzinfo=UTC)
+    if starts_at < now() - timedelta(hours=1):
+        raise ClientException("starts_at is in the past")
+    dropin_id, room_id = uuid.uuid4(), uuid.uuid4()
+    async with write_transaction():
+        await Room.insert(
+            Room(
+                id=room_id,
+                circle=cid,
+                # Room names are at most 80 characters; the full title stays on the drop-in.
+                name=(title if "drop-in" in title.lower() else f"Drop-in: {title}")[:80],
+                # The agenda is the panel's; the room's topic line would only repeat it.
+                topic="",
+                last_seq=0,
+                created_at=now(),
+            )
+        )
+        await DropinRow.insert(
+            DropinRow(
+                id=dropin_id,
+                circle=cid,
+                room=room_id,
+                title=title,
+                agenda=data.agenda.strip()[:4000],
+                starts_at=starts_at,
+                duration_minutes=data.duration_minutes,
+                state="scheduled",
+                created_at=now(),
+            )
+        )
+    row = await DropinRow.select().where(DropinRow.id == dropin_id).first()
+    assert row is not None
+    return await dropin_struct(row)
+
+
+async def detail(account_id: uuid.UUID, dropin_id: str, live: Live) -> DropinDetail:
+    row, _ = await _load(account_id, dropin_id)
+    return await _detail(row, live)
+
+
+async def _detail(row: dict[str, Any], live: Live) -> DropinDetail:
+    base = await dropin_struct(row)
+    previous = (
+        await DropinRow.select(DropinRow.id, DropinRow.room, DropinRow.title, DropinRow.ended_at)
+        .where((DropinRow.circle == row["circle"]) & (DropinRow.state == "ended") & (DropinRow.id != row["id"]))
+        .order_by(DropinRow.ended_at, ascending=False)
+        .first()
+    )
+    present = await live.hub.presence.members(str(row["room"])) if row["state"] == "live" else []
+    return DropinDetail(
+        **{f: getattr(base, f) for f in base.__struct_fields__},
+        agenda=row["agenda"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        present=present,
+        hands=await hands_of(row["id"]) if row["state"] == "live" else [],
+        summary=_summary_decoder.decode(row["summary"]) if row["summary"] else None,
+        previous=_previous(previous) if previous else None,
+    )
+
+
+def _previous(row: dict[str, Any]) -> PreviousDropin:
+    return PreviousDropin(id=str(row["id"]), room_id=str(row["room"]), title=row["title"], ended_at=row["ended_at"])
+
+
+async def for_room(room: dict[str, Any], live: Live) -> DropinDetail | None:
+    """The drop-in whose room this is (for its page), or None for an ordinary room."""
+    if not room.get("dropin"):
+        return None
+    row = await DropinRow.select().where(DropinRow.id == room["dropin"]).first()
+    return await _detail(row, live) if row else None
+
+
+async def for_post(account_id: uuid.UUID, post_id: str) -> str:
+    """The live drop-in of the room a post is in (for the coach's Spotlight button); 409 if there is none."""
+    _, room, _ = await post_and_access(account_id, post_id)
+    if room.get("dropin_state") != "live":
+        raise Conflict("there is no live drop-in in this post's room")
+    return str(room["dropin"])
+
+
+async def upcoming(account_id: uuid.UUID, circle_id: str) -> list[Dropin]:
+    cid = parse_id(circle_id, "circle")
+    await require_member(account_id, cid)
+    rows = (
+        await DropinRow.select()
+        .where((DropinRow.circle == cid) & DropinRow.state.is_in(["scheduled", "live"]))
+        .order_by(DropinRow.starts_at)
+    )
+    return [await dropin_struct(r) for r in rows]
+
+
+async def past(account_id: uuid.UUID, circle_id: str, limit: int = 10) -> list[PreviousDropin]:
+    """The circle's history: ended drop-ins, newest first, each with its summary in its room."""
+    cid = parse_id(circle_id, "circle")
+    await require_member(account_id, cid)
+    rows = (
+        await DropinRow.select(DropinRow.id, DropinRow.room, DropinRow.title, DropinRow.ended_at)
+        .where((DropinRow.circle == cid) & (DropinRow.state == "ended"))
+        .order_by(DropinRow.ended_at, ascending=False)
+        .limit(limit)
+    )
+    return [_previous(r) for r in rows]
+
+
+class LiveNow(msgspec.Struct):
+    """A drop-in that is live now in one of the reader's circles: the banner on every page."""
+
+    id: str
+    room_id: str
+    title: str
+
+
+async def live_for_account(account_id: uuid.UUID) -> list[LiveNow]:
+    rows = await DropinRow.select(DropinRow.id, DropinRow.room, DropinRow.title).where(
+        (DropinRow.state == "live")
+        & DropinRow.circle.is_in(
+            Membership.select(Membership.circle).where(
+                (Membership.account == account_id) & Membership.removed_at.is_null()
+            )
+        )
+    )
+    return [LiveNow(id=str(r["id"]), room_id=str(r["room"]), title=r["title"]) for r in rows]
+
+
+async def _change(row: dict[str, Any], values: dict[Any, Any], outbox: Outbox) -> dict[str, Any]:
+    """Update the drop-in and append its dropin.state event, inside the caller's transaction."""
+    await DropinRow.update(values).where(DropinRow.id == row["id"])
+    fresh = await DropinRow.select().where(DropinRow.id == row["id"]).first()
+    assert fresh is not None
+    await outbox.event(fresh["room"], "dropin.state", await dropin_struct(fresh))
+    return fresh
+
+
+async def start(account_id: uuid.UUID, dropin_id: str, live: Live) -> Dropin:
+    row, me = await _load(account_id, dropin_id)
+    require_coach_role(me, "start a drop-in")
+    require_can_write(me)
+    if row["state"] == "ended":
+        raise Conflict("this drop-in has ended; schedule a new one")
+    if row["state"] == "live":
+        return await dropin_struct(row)
+    outbox = Outbox()
+    async with write_transaction():
+        fresh = await _change(row, {DropinRow.state: "live", DropinRow.started_at: now()}, outbox)
+        members = await Membership.select(Membership.id).where(
+            (Membership.circle == row["circle"]) & Membership.removed_at.is_null()
+        )
+        # Everyone in the circle, in one INSERT; the frames and pushes go out in the background.
+        await notifications.notify(
+            outbox,
+            kind="dropin.live",
+            recipients=[m["id"] for m in members],
+            actor=me,
+            circle_id=row["circle"],
+            room_id=row["room"],
+            post_id=None,
+        )
+    await outbox.publish(live)
+    # Whoever was already waiting in the room when the door opened takes part, even if they never say a word.
+    waiting = await live.hub.presence.members(str(row["room"]))
+    await queries.add_participants(row["id"], [uuid.UUID(m.membership_id) for m in waiting])
+    return await dropin_struct(fresh)
+
+
+def _excerpt(body: str) -> str:
+    text = " ".join(body.split())
+    return text if len(text) <= EXCERPT else text[: EXCERPT - 1] + "…"
+
+
+async def _summarise(row: dict[str, Any]) -> Summary:
+    participants = (
+        await DropinParticipant.select(DropinParticipant.membership.alias.as_alias("alias"))
+        .where(DropinParticipant.dropin == row["id"])
+        .order_by(DropinParticipant.joined_at)
+    )
+    posts = (
+        await PostRow.select().where((PostRow.room == row["room"]) & PostRow.deleted_at.is_null()).order_by(PostRow.seq)
+    )
+    authors = await authors_of(posts)
+    pinned = (
+        {r["post"] for r in await Pin.select(Pin.post).where(Pin.post.is_in([p["id"] for p in posts]))}
+        if posts
+        else set()
+    )
+
+    def item(p: dict[str, Any]) -> SummaryItem:
+        return SummaryItem(post_id=str(p["id"]), alias=authors[p["author"]].alias, excerpt=_excerpt(p["body"]))
+
+    visible = [p for p in posts if p["hidden_at"] is None]
+    return Summary(
+        participants=list(dict.fromkeys(p["alias"] for p in participants)),
+        insights=[item(p) for p in visible if p["id"] in pinned],
+        questions=[item(p) for p in visible if p["kind"] == "question" and authors[p["author"]].role == "coach"],
+        experiments=[item(p) for p in visible if p["kind"] == "experiment" and authors[p["author"]].role == "member"],
+    )
+
+
+async def end(account_id: uuid.UUID, dropin_id: str, live: Live) -> Dropin:
+    row, me = await _load(account_id, dropin_id)
+    require_coach_role(me, "end a drop-in")
+    if row["state"] == "ended":
+        return await dropin_struct(row)
+    outbox = Outbox()
+    async with write_transaction():
+        summary = msgspec.json.encode(await _summarise(row)).decode()
+        await DropinHand.delete().where(DropinHand.dropin == row["id"])
+        fresh = await _change(
+            row,
+            {
+                DropinRow.state: "ended",
+                DropinRow.ended_at: now(),
+                DropinRow.summary: summary,
+                DropinRow.spotlight: None,
+            },
+            outbox,
+        )
+    await outbox.publish(live)
+    await live.hub.refresh_presence(str(row["room"]))
+    return await dropin_struct(fresh)
+
+
+async def _live_dropin(account_id: uuid.UUID, dropin_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    row, me = await _load(account_id, dropin_id)
+    if row["state"] != "live":
+        raise Conflict("this drop-in is not live")
+    return row, me
+
+
+async def raise_hand(account_id: uuid.UUID, dropin_id: str, live: Live) -> list[PublicMembership]:
+    row, me = await _live_dropin(account_id, dropin_id)
+    require_can_write(me)
+    await DropinHand.raw(
+        "INSERT INTO dropin_hand (id, dropin, membership, raised_at) VALUES ({}, {}, {}, {}) "
+        "ON CONFLICT (dropin, membership) DO NOTHING",
+        uuid.uuid4(),
+        row["id"],
+        me["id"],
+        now(),
+    )
+    await queries.add_participants(row["id"], [me["id"]])
+    await live.hub.refresh_presence(str(row["room"]))
+    return await hands_of(row["id"])
+
+
+async def lower_hand(account_id: uuid.UUID, dropin_id: str, live: Live) -> list[PublicMembership]:
+    row, me = await _live_dropin(account_id, dropin_id)
+    await DropinHand.delete().where((DropinHand.dropin == row["id"]) & (DropinHand.membership == me["id"]))
+    await live.hub.refresh_presence(str(row["room"]))
+    return await hands_of(row["id"])
+
+
+async def _set_spotlight(row: dict[str, Any], post_id: uuid.UUID | None, live: Live) -> dict[str, Any]:
+    outbox = Outbox()
+    async with write_transaction():
+        fresh = await _change(row, {DropinRow.spotlight: post_id}, outbox)
+    await outbox.publish(live)
+    return fresh
+
+
+async def spotlight(account_id: uuid.UUID, dropin_id: str, post_id: str | None, live: Live) -> DropinDetail:
+    row, me = await _live_dropin(account_id, dropin_id)
+    require_coach_role(me, "spotlight a post")
+    pid = None
+    if post_id is not None:
+        pid = queries.as_uuid(post_id)
+        post = (
+            await PostRow.select(PostRow.id)
+            .where(
+                (PostRow.id == (pid or uuid.UUID(int=0)))
+                & PostRow.deleted_at.is_null()
+                & PostRow.room.is_in(Room.select(Room.id).where(Room.circle == row["circle"]))
+            )
+            .first()
+        )
+        if post is None:
+            raise ClientException("post_id is not a post in this circle")
+    return await _detail(await _set_spotlight(row, pid, live), live)
+
+
+async def call_next(account_id: uuid.UUID, dropin_id: str, live: Live) -> DropinDetail:
+    """The coach calls on the first raised hand: it is lowered, and that member's latest post here is spotlighted."""
+    row, me = await _live_dropin(account_id, dropin_id)
+    require_coach_role(me, "call on raised hands")
+    first = await DropinHand.select().where(DropinHand.dropin == row["id"]).order_by(DropinHand.raised_at).first()
+    if first is None:
+        raise Conflict("no hands are raised")
+    await DropinHand.delete().where(DropinHand.id == first["id"])
+    latest = (
+        await PostRow.select(PostRow.id)
+        .where(
+            (PostRow.room == row["room"])
+            & (PostRow.author == first["membership"])
+            & PostRow.deleted_at.is_null()
+            & PostRow.hidden_at.is_null()
+        )
+        .order_by(PostRow.seq, ascending=False)
+        .first()
+    )
+    fresh = await _set_spotlight(row, latest["id"] if latest else None, live)
+    await live.hub.refresh_presence(str(row["room"]))
+    return await _detail(fresh, live)
+
+
+async def send_reminders(live: Live) -> int:
+    """Tell each circle about drop-ins starting within the next ten minutes, once. Returns how many drop-ins."""
+    due = await DropinRow.select().where(
+        (DropinRow.state == "scheduled")
+        & DropinRow.reminded_at.is_null()
+        & (DropinRow.starts_at <= now() + REMINDER_LEAD)
+        & (DropinRow.starts_at > now() - timedelta(minutes=1))
+    )
+    for row in due:
+        outbox = Outbox()
+        async with write_transaction():
+            taken = await DropinRow.raw(
+                "UPDATE dropin SET reminded_at = {} WHERE id = {} AND reminded_at IS NULL RETURNING id",
+                now(),
+                row["id"],
+            )
+            if not taken:
+                continue  # another instance sent it
+            members = await Membership.select(Membership.id).where(
+                (Membership.circle == row["circle"]) & Membership.removed_at.is_null() & (Membership.role == "member")
+            )
+            await notifications.notify(
+                outbox,
+                kind="dropin.reminder",
+                recipients=[m["id"] for m in members],
+                actor=None,
+                circle_id=row["circle"],
+                room_id=row["room"],
+                post_id=None,
+            )
+        await outbox.publish(live)
+    return len(due)
+
+
+def ics(row: dict[str, Any], url: str) -> str:
+    """An iCalendar event (RFC 5545) for one drop-in."""
+
+    def stamp(value: datetime) -> str:
+        return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+
+    ends = row["starts_at"] + timedelta(minutes=int(row["duration_minutes"]))
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//Kindred//Drop-ins//EN",
+        "CALSCALE:GREGORIAN",
+        "BEGIN:VEVENT",
+        f"UID:{row['id']}@kindred",
+        f"DTSTAMP:{stamp(now())}",
+        f"DTSTART:{stamp(row['starts_at'])}",
+        f"DTEND:{stamp(ends)}",
+        f"SUMMARY:{escape('Drop-in: ' + row['title'])}",
+        f"DESCRIPTION:{escape((row['agenda'] or '') + chr(10) + chr(10) + 'Join: ' + url)}",
+        f"URL:{url}",
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+async def calendar(account_id: uuid.UUID, dropin_id: str, room_url: str) -> tuple[str, str]:
+    """The drop-in as an iCalendar file, and a file name for it; members only."""
+    row, _ = await _load(account_id, dropin_id)
+    slug = "".join(c if c.isalnum() else "-" for c in row["title"].lower()).strip("-")[:40] or "drop-in"
+    return ics(row, room_url.format(room_id=row["room"])), f"kindred-{slug}.ics"
