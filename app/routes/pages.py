@@ -24,7 +24,8 @@ from app.auth.tokens import Principal
 from app.deps import base_url
 from app.routes.api_accounts import expired_session_cookie, session_cookie
 from app.schemas import ChannelPrefs, CircleCreate, InviteCreate, PostCreate, Preferences, QuietHours, RoomCreate
-from app.services import accounts, circles, gestures, moderation, notifications, posts, preferences, rights
+from app.services import accounts, circles, dropins, gestures, moderation, notifications, posts, preferences, rights
+from app.services.dropins import LiveNow
 from app.services.moderation import Resolution
 from app.settings import Settings
 from db.tables import Room
@@ -100,6 +101,8 @@ class PageUser(msgspec.Struct):
     name: str
     email: str
     unread: int
+    # Drop-ins live now in the reader's circles: a banner on every page until they end.
+    live_dropins: list[LiveNow]
 
 
 async def _me(request: Request[Any, Any, Any]) -> PageUser | None:
@@ -107,7 +110,12 @@ async def _me(request: Request[Any, Any, Any]) -> PageUser | None:
     if not isinstance(user, Principal):
         return None
     me = await accounts.me(user.account_id)
-    return PageUser(name=me.name, email=me.email, unread=await notifications.unread_count(user.account_id))
+    return PageUser(
+        name=me.name,
+        email=me.email,
+        unread=await notifications.unread_count(user.account_id),
+        live_dropins=await dropins.live_for_account(user.account_id),
+    )
 
 
 # --- accounts ------------------------------------------------------------------------------------------------------
@@ -210,6 +218,8 @@ async def circle_page(request: Request[Any, Any, Any], circle_id: FromPath[str])
         membership=membership,
         rooms=await circles.rooms(user.account_id, circle_id),
         members=await circles.members(user.account_id, circle_id),
+        dropins=await dropins.upcoming(user.account_id, circle_id),
+        past_dropins=await dropins.past(user.account_id, circle_id),
     )
 
 
@@ -285,7 +295,7 @@ def _walk(threads: list[Any]) -> list[Any]:
 
 
 @get("/rooms/{room_id:str}", include_in_schema=False)
-async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str]) -> Template:
+async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str], state: State) -> Template:
     user = who(request)
     threads, next_before = await posts.threads_page(user.account_id, room_id, None)
     _, room, _ = await posts.room_and_membership(user.account_id, room_id)
@@ -301,6 +311,7 @@ async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str]) -> 
         threads=threads,
         next_before=next_before,
         aliases=[m.alias for m in members if m.membership_id != str(membership["id"])],
+        dropin=await dropins.for_room(room, state["live"]),
         **await viewer_context(membership, threads),
     )
 
@@ -803,9 +814,6 @@ ROUTES: list[Any] = [
     save_notification_settings,
     service_worker,
 ]
-router = Router(
-    path="/",
-    route_handlers=ROUTES,
-    exception_handlers={SignInRequired: _redirect_to_sign_in, HTTPException: _page_error},
-    include_in_schema=False,
-)
+# Shared with the other page routers (drop-ins): how a page answers a missing sign-in and a 4xx.
+PAGE_ERRORS: dict[Any, Any] = {SignInRequired: _redirect_to_sign_in, HTTPException: _page_error}
+router = Router(path="/", route_handlers=ROUTES, exception_handlers=PAGE_ERRORS, include_in_schema=False)

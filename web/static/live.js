@@ -99,7 +99,64 @@
     activate(fresh);
   }
 
+  // --- drop-ins ----------------------------------------------------------------------------------------------------
+
+  const dropinId = document.body.dataset.dropin || null;
+
+  // A change of state (scheduled → live → ended) changes what each reader may do, so the panel is fetched for this
+  // reader; a change of spotlight is the same for everyone and arrives rendered in the frame.
+  function onDropin(frame) {
+    if (!dropinId || frame.post_id !== dropinId) return;
+    if (frame.state === document.body.dataset.dropinState) {
+      replaceWidget("spotlight", frame.html);
+      return;
+    }
+    document.body.dataset.dropinState = frame.state;
+    if (frame.state === "ended") {
+      const composer = document.getElementById("composer");
+      if (composer) composer.remove();
+    }
+    if (window.htmx && document.getElementById("dropin-panel")) {
+      window.htmx.ajax("GET", "/dropins/" + dropinId + "/panel", { target: "#dropin-panel", swap: "outerHTML" });
+    }
+  }
+
+  function onHands(hands) {
+    const list = document.getElementById("hands");
+    if (!list) return;
+    list.replaceChildren(...hands.map((m) => {
+      const item = document.createElement("li");
+      item.textContent = m.alias;
+      return item;
+    }));
+    const none = document.getElementById("no-hands");
+    if (none) none.hidden = hands.length > 0;
+    const mine = hands.some((m) => m.membership_id === document.body.dataset.me);
+    document.querySelectorAll(".raise-hand").forEach((b) => (b.hidden = mine));
+    document.querySelectorAll(".lower-hand").forEach((b) => (b.hidden = !mine));
+  }
+
+  // A drop-in went live in one of the reader's circles: a banner on whatever page they are on.
+  function showLiveBanner(note) {
+    const banners = document.getElementById("live-banners");
+    if (!banners || !note.room_id || note.room_id === roomId) return;
+    if (banners.querySelector('[data-room="' + note.room_id + '"]')) return;
+    const banner = document.createElement("div");
+    banner.className = "live-banner";
+    banner.dataset.room = note.room_id;
+    banner.setAttribute("role", "status");
+    const text = document.createElement("span");
+    text.textContent = note.text || "A drop-in has started.";
+    const join = document.createElement("a");
+    join.className = "button small";
+    join.href = "/rooms/" + note.room_id;
+    join.textContent = "Join the drop-in";
+    banner.append(text, join);
+    banners.append(banner);
+  }
+
   const handlers = {
+    "dropin.state": onDropin,
     "post.created": onPostCreated,
     "post.updated": replaceMain,
     "post.deleted": replaceMain,
@@ -128,6 +185,7 @@
           const names = frame.present.map((m) => m.alias + (m.role === "coach" ? " (coach)" : ""));
           presenceNames.textContent = names.length ? "Here now: " + names.join(", ") : "Nobody else here right now";
         }
+        if (frame.room_id === roomId) onHands(frame.hands || []);
         break;
       case "error":
         if (frame.code === "forbidden") setStatus("You no longer have access to this room.");
@@ -171,6 +229,7 @@
 
   function onNotification(frame) {
     bumpUnread();
+    if (frame.data.kind === "dropin.live") showLiveBanner(frame.data);
     alertReader(frame);
     document.dispatchEvent(new CustomEvent("kindred:notification", { detail: frame }));
   }

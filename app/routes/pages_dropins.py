@@ -1,0 +1,148 @@
+"""The drop-in pages: scheduling from the circle page, the calendar file, and the controls in a drop-in's room.
+
+The buttons answer 204: what they change reaches every page in the room (this one included) as a `dropin.state`
+event or a presence frame, so there is one path by which a page learns of a change, whoever made it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from litestar import Request, Response, Router, delete, get, post, put
+from litestar.datastructures import State
+from litestar.exceptions import ClientException
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
+
+from app.deps import base_url
+from app.routes.pages import PAGE_ERRORS, Form, fragment, who
+from app.services import circles, dropins
+from app.services.dropins import DropinCreate
+
+# getTimezoneOffset() is within ±14 hours; anything else is not a browser's answer.
+MAX_OFFSET_MINUTES = 14 * 60
+
+
+def _no_content() -> Response[None]:
+    return Response(None, status_code=204)
+
+
+def parse_local_start(value: str, tz_offset: str) -> datetime:
+    """A `datetime-local` field's value and the browser's `getTimezoneOffset()` (minutes behind UTC) -> UTC."""
+    try:
+        local = datetime.fromisoformat(value)
+    except ValueError:
+        raise ClientException("give the start as a date and time, e.g. 2026-12-03T18:30") from None
+    try:
+        offset = int(tz_offset or "0")
+    except ValueError:
+        raise ClientException("tz_offset must be a whole number of minutes") from None
+    if abs(offset) > MAX_OFFSET_MINUTES:
+        raise ClientException("tz_offset must be within 14 hours of UTC")
+    if local.tzinfo is not None:
+        return local.astimezone(UTC)
+    return (local + timedelta(minutes=offset)).replace(tzinfo=UTC)
+
+
+@post("/circles/{circle_id:str}/dropins", include_in_schema=False)
+async def schedule(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form) -> Response[Any]:
+    user = who(request)
+    minutes = data.get("duration_minutes", "30")
+    if not minutes.isdigit():
+        raise ClientException("choose how long the drop-in lasts")
+    created = await dropins.schedule(
+        user.account_id,
+        circle_id,
+        DropinCreate(
+            title=data.get("title", ""),
+            starts_at=parse_local_start(data.get("starts_at", ""), data.get("tz_offset", "0")),
+            duration_minutes=int(minutes),
+            agenda=data.get("agenda", "")[:4000],
+        ),
+    )
+    target = f"/circles/{created.circle_id}"
+    if request.headers.get("hx-request"):
+        return Response(None, status_code=204, headers={"HX-Redirect": target})
+    return Redirect(target, status_code=HTTP_303_SEE_OTHER)
+
+
+@get("/dropins/{dropin_id:str}/calendar.ics", include_in_schema=False)
+async def calendar(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Response[str]:
+    user = who(request)
+    room_url = base_url(request, state["settings"]) + "/rooms/{room_id}"
+    text, filename = await dropins.calendar(user.account_id, dropin_id, room_url)
+    return Response(
+        text,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@get("/dropins/{dropin_id:str}/panel", include_in_schema=False)
+async def panel(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Template:
+    """The drop-in's panel for this reader (coach controls or hand buttons): reloaded when its state changes."""
+    user = who(request)
+    detail = await dropins.detail(user.account_id, dropin_id, state["live"])
+    _, membership = await circles.get_circle(user.account_id, detail.circle_id)
+    return fragment("dropin_panel", dropin=detail, membership=membership)
+
+
+@post("/dropins/{dropin_id:str}/start", include_in_schema=False, status_code=204)
+async def start(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Response[None]:
+    await dropins.start(who(request).account_id, dropin_id, state["live"])
+    return _no_content()
+
+
+@post("/dropins/{dropin_id:str}/end", include_in_schema=False, status_code=204)
+async def end(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Response[None]:
+    await dropins.end(who(request).account_id, dropin_id, state["live"])
+    return _no_content()
+
+
+@post("/dropins/{dropin_id:str}/next", include_in_schema=False, status_code=204)
+async def call_next(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Response[None]:
+    await dropins.call_next(who(request).account_id, dropin_id, state["live"])
+    return _no_content()
+
+
+@put("/dropins/{dropin_id:str}/hand", include_in_schema=False, status_code=204, opt={"rate": "gesture"})
+async def raise_hand(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Response[None]:
+    await dropins.raise_hand(who(request).account_id, dropin_id, state["live"])
+    return _no_content()
+
+
+@delete("/dropins/{dropin_id:str}/hand", include_in_schema=False, status_code=204, opt={"rate": "gesture"})
+async def lower_hand(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Response[None]:
+    await dropins.lower_hand(who(request).account_id, dropin_id, state["live"])
+    return _no_content()
+
+
+@put("/posts/{post_id:str}/spotlight", include_in_schema=False, status_code=204)
+async def spotlight_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Response[None]:
+    user = who(request)
+    dropin_id = await dropins.for_post(user.account_id, post_id)
+    await dropins.spotlight(user.account_id, dropin_id, post_id, state["live"])
+    return _no_content()
+
+
+@delete("/dropins/{dropin_id:str}/spotlight", include_in_schema=False, status_code=204)
+async def clear_spotlight(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Response[None]:
+    await dropins.spotlight(who(request).account_id, dropin_id, None, state["live"])
+    return _no_content()
+
+
+ROUTES: list[Any] = [
+    schedule,
+    calendar,
+    panel,
+    start,
+    end,
+    call_next,
+    raise_hand,
+    lower_hand,
+    spotlight_post,
+    clear_spotlight,
+]
+router = Router(path="/", route_handlers=ROUTES, exception_handlers=PAGE_ERRORS, include_in_schema=False)

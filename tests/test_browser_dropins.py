@@ -1,0 +1,126 @@
+"""A drop-in in Chromium with three people (coach, two members): scheduling on the circle page, the go-live banner on
+a member's other page, hands queued in order, the spotlight reaching everyone, and the summary after the end."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import Browser, Dialog, Page, expect
+
+from tests.browser import shot
+from tests.client import make_circle
+from tests.conftest import Server
+from tests.test_browser_live import signed_in
+
+pytestmark = [pytest.mark.anyio, pytest.mark.browser]
+
+
+async def in_room(page: Page) -> None:
+    await expect(page.locator("#presence-names")).to_contain_text("Here now", timeout=5000)
+
+
+async def test_a_drop_in_from_schedule_to_summary(browser: Browser, server: Server, backend: str) -> None:
+    api = server.client()
+    try:
+        c = await make_circle(api, members=2)
+        m1, m2 = c.members
+        coach_ctx = await signed_in(browser, server, c.coach.token)
+        m1_ctx = await signed_in(browser, server, m1.token)
+        m2_ctx = await signed_in(browser, server, m2.token)
+
+        # The coach schedules it from the circle page, in their local time.
+        coach = await coach_ctx.new_page()
+        await coach.goto(f"{server.url}/circles/{c.id}")
+        await coach.get_by_text("Schedule a drop-in").click()
+        await coach.get_by_label("Title").fill("Thursday drop-in: saying no at work")
+        await coach.get_by_label("Starts (your local time)").fill("2099-03-05T18:30")
+        await coach.get_by_label("Agenda").fill("Bring one experiment you ran this week.")
+        await coach.get_by_role("button", name="Schedule").click()
+        listed = coach.locator(".dropin-list li").first
+        await expect(listed).to_contain_text("Thursday drop-in: saying no at work")
+        await expect(listed.get_by_role("link", name="Add to calendar")).to_be_visible()
+        # Bad input is answered beside the form, not with an error page.
+        await coach.get_by_text("Schedule a drop-in").click()
+        await coach.get_by_label("Title").fill("Too late")
+        await coach.get_by_label("Starts (your local time)").fill("2001-03-05T18:30")
+        await coach.get_by_role("button", name="Schedule").click()
+        await expect(coach.locator("#dropin-form-error")).to_contain_text("past")
+        await shot(coach, f"{backend}-dropin-circle-coach")
+
+        await listed.get_by_role("link", name="Thursday drop-in: saying no at work").click()
+        await in_room(coach)
+
+        # Member1 waits in the drop-in's room; Member2 is elsewhere (the circle page).
+        room_url = coach.url
+        member1 = await m1_ctx.new_page()
+        await member1.goto(room_url)
+        await in_room(member1)
+        await expect(member1.locator("#dropin-panel .badge.state")).to_have_text("Scheduled")
+        member2_elsewhere = await m2_ctx.new_page()
+        await member2_elsewhere.goto(f"{server.url}/circles/{c.id}")
+        await expect(member2_elsewhere.locator("#live-banners .live-banner")).to_have_count(0)
+
+        # The coach opens the door: Member1's panel goes live in place, Member2 gets a banner on the other page.
+        await coach.get_by_role("button", name="Open the door: go live").click()
+        await expect(member1.locator("#dropin-panel .badge.state")).to_have_text("Live now", timeout=5000)
+        banner = member2_elsewhere.locator("#live-banners .live-banner")
+        await expect(banner).to_contain_text("has started a drop-in", timeout=5000)
+        await shot(member2_elsewhere, f"{backend}-dropin-banner")
+        await banner.get_by_role("link", name="Join the drop-in").click()
+        member2 = member2_elsewhere
+        await in_room(member2)
+        await expect(member2.locator("#dropin-panel .badge.state")).to_have_text("Live now")
+        await expect(coach.locator("#presence-names")).to_contain_text("Member2", timeout=5000)
+        await expect(coach.locator("#presence-names")).to_contain_text("Coach Dana (coach)")
+
+        # Both members say something; hands go up in order, and every page shows the same queue.
+        for page, text in ((member1, "I declined a meeting and nothing broke."), (member2, "I said yes again. Why?")):
+            await page.locator("#composer-body").fill(text)
+            await page.locator("#composer").get_by_role("button", name="Post").click()
+            await expect(coach.locator(".post").filter(has_text=text)).to_be_visible(timeout=5000)
+        await member2.get_by_role("button", name="Raise my hand").click()
+        await expect(member2.get_by_role("button", name="Lower my hand")).to_be_visible(timeout=5000)
+        await expect(coach.locator("#hands li")).to_have_text(["Member2"], timeout=5000)
+        await member1.get_by_role("button", name="Raise my hand").click()
+        for page in (coach, member1, member2):
+            await expect(page.locator("#hands li")).to_have_text(["Member2", "Member1"], timeout=5000)
+
+        # The coach calls on the next hand: Member2's latest post is in the spotlight for everyone.
+        await coach.get_by_role("button", name="Call on the next hand").click()
+        for page in (coach, member1, member2):
+            await expect(page.locator("#spotlight .spotlit")).to_contain_text("I said yes again. Why?", timeout=5000)
+            await expect(page.locator("#hands li")).to_have_text(["Member1"], timeout=5000)
+        await expect(member2.get_by_role("button", name="Raise my hand")).to_be_visible()
+
+        # The coach can spotlight any post, and pins one and asks a probing question.
+        mine = coach.locator(".post").filter(has_text="I declined a meeting")
+        await mine.get_by_role("button", name="Spotlight").click()
+        for page in (member1, member2):
+            await expect(page.locator("#spotlight .spotlit")).to_contain_text("I declined a meeting", timeout=5000)
+
+        async def note(dialog: Dialog) -> None:
+            await dialog.accept("Nothing broke")
+
+        coach.once("dialog", note)
+        await mine.get_by_role("button", name="Pin as key insight").click()
+        await expect(member1.locator(".badge.insight")).to_be_visible(timeout=5000)
+        await shot(member1, f"{backend}-dropin-live-member")
+        await shot(coach, f"{backend}-dropin-live-coach")
+
+        # End: read-only, with a summary at the top, on every page.
+        coach.once("dialog", lambda d: d.accept())
+        await coach.get_by_role("button", name="End the drop-in").click()
+        for page in (coach, member1, member2):
+            summary = page.locator("#dropin-panel .summary")
+            await expect(summary).to_contain_text("Member1", timeout=5000)
+            await expect(summary).to_contain_text("Member2")
+            await expect(summary).to_contain_text("I declined a meeting")
+            await expect(page.locator("#composer")).to_have_count(0)
+        await shot(member1, f"{backend}-dropin-ended")
+
+        # It stays in the circle's history.
+        await member1.goto(f"{server.url}/circles/{c.id}")
+        await expect(member1.locator(".dropin-list.past")).to_contain_text("Thursday drop-in: saying no at work")
+        for context in (coach_ctx, m1_ctx, m2_ctx):
+            await context.close()
+    finally:
+        await api.aclose()
