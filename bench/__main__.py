@@ -1,16 +1,16 @@
 """`uv run python -m bench [--quick] [--only S1,S3] [--out bench/results]`
 
 Starts its own Redis, databases and servers on 127.0.0.1, runs the scenarios, stops everything it started, and
-writes results.json, results.md and plots to --out. --quick runs S1 scaled down for every system (under two minutes)
-and prints, as its last line, one JSON object keyed by system.
+writes results.json, results.md, plots and profiles to --out. --quick runs S1 scaled down for every system (under two
+minutes) and prints, as its last line, one JSON object keyed by system.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,97 +18,116 @@ import uvloop
 
 from bench import report
 from bench.harness import services
+from bench.loadgen import default_processes
 from bench.scenarios import (
     SYSTEMS,
+    Run,
     Shape,
     contention,
     fanout,
     idle_sockets,
-    knee,
     log,
-    ratio,
+    memory_breakdown,
+    ramp,
     reconnect_storm,
     redis_ceiling,
 )
+from bench.systems import KindredAccounts
 
 QUICK_S1 = Shape(rooms=5, per_room=40, instances=2, rate=20, seconds=5, concurrency=16, saturate_seconds=5)
-S1 = Shape(rooms=10, per_room=100, instances=2, rate=50, seconds=10, concurrency=32, saturate_seconds=10)
-S2 = Shape(rooms=1, per_room=2000, instances=2, rate=20, seconds=10, concurrency=16, saturate_seconds=10)
-S6 = Shape(rooms=10, per_room=100, instances=2, rate=50, seconds=5, concurrency=0, saturate_seconds=0)
-S6_RATES = [50.0, 100.0, 200.0, 300.0, 400.0, 600.0]
+S1 = Shape(rooms=10, per_room=100, instances=2, rate=50, seconds=8, concurrency=32, saturate_seconds=8)
+S2 = Shape(rooms=1, per_room=2000, instances=2, rate=20, seconds=8, concurrency=16, saturate_seconds=8)
+S6 = Shape(rooms=10, per_room=100, instances=2, rate=0, seconds=5, concurrency=0, saturate_seconds=0)
+S6_RATES = [50.0, 100.0, 150.0, 200.0, 250.0, 300.0, 400.0]
+# Seconds of py-spy sampling on Kindred's servers in S1 and S2 (a separate saturating phase).
+PROFILE_SECONDS = 6.0
+# Envelope of a post.created event with a short body, in bytes: the payload for the Redis ceiling.
+ENVELOPE_BYTES = 700
+# Sockets in S3's traced pass: enough for per-socket costs to stand out, few enough that tracing stays quick.
+MEMORY_SOCKETS = 2000
+ALL = ("S1", "S2", "S3", "S4", "S5", "S6", "redis")
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"machine": report.machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    wanted = set(args.only.split(",")) if args.only else {"S1", "S2", "S3", "S4", "S5", "S6", "redis"}
-    async with services() as svc:
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    wanted = set(args.only.split(",")) if args.only else set(ALL)
+    if args.quick:
+        wanted = {"S1"}
+    results: dict[str, Any] = {
+        "machine": report.machine(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "command": " ".join(["uv run python -m bench", *sys.argv[1:]]),
+    }
+    if args.what_if_gc_freeze:
+        results["what_if"] = "Kindred ran with gc.freeze() after import (bench.instrumented): not how it ships"
+    async with services(args.out / "logs", gc_freeze=args.what_if_gc_freeze) as svc:
+        run = Run(
+            svc=svc,
+            accounts=KindredAccounts(),
+            out=args.out,
+            kindred_workers=args.kindred_workers,
+            loadgen_processes=args.loadgen_processes,
+            readers=40 if args.quick else 200,
+            writers=16 if args.quick else 50,
+        )
+        profile = 0.0 if args.quick or args.no_profile else PROFILE_SECONDS
         for scenario, shape in (("S1", QUICK_S1 if args.quick else S1), ("S2", S2)):
-            if scenario not in wanted or (args.quick and scenario == "S2"):
-                continue
-            results[scenario] = {}
-            for system in args.systems.split(","):
-                log(f"{scenario} {system}: {shape}")
-                results[scenario][system] = await fanout(svc, system, shape)
-            rows = results[scenario]
-            if "kindred" in rows:
-                results[f"{scenario}_ratios"] = {
-                    peer: ratio(rows["kindred"]["deliveries_per_s"], rows[peer]["deliveries_per_s"])
-                    for peer in ("django_channels", "websockets_ceiling")
-                    if peer in rows
-                }
-        if args.quick:
-            return results
+            if scenario in wanted:
+                results[scenario] = {}
+                for system in args.systems.split(","):
+                    log(f"{scenario} {system}")
+                    seconds = profile if system == "kindred" else 0.0
+                    results[scenario][system] = await fanout(run, system, shape, profile_seconds=seconds)
+        if "S1" in wanted and not args.quick and "kindred" in args.systems.split(","):
+            # How Kindred's cost moves with instances: S1 again on one instance (S1 itself runs two).
+            log("S1 kindred, one instance")
+            results["S1_one_instance"] = await fanout(run, "kindred", replace(S1, instances=1))
         if "S3" in wanted:
             results["S3"] = {}
             for system in ("kindred", "websockets_ceiling"):
                 log(f"S3 {system}: {args.idle:,} idle sockets")
-                results["S3"][system] = await idle_sockets(svc, system, args.idle)
+                results["S3"][system] = await idle_sockets(run, system, args.idle)
+            log(f"S3 kindred memory breakdown: {MEMORY_SOCKETS:,} sockets, allocations traced")
+            results["S3_memory"] = await memory_breakdown(run, MEMORY_SOCKETS)
         if "S4" in wanted:
             log("S4 write contention")
-            results["S4"] = await contention(svc, posters=50, seconds=10)
+            results["S4"] = await contention(run, posters=50, seconds=8)
         if "S5" in wanted:
             log("S5 reconnect storm")
-            results["S5"] = await reconnect_storm(svc, clients=1000, behind=50)
+            results["S5"] = await reconnect_storm(run, clients=1000, behind=[50, 300])
         if "S6" in wanted:
             log("S6 ramp")
-            ramp = await fanout(svc, "kindred", S6, ramp=S6_RATES[1:])
-            steps = [
-                {"rate": S6.rate, "p50_ms": ramp["p50_ms"], "p99_ms": ramp["p99_ms"], "samples": ramp["samples"]},
-                *ramp["ramp"],
-            ]
-            results["S6"] = {"ramp": steps, "knee": knee(steps)}
+            results["S6"] = await ramp(run, S6, S6_RATES)
         if "redis" in wanted:
-            results["redis"] = redis_ceiling(svc)
+            log("Redis ceiling")
+            results["redis"] = redis_ceiling(run, ENVELOPE_BYTES)
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+def cli() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="S1 scaled down, every system, under two minutes")
-    parser.add_argument("--only", help="comma-separated scenarios: S1,S2,S3,S4,S5,S6,redis")
+    parser.add_argument("--only", help=f"comma-separated scenarios, of {','.join(ALL)}")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="which systems S1 and S2 compare")
     parser.add_argument("--idle", type=int, default=10_000, help="sockets to hold in S3")
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--kindred-workers", type=int, default=1, help="`kindred serve --workers` per instance")
+    parser.add_argument("--loadgen-processes", type=int, default=default_processes())
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy phase of S1 and S2")
+    parser.add_argument(
+        "--what-if-gc-freeze", action="store_true", help="experiment: Kindred with its import-time heap gc.freeze()d"
+    )
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
+    (args.out / "logs").mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    results = uvloop.run(run(args))
+    results = uvloop.run(main(args))
     results["seconds"] = round(time.perf_counter() - started, 1)
     report.write(results, args.out)
-    print(report.markdown(results), file=sys.stderr)
+    print(report.markdown(results), file=sys.stderr, flush=True)
     if args.quick:
-        s1 = results["S1"]
-        keys = ("p50_ms", "p99_ms", "deliveries_per_s", "expected", "delivered")
-        print(
-            json.dumps(
-                {
-                    system: {
-                        k: round(s1[system][k], 2) if isinstance(s1[system][k], float) else s1[system][k] for k in keys
-                    }
-                    for system in s1
-                }
-            )
-        )
+        print(report.quick_line(results), flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -1,90 +1,147 @@
-"""The systems under test, behind one shape: HTTP and websocket URLs, rooms, and tokens to act with.
+"""The systems under test behind one shape (`Target`), and how each is set up the way its users would set it up.
 
-Kindred is set up through its public API, as its users would be: a coach opens a circle and rooms, members sign up,
-join with an invite and sign in. The peers hand out tokens from a sign-in endpoint.
+Kindred is set up through its public API only: a coach opens a circle and its rooms, members sign up, sign in and
+join with an invite. Accounts cost two argon2 hashes each (sign-up and sign-in, ~0.1 s of CPU apiece, on purpose),
+so the run makes one pool of accounts the first time Kindred starts and every later scenario reuses it: each
+scenario gets a fresh circle, which the pool's members join (cheap). Sockets are dealt over the pool's readers, so
+with 200 readers S1's 1,000 sockets are 5 per account and S3's 10,000 are 50; every socket is still signed in with
+its account's bearer token and authorised per room. The peers hand out tokens from a sign-in endpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import httpx
 
-PASSWORD = "a bench password, long enough"
+from bench.worker import PostPlan, SocketPlan
+
+PASSWORD = "a bench password, long enough to pass"
+# Requests in flight while setting up. Sign-ups hash passwords on the server's threads; more would only queue.
+SETUP_CONCURRENCY = 8
 
 
 @dataclass
 class Target:
     name: str
-    http: list[str]  # base URLs for posting, used round robin
-    ws: list[str]  # websocket URLs, used round robin
+    ws_urls: list[str]  # used round robin by socket number
+    post_urls: list[str]  # templates with {room}, used round robin by post number
     rooms: list[str]
     subscriber_tokens: list[str]
     poster_tokens: list[str]
-    # Kindred posts to /api/v1/rooms/{room}/posts; the peers to /api/rooms/{room}/posts.
-    post_path: str
+    # Whether the system promises seqs 1, 2, 3 … per room (Kindred, the ceiling), so gaps and repeats are checkable.
+    ordered: bool
 
-    def post_url(self, i: int, room: str) -> str:
-        return self.http[i % len(self.http)] + self.post_path.format(room=room)
+    def sockets(self, per_room: int) -> list[SocketPlan]:
+        plans = []
+        for r, room in enumerate(self.rooms):
+            for i in range(per_room):
+                n = r * per_room + i
+                token = self.subscriber_tokens[n % len(self.subscriber_tokens)]
+                plans.append(SocketPlan(self.ws_urls[n % len(self.ws_urls)], token, room))
+        return plans
 
-    def ws_url(self, i: int) -> str:
-        return self.ws[i % len(self.ws)]
+    def posts(self) -> PostPlan:
+        return PostPlan(self.post_urls, self.rooms, self.poster_tokens)
 
 
-async def kindred(urls: list[str], rooms: int, subscribers: int, posters: int) -> Target:
-    """Accounts: `subscribers` members (each socket reuses one of them) and `posters` members who post."""
-    # API clients use bearer tokens; a cookie jar would make requests cookie-authenticated (and need CSRF).
-    async with aiohttp.ClientSession(
-        base_url=urls[0], cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=120)
-    ) as client:
+class _Api:
+    """A few JSON calls with a bearer token; any answer but 200/201 is a setup failure."""
 
-        async def call(method: str, path: str, token: str | None = None, body: object = None) -> Any:
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            async with client.request(method, path, json=body, headers=headers) as r:
-                assert r.status in (200, 201), f"{method} {path}: {r.status} {await r.text()}"
-                return await r.json()
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
 
-        async def account(n: int, role: str) -> str:
-            email = f"{role}{n}@bench.kindred"
-            await call("POST", "/api/v1/accounts", body={"email": email, "password": PASSWORD, "name": f"{role} {n}"})
-            return str((await call("POST", "/api/v1/auth/login", body={"email": email, "password": PASSWORD}))["token"])
+    async def __call__(self, method: str, path: str, token: str | None = None, body: object = None) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self.session.request(method, path, json=body, headers=headers) as r:
+            if r.status not in (200, 201):
+                raise RuntimeError(f"setup: {method} {path} answered {r.status}: {(await r.text())[:300]}")
+            return await r.json()
 
-        coach = await account(0, "coach")
-        circle = await call("POST", "/api/v1/circles", coach, {"name": "Bench", "commonality": "fan-out"})
-        room_ids = [(await call("GET", f"/api/v1/circles/{circle['id']}/rooms", coach))[0]["id"]]
+
+def _session(base_url: str) -> aiohttp.ClientSession:
+    # A cookie jar would make later calls cookie-authenticated, and those need a CSRF token; API clients send bearers.
+    return aiohttp.ClientSession(
+        base_url=base_url, cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=120)
+    )
+
+
+@dataclass
+class KindredAccounts:
+    """The run's accounts: a coach, members who post (writers) and members who read (readers); tokens by role."""
+
+    coach: str = ""
+    writers: list[str] = field(default_factory=list)
+    readers: list[str] = field(default_factory=list)
+
+    async def ensure(self, base_url: str, readers: int, writers: int) -> None:
+        """Make whatever part of the pool does not exist yet."""
+        async with _session(base_url) as session:
+            api = _Api(session)
+            gate = asyncio.Semaphore(SETUP_CONCURRENCY)
+
+            async def account(name: str) -> str:
+                async with gate:
+                    email = f"{name}@bench.kindred.test"
+                    await api("POST", "/api/v1/accounts", body={"email": email, "password": PASSWORD, "name": name})
+                    answer = await api("POST", "/api/v1/auth/login", body={"email": email, "password": PASSWORD})
+                    return str(answer["token"])
+
+            if not self.coach:
+                self.coach = await account("coach")
+            self.writers += await asyncio.gather(*(account(f"writer{n}") for n in range(len(self.writers), writers)))
+            self.readers += await asyncio.gather(*(account(f"reader{n}") for n in range(len(self.readers), readers)))
+
+
+async def kindred(urls: list[str], pool: KindredAccounts, rooms: int, readers: int, writers: int) -> Target:
+    """A fresh circle with `rooms` rooms that the first `readers` readers and `writers` writers of the pool join."""
+    await pool.ensure(urls[0], readers, writers)
+    async with _session(urls[0]) as session:
+        api = _Api(session)
+        coach = pool.coach
+        circle = await api("POST", "/api/v1/circles", coach, {"name": "Bench circle", "commonality": "load"})
+        cid = circle["id"]
+        room_ids = [str((await api("GET", f"/api/v1/circles/{cid}/rooms", coach))[0]["id"])]
         for i in range(rooms - 1):
             room_ids.append(
-                (await call("POST", f"/api/v1/circles/{circle['id']}/rooms", coach, {"name": f"room {i}"}))["id"]
+                str((await api("POST", f"/api/v1/circles/{cid}/rooms", coach, {"name": f"room {i}"}))["id"])
             )
-        invite = await call("POST", f"/api/v1/circles/{circle['id']}/invites", coach, {})
+        code = (await api("POST", f"/api/v1/circles/{cid}/invites", coach, {}))["code"]
+        gate = asyncio.Semaphore(SETUP_CONCURRENCY)
 
-        # Sign-ups hash passwords (argon2, deliberately slow): a few at a time.
-        gate = asyncio.Semaphore(4)
-
-        async def member(n: int, role: str) -> str:
+        async def join(token: str, alias: str) -> str:
             async with gate:
-                token = await account(n, role)
-                await call("POST", f"/api/v1/invites/{invite['code']}/join", token, {"alias": f"{role}-{n}"})
+                await api("POST", f"/api/v1/invites/{code}/join", token, {"alias": alias})
                 return token
 
-        subs = await asyncio.gather(*(member(n, "reader") for n in range(subscribers)))
-        posts = await asyncio.gather(*(member(n, "writer") for n in range(posters)))
-    ws = [u.replace("http://", "ws://") + "/api/v1/ws" for u in urls]
-    return Target("kindred", urls, ws, room_ids, list(subs), list(posts), "/api/v1/rooms/{room}/posts")
-
-
-async def peer(name: str, http: list[str], ws: list[str], rooms: int, subscribers: int, posters: int) -> Target:
-    async with httpx.AsyncClient(base_url=http[0], timeout=60) as client:
-        tokens = [(await client.post("/api/signin")).json()["token"] for _ in range(subscribers + posters)]
+        subs = await asyncio.gather(*(join(t, f"reader {n}") for n, t in enumerate(pool.readers[:readers])))
+        posters = await asyncio.gather(*(join(t, f"writer {n}") for n, t in enumerate(pool.writers[:writers])))
     return Target(
-        name,
-        http,
-        ws,
-        [f"r{i}" for i in range(rooms)],
-        tokens[:subscribers],
-        tokens[subscribers:],
-        "/api/rooms/{room}/posts",
+        name="kindred",
+        ws_urls=[u.replace("http://", "ws://") + "/api/v1/ws" for u in urls],
+        post_urls=[u + "/api/v1/rooms/{room}/posts" for u in urls],
+        rooms=room_ids,
+        subscriber_tokens=list(subs),
+        poster_tokens=list(posters),
+        ordered=True,
+    )
+
+
+async def peer(
+    name: str, http_url: str, ws_url: str, rooms: int, readers: int, writers: int, *, ordered: bool
+) -> Target:
+    """A peer's tokens come from POST /api/signin (no password: its cost is not what is compared)."""
+    async with _session(http_url) as session:
+        api = _Api(session)
+        tokens = [str((await api("POST", "/api/signin"))["token"]) for _ in range(readers + writers)]
+    return Target(
+        name=name,
+        ws_urls=[ws_url],
+        post_urls=[http_url + "/api/rooms/{room}/posts"],
+        rooms=[f"room{i}" for i in range(rooms)],
+        subscriber_tokens=tokens[:readers],
+        poster_tokens=tokens[readers:],
+        ordered=ordered,
     )

@@ -1,9 +1,10 @@
 """The Python ceiling: a raw `websockets` server, one Redis subscription per process, `websockets.broadcast`.
 
-It speaks the same protocol shape as Kindred so the same load generator drives it: POST /api/signin {name} ->
-{token}; POST /api/rooms/{room}/posts {body} with a bearer token -> 201; websocket /ws with the bearer token,
+It speaks the same protocol shape as Kindred so the same load generator drives it: POST /api/signin -> {token};
+POST /api/rooms/{room}/posts {body} with a bearer token -> 201; websocket /ws with the bearer token,
 {"op": "subscribe", "room_id": R} -> {"type": "subscribed"}, then {"type": "event", "room_id", "seq", "event",
-"data": {...}} per post. No database: this is the cost of fan-out alone.
+"data": {...}} per post. No database, no replay, no order promise (two processes may publish a room's seqs out of
+order), no presence: this is the cost of fan-out alone, what Python can do at best on the same box.
 
     python -m bench.peers.websockets_ceiling --port 9100 --http-port 9101 --redis redis://127.0.0.1:6390/0
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import secrets
 import time
@@ -31,12 +31,14 @@ class Server:
         self.redis = Redis.from_url(redis_url)
         self.rooms: dict[str, set[ServerConnection]] = defaultdict(set)
         self.tokens: set[str] = set()
-        self.seq = itertools.count(1)
 
     async def signin(self, request: web.Request) -> web.Response:
         token = secrets.token_urlsafe(16)
         await self.redis.sadd("ceiling:tokens", token)
         return web.json_response({"token": token})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        return web.json_response({"ready": True})
 
     async def post(self, request: web.Request) -> web.Response:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -81,6 +83,7 @@ class Server:
 async def main(port: int, http_port: int, redis_url: str) -> None:
     server = Server(redis_url)
     app = web.Application()
+    app.router.add_get("/api/ready", server.ready)
     app.router.add_post("/api/signin", server.signin)
     app.router.add_post("/api/rooms/{room}/posts", server.post)
     runner = web.AppRunner(app, access_log=None)
@@ -88,6 +91,7 @@ async def main(port: int, http_port: int, redis_url: str) -> None:
     await web.TCPSite(runner, "127.0.0.1", http_port, reuse_port=True).start()
     listener = asyncio.create_task(server.listen())
     async with serve(server.socket, "127.0.0.1", port, reuse_port=True, compression=None, max_size=2**16):
+        print("ready", flush=True)  # the harness waits for this line from every process
         await listener
 
 

@@ -21,14 +21,32 @@ DATABASES = {
         "PASSWORD": _db.password or "",
         "HOST": _db.hostname or "127.0.0.1",
         "PORT": _db.port or 5432,
-        # Persistent connections, as a production forum would configure them.
-        "CONN_MAX_AGE": None,
+        # Under ASGI, Django's own docs say to turn persistent connections off and pool instead: each request
+        # runs its queries on a thread of its own, and CONN_MAX_AGE would keep one connection per thread open.
+        "CONN_MAX_AGE": 0,
+        # psycopg's pool, per process: sized like Kindred's (10 per instance).
+        "OPTIONS": {"pool": {"min_size": 2, "max_size": 10, "timeout": 30}},
     }
 }
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [os.environ["DJANGO_REDIS_URL"]], "capacity": 10000, "expiry": 60},
+        "CONFIG": {
+            # redis-py's pool stops at 100 connections by default and then raises; a connect storm of hundreds of
+            # sockets does one group_add each at once, so a production forum sizes the pool for it.
+            "hosts": [{"address": os.environ["DJANGO_REDIS_URL"], "max_connections": 2000}],
+            # Messages queued per consumer channel before channels_redis drops new ones (default 100): sized like
+            # Kindred's per-socket send queue in the benchmark, so neither drops for want of a buffer.
+            "capacity": 4096,
+            "expiry": 60,
+        },
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Server errors to the console (the harness keeps it as the peer's log); Django sends them nowhere when DEBUG is off.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django.request": {"handlers": ["console"], "level": "ERROR"}},
+}

@@ -9,6 +9,10 @@ from django.http import HttpRequest, JsonResponse
 from forum.models import Post, Token
 
 
+async def ready(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"ready": True})
+
+
 async def signin(request: HttpRequest) -> JsonResponse:
     token = await Token.objects.acreate(key=secrets.token_urlsafe(16))
     return JsonResponse({"token": token.key})
