@@ -89,14 +89,21 @@ class RedisLimiter:
     Redis (the database is the record), and a per-instance limit is still a limit.
     """
 
+    # Seconds to count locally after Redis failed, before asking it again: while Redis hangs, every request would
+    # otherwise wait for its timeout.
+    RETRY_AFTER_FAILURE = 5.0
+
     def __init__(self, redis: Any, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix
         self._script = redis.register_script(_SLIDING_LOG)
         self._fallback = MemoryLimiter()
         self._seq = 0
+        self._local_until = 0.0
 
     async def hit(self, key: str, rule: Rule) -> float:
+        if time.monotonic() < self._local_until:
+            return await self._fallback.hit(key, rule)
         self._seq += 1
         now_ms = int(time.time() * 1000)
         member = f"{now_ms}-{id(self)}-{self._seq}"
@@ -107,6 +114,7 @@ class RedisLimiter:
             )
         except (RedisError, OSError) as exc:
             log.warning("rate limits counted locally while Redis is unreachable: %s", exc)
+            self._local_until = time.monotonic() + self.RETRY_AFTER_FAILURE
             return await self._fallback.hit(key, rule)
         return float(wait_ms) / 1000.0
 

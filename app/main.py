@@ -67,6 +67,8 @@ SECURITY_HEADERS = [
 ]
 
 
+# Seconds a Redis command made on a request's behalf (rate limits, presence) may take.
+REDIS_TIMEOUT = 0.5
 # Seconds between sweeps for closed circles whose grace period has passed.
 PURGE_INTERVAL = 3600.0
 # Seconds between looks for drop-ins about to start (their reminders go out ten minutes before).
@@ -99,14 +101,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
     if settings.redis_url:
         from redis.asyncio import Redis
 
-        redis_client = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        # Rate limits and presence ask Redis inside requests: a Redis that hangs must cost a request a moment, not
+        # seconds (the limiter then counts locally for a while, see app/limits.py).
+        redis_client = Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=REDIS_TIMEOUT)
         presence = RedisPresence(redis_client, topics)
         make_backend = redis_backend_factory(settings.redis_url)
     else:
         presence = MemoryPresence()
         shared = memory_backend()
 
-        def make_backend() -> Any:
+        def make_backend(publisher: bool = False) -> Any:
             return shared
 
     hub = Hub(

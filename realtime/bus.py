@@ -26,6 +26,9 @@ OnReconnect = Callable[[], Awaitable[None]]
 # Seconds between reconnect attempts: quick at first, never slower than the cap.
 RECONNECT_INITIAL = 0.2
 RECONNECT_CAP = 2.0
+# Seconds a publish may take before Redis counts as down. Publishing happens inside the request that made the change
+# (after commit): a Redis that hangs must cost a writer at most this, and the event is safe in the log regardless.
+PUBLISH_TIMEOUT = 0.5
 
 
 class Bus:
@@ -33,7 +36,7 @@ class Bus:
 
     def __init__(
         self,
-        make_backend: Callable[[], ChannelsBackend],
+        make_backend: Callable[..., ChannelsBackend],
         on_message: OnMessage,
         on_reconnect: OnReconnect,
         *,
@@ -143,7 +146,7 @@ class Bus:
             await backend.subscribe(subscribed)
         # Memory backends are one object for both directions; Redis ones get a second client for publishing so a
         # slow pub/sub read never delays a publish.
-        publisher = backend if isinstance(backend, MemoryChannelsBackend) else self._make_backend()
+        publisher = backend if isinstance(backend, MemoryChannelsBackend) else self._make_backend(publisher=True)
         if publisher is not backend:
             await publisher.on_startup()
         # Channels asked for while we were connecting (no await between here and `_up.set()`: later callers see the
@@ -211,17 +214,19 @@ def memory_backend() -> ChannelsBackend:
     return MemoryChannelsBackend()
 
 
-def redis_backend_factory(url: str) -> Callable[[], ChannelsBackend]:
+def redis_backend_factory(url: str) -> Callable[..., ChannelsBackend]:
     from litestar.channels.backends.redis import RedisChannelsPubSubBackend
     from redis.asyncio import Redis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    def make() -> ChannelsBackend:
-        # No silent retries: a dropped connection must surface, so that we know to catch up from the log.
+    def make(publisher: bool = False) -> ChannelsBackend:
+        # No silent retries: a dropped connection must surface, so that we know to catch up from the log. Only the
+        # publisher has a read timeout: the subscriber's connection waits for messages as long as there are none.
         client = Redis.from_url(
             url,
             socket_connect_timeout=2,
+            socket_timeout=PUBLISH_TIMEOUT if publisher else None,
             socket_keepalive=True,
             retry=Retry(NoBackoff(), 0),
             health_check_interval=10,

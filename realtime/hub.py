@@ -56,6 +56,9 @@ REVALIDATE_INTERVAL = 30.0
 IDLE_FEED_SECONDS = 30.0
 # Recent events kept per room, so most reconnects replay from memory instead of the database.
 RECENT_EVENTS = 256
+# HTML renderings kept per instance (keyed by the event's envelope), so replays to page sockets reuse the render the
+# live delivery made instead of rendering once per socket.
+HTML_CACHE = 1024
 # Presence broadcasts per room are coalesced: at most one per this many seconds, more for big rooms (below).
 PRESENCE_MIN_INTERVAL = 0.25
 PRESENCE_PER_MEMBER = 0.0025
@@ -91,6 +94,7 @@ class RoomFeed:
     """This instance's view of one room: its sequencer and the sockets that follow it."""
 
     __slots__ = (
+        "ahead",
         "catchups",
         "circle_id",
         "dropin",
@@ -116,6 +120,9 @@ class RoomFeed:
         self.json: set[Connection] = set()
         self.html: set[Connection] = set()
         self.catchups: dict[Connection, Catchup[bytes]] = {}
+        # Sockets whose replay (or resync) went past what this instance has released: each joins the live sets when
+        # the room's sequencer reaches its floor, so it never gets an event twice, nor one at or below a resync's seq.
+        self.ahead: dict[Connection, int] = {}
         self.recent: deque[LogEntry] = deque(maxlen=RECENT_EVENTS)
         self.gap_task: asyncio.Task[None] | None = None
         self.idle_since: float | None = None
@@ -124,7 +131,17 @@ class RoomFeed:
 
     @property
     def sockets(self) -> int:
-        return len(self.json) + len(self.html) + len(self.catchups)
+        return len(self.json) + len(self.html) + len(self.catchups) + len(self.ahead)
+
+    def listeners(self) -> list[Connection]:
+        """Every socket following the room live (presence frames go to all of them)."""
+        return [*self.json, *self.html, *self.ahead]
+
+    def drop(self, conn: Connection) -> None:
+        self.json.discard(conn)
+        self.html.discard(conn)
+        self.catchups.pop(conn, None)
+        self.ahead.pop(conn, None)
 
 
 class Hub:
@@ -150,6 +167,7 @@ class Hub:
         self._sweeper: asyncio.Task[None] | None = None
         self._last_revalidate = time.monotonic()
         self._last_heartbeat = time.monotonic()
+        self._html_cache: dict[bytes, str | None] = {}
         # Counters for /healthz: deliveries, gap reads, events recovered by the tail check (should stay near zero while
         # the bus is healthy), sockets cut off for being slow, HTML renders.
         self.stats = {"delivered": 0, "gap_fills": 0, "caught_up": 0, "slow_closed": 0, "rendered": 0}
@@ -221,7 +239,12 @@ class Hub:
             return
         if conn.closing:
             return
-        feed = await self._feed(room_id, access)
+        try:
+            feed = await self._feed(room_id, access)
+        except Exception:
+            log.exception("opening room %s failed", room_id)
+            conn.reply(ErrorFrame(code="unavailable", detail="could not open the room; try again", room_id=room_id))
+            return
         conn.rooms[room_id] = access
         feed.idle_since = None
         variant_set = feed.html if conn.variant == "html" else feed.json
@@ -254,7 +277,10 @@ class Hub:
                 conn.reply(Subscribed(room_id=room_id, last_seq=last))
             for _, envelope in catchup.release_after(last):
                 conn.push_reply(self._frame(conn, envelope))
-            variant_set.add(conn)
+            if last > feed.seq.last:
+                feed.ahead[conn] = last
+            else:
+                variant_set.add(conn)
         try:
             await self.presence.join(room_id, conn.key, access.who)
         except Exception:
@@ -265,9 +291,7 @@ class Hub:
         access = conn.rooms.pop(room_id, None)
         feed = self.rooms.get(room_id)
         if feed is not None:
-            feed.json.discard(conn)
-            feed.html.discard(conn)
-            feed.catchups.pop(conn, None)
+            feed.drop(conn)
             if not feed.sockets:
                 feed.idle_since = time.monotonic()
         if access is not None:
@@ -282,10 +306,21 @@ class Hub:
 
     def _frame(self, conn: Connection, envelope: bytes) -> str:
         if conn.variant == "html":
-            html = self.renderer.html_frame(envelope)
+            html = self._html(envelope)
             if html is not None:
                 return html
         return envelope.decode()
+
+    def _html(self, envelope: bytes) -> str | None:
+        """The event's HTML frame, rendered once per instance however many sockets (live or replaying) need it."""
+        if envelope in self._html_cache:
+            return self._html_cache[envelope]
+        html = self.renderer.html_frame(envelope)
+        self.stats["rendered"] += 1
+        if len(self._html_cache) >= HTML_CACHE:
+            del self._html_cache[next(iter(self._html_cache))]
+        self._html_cache[envelope] = html
+        return html
 
     async def _replay_entries(self, feed: RoomFeed, since: int) -> tuple[list[LogEntry], int | None]:
         """The events after `since`, or (`[]`, N) when the client must resync from N instead."""
@@ -298,6 +333,11 @@ class Hub:
         if len(entries) > cap or since > room_last:
             # Too far behind to replay, or ahead of a log it cannot have seen (a reset database): start afresh.
             return [], max(room_last, feed.seq.last)
+        # What the log holds beyond this instance's position is committed: the room's sequencer takes it now (this
+        # instance was behind, say while Redis was away), so every socket gets it once, this one as part of its replay.
+        for seq, envelope in entries:
+            if seq > feed.seq.last:
+                self._offer(feed, seq, envelope)
         return entries, None
 
     # --- rooms ---------------------------------------------------------------------------------------------------
@@ -316,7 +356,13 @@ class Hub:
                 feed = self.rooms[room_id] = RoomFeed(room_id, access.circle_id, access.dropin)
             assert self.bus is not None
             await self.bus.subscribe([self.topics.room(room_id)])
-            baseline = (await self.store.last_seqs([room_id])).get(room_id, 0)
+            try:
+                baseline = (await self.store.last_seqs([room_id])).get(room_id, 0)
+            except Exception:
+                if not feed.sockets:  # nobody else is waiting on it: forget the half-made feed
+                    self.rooms.pop(room_id, None)
+                    await self.bus.unsubscribe([self.topics.room(room_id)])
+                raise
             feed.seq = Sequencer(baseline)
             early, feed.early = feed.early, []
             for seq, envelope in early:
@@ -335,23 +381,32 @@ class Hub:
             feed.gap_task = self._spawn(self._fill_gap(feed))
 
     def _release(self, feed: RoomFeed, seq: int, envelope: bytes) -> None:
-        feed.recent.append((seq, envelope))
         if feed.json:
             text = envelope.decode()
             for conn in feed.json:
                 conn.push(text)
         if feed.html:
-            html = self.renderer.html_frame(envelope)
-            self.stats["rendered"] += 1
+            html = self._html(envelope)
             frame = html if html is not None else envelope.decode()
             for conn in feed.html:
                 conn.push(frame)
         for catchup in feed.catchups.values():
             catchup.hold(seq, envelope)
         self.stats["delivered"] += len(feed.json) + len(feed.html)
-        if b'"event":"post.deleted"' in envelope[:200]:
-            # Replays must not resend a deleted post's body from memory; the log copy has been scrubbed.
+        if feed.ahead:
+            for conn, floor in list(feed.ahead.items()):
+                if seq > floor:
+                    conn.push(self._frame(conn, envelope))
+                if seq >= floor:
+                    del feed.ahead[conn]
+                    (feed.html if conn.variant == "html" else feed.json).add(conn)
+        head = envelope[:200]
+        if b'"event":"post.updated"' in head or b'"event":"post.deleted"' in head:
+            # Replays must not resend what an edit, a hide or a deletion took away: the log's copies have been
+            # rewritten, so the memory window is dropped and the next replay reads the log.
             feed.recent.clear()
+        else:
+            feed.recent.append((seq, envelope))
 
     async def _fill_gap(self, feed: RoomFeed) -> None:
         try:
@@ -376,6 +431,10 @@ class Hub:
         if not ready:
             return
         lasts = await self.store.last_seqs([feed.room_id for feed in ready])
+        if any(feed.seq is not None and feed.seq.last < lasts.get(feed.room_id, 0) for feed in ready):
+            # Events the bus did not bring may come with revocations it did not bring either: check who may still
+            # read before delivering them.
+            await self._revalidate()
         for feed in ready:
             assert feed.seq is not None
             target = lasts.get(feed.room_id, 0)
@@ -404,7 +463,7 @@ class Hub:
             feed = self.rooms.get(message.room_id)
             if feed is not None:
                 text = payload.decode()
-                for conn in (*feed.json, *feed.html):
+                for conn in feed.listeners():
                     conn.push(text)
         elif isinstance(message, NotificationFrame):
             parsed = self.topics.parse(channel)
@@ -413,6 +472,9 @@ class Hub:
                 for conn in self.accounts.get(parsed[1], ()):
                     conn.push(text)
         elif isinstance(message, Revoke):
+            # Cut off now, before anything else is delivered; the rest of the revoke (presence, the error frame) may
+            # wait for its task.
+            self._cut_off(message.account_id, message.circle_id)
             self._spawn(self._revoke(message.account_id, message.circle_id))
         elif isinstance(message, SignedOut):
             for conn in list(self.accounts.get(message.account_id, ())):
@@ -434,6 +496,12 @@ class Hub:
             return
         if bus is None or not await bus.publish(payload, [channel]):
             self.on_message(channel, payload)
+
+    def _cut_off(self, account_id: str, circle_id: str) -> None:
+        for conn in self.accounts.get(account_id, ()):
+            for room_id, access in conn.rooms.items():
+                if access.circle_id == circle_id and (feed := self.rooms.get(room_id)) is not None:
+                    feed.drop(conn)
 
     async def _revoke(self, account_id: str, circle_id: str) -> None:
         for conn in list(self.accounts.get(account_id, ())):
@@ -478,8 +546,8 @@ class Hub:
 
     async def after_reconnect(self) -> None:
         """The bus came back: what was published meanwhile is lost to pub/sub, so read it from the log."""
-        await self.catch_up()
         await self._revalidate()
+        await self.catch_up()
         for feed in self.rooms.values():
             if feed.sockets:
                 self._presence_changed(feed)
@@ -503,7 +571,7 @@ class Hub:
         entries: dict[str, dict[str, Membership]] = {}
         for feed in self.rooms.values():
             room: dict[str, Membership] = {}
-            for conn in (*feed.json, *feed.html):
+            for conn in feed.listeners():
                 access = conn.rooms.get(feed.room_id)
                 if access is not None:
                     room[conn.key] = access.who

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -247,3 +249,106 @@ async def test_a_drop_in_split_across_instances_survives_one_restarting(pg_url: 
         for p in (a_proc, b_proc, a2_proc):
             if p is not None:
                 p.stop()
+
+
+async def test_writers_on_both_instances_give_one_gap_free_order(pg_url: str) -> None:
+    a_proc, b_proc = await _instances(pg_url, REDIS_URL)
+    api_a, api_b = ApiClient(a_proc.url, a_proc.ws_url), ApiClient(b_proc.url, b_proc.ws_url)
+    try:
+        c = await make_circle(api_a, members=4)
+        listeners = [await api_a.ws(c.coach.token), await api_b.ws(c.coach.token)]
+        for sock in listeners:
+            await sock.subscribe(c.room_id)
+
+        async def write(api: ApiClient, token: str, n: int) -> None:
+            for i in range(n):
+                r = await api.http.post(
+                    f"/api/v1/rooms/{c.room_id}/posts",
+                    json={"body": f"post {i}"},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                assert r.status_code == 201, r.text
+
+        apis = [api_a, api_b, api_a, api_b]
+        await asyncio.gather(*(write(api, m.token, 25) for api, m in zip(apis, c.members, strict=True)))
+        for sock in listeners:
+            frames = await sock.events(c.room_id, 100, timeout=20)
+            assert [f["seq"] for f in frames] == list(range(1, 101))
+            assert [f for f in await sock.quiet(0.5) if f.get("type") == "event"] == []
+    finally:
+        await api_a.aclose()
+        await api_b.aclose()
+        for p in (a_proc, b_proc):
+            p.stop()
+
+
+async def test_removed_during_an_outage_reads_nothing_more(pg_url: str, private_redis: RedisProcess) -> None:
+    """The revoke is lost with Redis; the instance still checks membership before it delivers from the log."""
+    a_proc, b_proc = await _instances(pg_url, private_redis.url)
+    api_a, api_b = ApiClient(a_proc.url, a_proc.ws_url), ApiClient(b_proc.url, b_proc.ws_url)
+    try:
+        c = await make_circle(api_a, members=2)
+        m1, m2 = c.members
+        removed = await api_a.ws(m1.token)
+        await removed.subscribe(c.room_id)
+        stays = await api_a.ws(m2.token)
+        await stays.subscribe(c.room_id)
+        me = (await api_a.http.get("/api/v1/me", headers={"Authorization": f"Bearer {m1.token}"})).json()
+
+        private_redis.stop()
+        r = await api_b.http.delete(
+            f"/api/v1/circles/{c.id}/members/{me['memberships'][0]['membership_id']}",
+            headers={"Authorization": f"Bearer {c.coach.token}"},
+        )
+        assert r.status_code == 204
+        for i in range(5):
+            r = await api_b.http.post(
+                f"/api/v1/rooms/{c.room_id}/posts",
+                json={"body": f"said after the removal {i}"},
+                headers={"Authorization": f"Bearer {m2.token}"},
+            )
+            assert r.status_code == 201
+        # The instance's tail check reads the log while Redis is still away: m2 gets the posts, m1 does not.
+        got = await stays.events(c.room_id, 5, timeout=10)
+        assert [f["seq"] for f in got] == [1, 2, 3, 4, 5]
+        notice = await removed.recv_until(lambda f: f.get("type") == "error", timeout=10)
+        assert notice["code"] == "forbidden"
+        await private_redis.start()
+        assert [f for f in await removed.quiet(3) if f.get("type") == "event"] == []
+    finally:
+        await api_a.aclose()
+        await api_b.aclose()
+        for p in (a_proc, b_proc):
+            p.stop()
+
+
+async def test_a_hung_redis_costs_writers_a_moment_not_seconds(pg_url: str, private_redis: RedisProcess) -> None:
+    """Redis stops answering (SIGSTOP, not a closed port): posts still answer at once, and arrive once it is back."""
+    a_proc, b_proc = await _instances(pg_url, private_redis.url)
+    api_a, api_b = ApiClient(a_proc.url, a_proc.ws_url), ApiClient(b_proc.url, b_proc.ws_url)
+    assert private_redis.proc is not None
+    pid = private_redis.proc.pid
+    try:
+        c = await make_circle(api_a, members=1)
+        poster = c.members[0]
+        on_b = await api_b.ws(c.coach.token)
+        await on_b.subscribe(c.room_id)
+        os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        for i in range(3):
+            r = await api_a.http.post(
+                f"/api/v1/rooms/{c.room_id}/posts",
+                json={"body": f"while Redis hangs {i}"},
+                headers={"Authorization": f"Bearer {poster.token}"},
+            )
+            assert r.status_code == 201, r.text
+        assert time.monotonic() - started < 6, "three posts must not wait out Redis's silence"
+        os.kill(pid, signal.SIGCONT)
+        frames = await on_b.events(c.room_id, 3, timeout=20)
+        assert [f["seq"] for f in frames] == [1, 2, 3]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        await api_a.aclose()
+        await api_b.aclose()
+        for p in (a_proc, b_proc):
+            p.stop()
