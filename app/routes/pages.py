@@ -297,8 +297,10 @@ def _walk(threads: list[Any]) -> list[Any]:
 @get("/rooms/{room_id:str}", include_in_schema=False)
 async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    threads, next_before = await posts.threads_page(user.account_id, room_id, None)
+    # The room (and its last seq) before its posts: a post committed in between is then on the page or in the
+    # socket's `since` replay, never in neither (the page drops a replayed post it already shows).
     _, room, _ = await posts.room_and_membership(user.account_id, room_id)
+    threads, next_before = await posts.threads_page(user.account_id, room_id, None)
     circle, membership = await circles.get_circle(user.account_id, str(room["circle"]))
     members = await circles.members(user.account_id, circle.id)
     return page(
