@@ -236,3 +236,48 @@ async def test_notifications_reach_every_socket_and_can_be_read(api: ApiClient) 
     await b.ok("POST", "/api/v1/notifications/read", {"all": True}, status=204)
     assert len(await a.ok("GET", "/api/v1/notifications")) == 2
     assert_no_identity(await a.ok("GET", "/api/v1/notifications"), b, c.coach)
+
+
+async def last_seq(user: User, circle_id: str, room_id: str) -> int:
+    rooms = await user.ok("GET", f"/api/v1/circles/{circle_id}/rooms")
+    return int(next(r["last_seq"] for r in rooms if r["id"] == room_id))
+
+
+async def test_hidden_posts_are_not_shared_pinned_or_tagged(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    other_room = await c.coach.ok("POST", f"/api/v1/circles/{c.id}/rooms", {"name": "Wins"})
+    post = await a.post(c.room_id, "My manager, Jo Smith at Acme, is impossible")
+    await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/hidden", {"reason": "Please leave names out"})
+    before = await last_seq(a, c.id, other_room["id"])
+    share = {"room_id": other_room["id"], "note": "Look"}
+
+    # A peer cannot see it: for them it is not there, on the API and on the page's share and tag forms.
+    for method, path, body in [
+        ("POST", f"/api/v1/posts/{post['id']}/shares", share),
+        ("POST", f"/api/v1/posts/{post['id']}/tags", {"membership_id": await membership_id(c.coach, c.id)}),
+        ("GET", f"/posts/{post['id']}/share", None),
+        ("GET", f"/posts/{post['id']}/tag", None),
+    ]:
+        refused = await b.call(method, path, body)
+        assert refused.status_code == 404, f"{method} {path}: {refused.status_code}"
+    # Its author and the coach still read it, and are told why not.
+    by_author = await a.call("POST", f"/api/v1/posts/{post['id']}/shares", share)
+    assert by_author.status_code == 409 and "hidden" in by_author.json()["detail"]
+    assert (await a.call("GET", f"/posts/{post['id']}/share")).status_code == 409
+    for method, path, body in [
+        ("POST", f"/api/v1/posts/{post['id']}/shares", share),
+        ("PUT", f"/api/v1/posts/{post['id']}/pin", {"note": "Insight"}),
+        ("POST", f"/api/v1/posts/{post['id']}/tags", {"membership_id": await membership_id(b, c.id)}),
+    ]:
+        refused = await c.coach.call(method, path, body)
+        assert refused.status_code == 409, f"{method} {path}: {refused.status_code}"
+        assert "show it again" in refused.json()["detail"]
+    assert await last_seq(a, c.id, other_room["id"]) == before
+    listed = await b.ok("GET", f"/api/v1/rooms/{other_room['id']}/posts")
+    assert listed["items"] == [] and "Acme" not in json.dumps(listed)
+    assert [n["kind"] for n in await b.ok("GET", "/api/v1/notifications")] == []
+
+    # Shown again, it can be shared like any post.
+    await c.coach.ok("DELETE", f"/api/v1/posts/{post['id']}/hidden", status=200)
+    assert (await b.ok("POST", f"/api/v1/posts/{post['id']}/shares", share))["body"] == post["body"]

@@ -432,6 +432,7 @@ async def unpin_post(request: Request[Any, Any, Any], post_id: FromPath[str], st
 async def share_form(request: Request[Any, Any, Any], post_id: FromPath[str]) -> Template:
     user = who(request)
     row, room, membership = await posts.post_and_access(user.account_id, post_id)
+    gestures.require_visible(row, membership, "share")
     groups = await gestures.share_targets(user.account_id, room["circle"], row["room"], membership["role"] == "coach")
     across = any(g["across"] for g in groups)
     return fragment("share_form", post={"id": post_id}, groups=groups, across=across)
@@ -449,7 +450,8 @@ async def share_post(request: Request[Any, Any, Any], post_id: FromPath[str], da
 @get("/posts/{post_id:str}/tag", include_in_schema=False)
 async def tag_form(request: Request[Any, Any, Any], post_id: FromPath[str]) -> Template:
     user = who(request)
-    _, room, membership = await posts.post_and_access(user.account_id, post_id)
+    row, room, membership = await posts.post_and_access(user.account_id, post_id)
+    gestures.require_visible(row, membership, "tag anyone in")
     everyone = await circles.members(user.account_id, str(room["circle"]))
     others = [m for m in everyone if m.membership_id != str(membership["id"])]
     return fragment("tag_form", post={"id": post_id}, members=others)

@@ -3,6 +3,9 @@
 Each is one transaction that changes the post, appends its room event and writes the notifications it causes;
 events and notification frames go out after commit. A repeated gesture (liking twice) changes nothing and
 consumes no seq.
+
+A post the coach hid is not shared, pinned or tagged: to peers it is not there (404), and its author and the coach,
+who still see its text, are told it is hidden (409). Hidden means hidden; the coach shows it again first.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import msgspec
 from litestar.exceptions import ClientException, PermissionDeniedException
 
-from app.errors import not_found
+from app.errors import Conflict, not_found
 from app.live import Live
 from app.services import notifications
 from app.services.common import (
@@ -70,6 +73,19 @@ class TagOut(msgspec.Struct):
 
 
 MAX_NOTE = 500
+
+
+def require_visible(row: dict[str, Any], me: dict[str, Any], gesture: str) -> None:
+    """A deleted post is not there for anyone; a hidden one is not there for peers, and cannot be `gesture`d by
+    those who still see it until the coach shows it again."""
+    if row["deleted_at"] is not None:
+        raise not_found("post")
+    if row.get("hidden_at") is not None:
+        if me["role"] != "coach" and me["id"] != row["author"]:
+            raise not_found("post")
+        if me["role"] == "coach":
+            raise Conflict(f"this post is hidden from the circle; show it again before you {gesture} it")
+        raise Conflict(f"your coach has hidden this post; you cannot {gesture} it while it is hidden")
 
 
 async def _like_state(post_id: uuid.UUID) -> tuple[int, bool]:
@@ -145,8 +161,7 @@ async def pin(account_id: uuid.UUID, post_id: str, note: str | None, live: Live)
     row, room, me = await post_and_access(account_id, post_id)
     require_coach_role(me, "pin key insights")
     require_can_write(me)
-    if row["deleted_at"] is not None:
-        raise not_found("post")
+    require_visible(row, me, "pin")
     note = (note or "").strip()[:MAX_NOTE] or None
     outbox = Outbox()
     pinned_at = now()
@@ -234,8 +249,7 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
     Across circles the original author is withheld: nothing may link a membership in one circle to another.
     """
     row, source_room, me = await post_and_access(account_id, post_id)
-    if row["deleted_at"] is not None:
-        raise not_found("post")
+    require_visible(row, me, "share")
     target_id = parse_id(room_id, "room")
     target = await Room.select().where(Room.id == target_id).first()
     if target is None:
@@ -303,8 +317,7 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
 
 async def tag(account_id: uuid.UUID, post_id: str, membership_id: str, live: Live) -> TagOut:
     row, room, me = await post_and_access(account_id, post_id)
-    if row["deleted_at"] is not None:
-        raise not_found("post")
+    require_visible(row, me, "tag anyone in")
     target = (
         await Membership.select()
         .where(
