@@ -243,6 +243,33 @@ async def last_seq(user: User, circle_id: str, room_id: str) -> int:
     return int(next(r["last_seq"] for r in rooms if r["id"] == room_id))
 
 
+async def test_pinning_again_with_the_same_note_changes_nothing(api: ApiClient) -> None:
+    c = await make_circle(api, members=1)
+    a = c.members[0]
+    post = await a.post(c.room_id, "Asking for time is allowed")
+    ws = await a.ws()
+    await ws.subscribe(c.room_id)
+    first = await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin", {"note": "Time is a tool"})
+    frame = await ws.recv_until(is_event(c.room_id, "pin.changed"))
+    seq = await last_seq(a, c.id, c.room_id)
+    assert frame["seq"] == seq
+
+    again = await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin", {"note": " Time is a tool "})
+    assert again == first, "the same answer, pinned_at included"
+    assert await last_seq(a, c.id, c.room_id) == seq, "a repeated pin consumes no seq"
+    assert not [f for f in await ws.quiet(0.4) if f.get("event") == "pin.changed"], "and sends no event"
+
+    # A different note is a change; so is taking the note away; taking it away twice is not.
+    changed = await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin", {"note": "Time is a kind of no"})
+    assert changed["note"] == "Time is a kind of no" and changed["pinned_at"] == first["pinned_at"]
+    assert (await ws.recv_until(is_event(c.room_id, "pin.changed")))["seq"] == seq + 1
+    await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin")
+    assert (await ws.recv_until(is_event(c.room_id, "pin.changed")))["data"]["note"] is None
+    bare = await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin", {})
+    assert bare["note"] is None and await last_seq(a, c.id, c.room_id) == seq + 2
+    assert [n["kind"] for n in await a.ok("GET", "/api/v1/notifications")] == ["pin"], "the author heard once"
+
+
 async def test_hidden_posts_are_not_shared_pinned_or_tagged(api: ApiClient) -> None:
     c = await make_circle(api, members=2)
     a, b = c.members

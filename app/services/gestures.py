@@ -1,8 +1,8 @@
 """The coach's (and members') gestures: like, pin as key insight, share, tag.
 
 Each is one transaction that changes the post, appends its room event and writes the notifications it causes;
-events and notification frames go out after commit. A repeated gesture (liking twice) changes nothing and
-consumes no seq.
+events and notification frames go out after commit. A repeated gesture (liking twice, pinning again with the same
+note) changes nothing and consumes no seq.
 
 A post the coach hid is not shared, pinned or tagged: to peers it is not there (404), and its author and the coach,
 who still see its text, are told it is hidden (409). Hidden means hidden; the coach shows it again first.
@@ -164,21 +164,21 @@ async def pin(account_id: uuid.UUID, post_id: str, note: str | None, live: Live)
     require_visible(row, me, "pin")
     note = (note or "").strip()[:MAX_NOTE] or None
     outbox = Outbox()
-    pinned_at = now()
     async with write_transaction():
-        seq = await outbox.next_seq(row["room"])
-        existing = await Pin.select(Pin.id, Pin.pinned_at).where(Pin.post == row["id"]).first()
-        if existing is None:
-            await Pin.insert(
-                Pin(
-                    id=uuid.uuid4(),
-                    post=row["id"],
-                    circle=room["circle"],
-                    note=note,
-                    pinned_by=me["id"],
-                    pinned_at=pinned_at,
-                )
-            )
+        # The change comes first and only then the seq: the pin row's lock orders concurrent pins, and a pin that
+        # changes nothing (same note again) leaves the room's seq and its subscribers alone.
+        inserted = await Pin.raw(
+            "INSERT INTO pin (id, post, circle, note, pinned_by, pinned_at) VALUES ({}, {}, {}, {}, {}, {}) "
+            "ON CONFLICT (post) DO NOTHING RETURNING id",
+            uuid.uuid4(),
+            row["id"],
+            room["circle"],
+            note,
+            me["id"],
+            now(),
+        )
+        if inserted:
+            changed = True
             await PostRow.update({PostRow.pinned: True}).where(PostRow.id == row["id"])
             await notifications.notify(
                 outbox,
@@ -189,19 +189,32 @@ async def pin(account_id: uuid.UUID, post_id: str, note: str | None, live: Live)
                 room_id=row["room"],
                 post_id=row["id"],
             )
+        elif note is None:
+            changed = bool(
+                await Pin.raw("UPDATE pin SET note = NULL WHERE post = {} AND note IS NOT NULL RETURNING id", row["id"])
+            )
         else:
-            pinned_at = existing["pinned_at"]
-            await Pin.update({Pin.note: note}).where(Pin.id == existing["id"])
-        await outbox.append(
-            row["room"], seq, "pin.changed", PinState(post_id=str(row["id"]), pinned=True, note=note), post_id=row["id"]
-        )
+            changed = bool(
+                await Pin.raw(
+                    "UPDATE pin SET note = {} WHERE post = {} AND (note IS NULL OR note <> {}) RETURNING id",
+                    note,
+                    row["id"],
+                    note,
+                )
+            )
+        if changed:
+            seq = await outbox.next_seq(row["room"])
+            state = PinState(post_id=str(row["id"]), pinned=True, note=note)
+            await outbox.append(row["room"], seq, "pin.changed", state, post_id=row["id"])
+        current = await Pin.select(Pin.pinned_at).where(Pin.post == row["id"]).first()
     await outbox.publish(live)
-    return PinOut(post_id=str(row["id"]), pinned=True, note=note, pinned_at=pinned_at)
+    return PinOut(post_id=str(row["id"]), pinned=True, note=note, pinned_at=current["pinned_at"] if current else None)
 
 
 async def unpin(account_id: uuid.UUID, post_id: str, live: Live) -> PinOut:
     row, _room, me = await post_and_access(account_id, post_id)
     require_coach_role(me, "unpin key insights")
+    require_can_write(me)
     outbox = Outbox()
     async with write_transaction():
         removed = await Pin.raw("DELETE FROM pin WHERE post = {} RETURNING id", row["id"])
