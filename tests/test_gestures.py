@@ -308,3 +308,27 @@ async def test_hidden_posts_are_not_shared_pinned_or_tagged(api: ApiClient) -> N
     # Shown again, it can be shared like any post.
     await c.coach.ok("DELETE", f"/api/v1/posts/{post['id']}/hidden", status=200)
     assert (await b.ok("POST", f"/api/v1/posts/{post['id']}/shares", share))["body"] == post["body"]
+
+
+async def test_key_insights_leave_out_hidden_and_deleted_posts(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    kept = await a.post(c.room_id, "Saying no is saying yes to something else")
+    hidden = await b.post(c.room_id, "Jo Smith at Acme taught me this")
+    gone = await a.post(c.room_id, "I will take this back")
+    for post in (kept, hidden, gone):
+        await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin", {"note": "Insight"})
+    await c.coach.ok("PUT", f"/api/v1/posts/{hidden['id']}/hidden", {"reason": "No names, please"})
+    await a.ok("DELETE", f"/api/v1/posts/{gone['id']}")
+
+    for member in (a, b):
+        board = await member.ok("GET", f"/api/v1/circles/{c.id}/insights")
+        assert [p["id"] for p in board] == [kept["id"]], "no blank cards: hidden and deleted pins are left out"
+        assert "Acme" not in json.dumps(board)
+    board = await c.coach.ok("GET", f"/api/v1/circles/{c.id}/insights")
+    assert [(p["id"], p["hidden"]) for p in board] == [(hidden["id"], True), (kept["id"], False)]
+    assert board[0]["body"] == hidden["body"] and board[0]["moderation_reason"] == "No names, please"
+    page = await c.coach.call("GET", f"/circles/{c.id}/insights")
+    assert page.status_code == 200 and "Hidden from the circle: No names, please" in page.text
+    page = await b.call("GET", f"/circles/{c.id}/insights")
+    assert page.text.count('class="card insight-card"') == 1 and "Acme" not in page.text

@@ -233,9 +233,13 @@ async def unpin(account_id: uuid.UUID, post_id: str, live: Live) -> PinOut:
 
 
 async def insights(account_id: uuid.UUID, circle_id: str) -> list[Insight]:
-    """The circle's key insights: pinned posts, newest pin first."""
+    """The circle's key insights: pinned posts, newest pin first.
+
+    Deleted posts are left out, and so are hidden ones for members; the coach sees a hidden one marked `hidden`,
+    with its text and reason, so the pin can be taken down or the post shown again.
+    """
     cid = parse_id(circle_id, "circle")
-    await require_member(account_id, cid)
+    me = await require_member(account_id, cid)
     pins = (
         await Pin.select(Pin.post, Pin.note, Pin.pinned_at)
         .where(Pin.circle == cid)
@@ -244,15 +248,21 @@ async def insights(account_id: uuid.UUID, circle_id: str) -> list[Insight]:
     if not pins:
         return []
     rows = {r["id"]: r for r in await PostRow.select().where(PostRow.id.is_in([p["post"] for p in pins]))}
-    authors = await authors_of(list(rows.values()))
+    shown = [
+        (p, rows[p["post"]])
+        for p in pins
+        if p["post"] in rows
+        and rows[p["post"]]["deleted_at"] is None
+        and (rows[p["post"]]["hidden_at"] is None or me["role"] == "coach")
+    ]
+    authors = await authors_of([row for _, row in shown])
     return [
         Insight(
-            **post_fields(post_struct(rows[p["post"]], authors[rows[p["post"]]["author"]])),
+            **post_fields(post_struct(row, authors[row["author"]], me)),
             pin_note=p["note"],
             pinned_at=p["pinned_at"],
         )
-        for p in pins
-        if p["post"] in rows and rows[p["post"]]["deleted_at"] is None
+        for p, row in shown
     ]
 
 
