@@ -332,3 +332,32 @@ async def test_key_insights_leave_out_hidden_and_deleted_posts(api: ApiClient) -
     assert page.status_code == 200 and "Hidden from the circle: No names, please" in page.text
     page = await b.call("GET", f"/circles/{c.id}/insights")
     assert page.text.count('class="card insight-card"') == 1 and "Acme" not in page.text
+
+
+async def test_a_share_across_circles_mentions_nobody_there(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    post = await a.post(c.room_id, "Thanks @Member2 and @Coach Dana! Code: `@Member2`, mail me@example.org")
+    assert post["html"].count('class="mention"') == 2
+    second = await c.coach.ok("POST", "/api/v1/circles", {"name": "Growth", "commonality": "Fixed to growth"})
+    second_room = (await c.coach.ok("GET", f"/api/v1/circles/{second['id']}/rooms"))[0]
+    invite = await c.coach.ok("POST", f"/api/v1/circles/{second['id']}/invites", {})
+    # Someone else entirely goes by the same alias in the other circle.
+    namesake = await api.signup()
+    await namesake.ok("POST", f"/api/v1/invites/{invite['code']}/join", {"alias": "Member2"})
+    ws = await namesake.ws()
+
+    across = await c.coach.ok("POST", f"/api/v1/posts/{post['id']}/shares", {"room_id": second_room["id"]})
+    assert "mention" not in across["html"] and "data-membership" not in across["html"]
+    assert "Thanks @Member2 and @Coach Dana!" in across["html"], "the text still reads the same"
+    assert "<code>@Member2</code>" in across["html"] and "mailto:me@example.org" in across["html"]
+    # The body itself names nobody, so an edit (or any client rendering it) does not link it either.
+    edited = await c.coach.ok("PATCH", f"/api/v1/posts/{across['id']}", {"body": across["body"] + " (shared)"})
+    assert "mention" not in edited["html"]
+    assert not [f for f in await ws.quiet(0.4) if f.get("type") == "notification"]
+    assert await namesake.ok("GET", "/api/v1/notifications") == []
+
+    # Within the circle, mentions stay mentions of the same members.
+    room = await c.coach.ok("POST", f"/api/v1/circles/{c.id}/rooms", {"name": "Wins"})
+    within = await b.ok("POST", f"/api/v1/posts/{post['id']}/shares", {"room_id": room["id"]})
+    assert within["html"].count('class="mention"') == 2 and within["body"] == post["body"]

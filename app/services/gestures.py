@@ -44,7 +44,7 @@ from db.tables import Dropin, Membership, Pin, PostLike, Room, Tag
 from db.tables import Post as PostRow
 from realtime.events import LikeState, PinState, Post, SharedFrom
 from realtime.events import Membership as PublicMembership
-from web.markdown import render
+from web.markdown import neutralise_mentions, render
 
 
 class LikeOut(msgspec.Struct):
@@ -296,7 +296,10 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
         author=None if across else original_author,
         note=note,
     )
-    html, _ = render(row["body"], await circle_aliases(target["circle"]))
+    # Across circles an @alias named someone in the source circle; in the target the same alias may be anyone else,
+    # so the text keeps the @ but mentions nobody (and nobody there is notified).
+    body = neutralise_mentions(row["body"]) if across else row["body"]
+    html, _ = render(body, await circle_aliases(target["circle"]))
     new_id = uuid.uuid4()
     outbox = Outbox()
     async with write_transaction():
@@ -308,7 +311,7 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
             "thread_root": None,
             "author": target_me["id"],
             "kind": row["kind"],
-            "body": row["body"],
+            "body": body,
             "html": html,
             "created_at": now(),
             "edited_at": None,
