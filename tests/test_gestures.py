@@ -243,6 +243,39 @@ async def last_seq(user: User, circle_id: str, room_id: str) -> int:
     return int(next(r["last_seq"] for r in rooms if r["id"] == room_id))
 
 
+async def test_outsiders_cannot_gesture_and_members_cannot_unpin(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    post = await a.post(c.room_id, "Mine to share")
+    other_room = await c.coach.ok("POST", f"/api/v1/circles/{c.id}/rooms", {"name": "Wins"})
+    await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin", {"note": "Keep"})
+    outsider = await api.signup()
+    # The outsider coaches a circle of their own, so a share has somewhere of theirs to go.
+    theirs = await outsider.ok("POST", "/api/v1/circles", {"name": "Elsewhere", "commonality": "Other things"})
+    their_room = (await outsider.ok("GET", f"/api/v1/circles/{theirs['id']}/rooms"))[0]
+    target = await membership_id(b, c.id)
+    before = await last_seq(a, c.id, c.room_id)
+    attempts = [
+        ("PUT", f"/api/v1/posts/{post['id']}/like", None),
+        ("DELETE", f"/api/v1/posts/{post['id']}/like", None),
+        ("PUT", f"/api/v1/posts/{post['id']}/pin", {"note": "Mine now"}),
+        ("DELETE", f"/api/v1/posts/{post['id']}/pin", None),
+        ("POST", f"/api/v1/posts/{post['id']}/shares", {"room_id": their_room["id"]}),
+        ("POST", f"/api/v1/posts/{post['id']}/shares", {"room_id": other_room["id"]}),
+        ("POST", f"/api/v1/posts/{post['id']}/tags", {"membership_id": target}),
+        ("GET", f"/api/v1/circles/{c.id}/insights", None),
+    ]
+    for method, path, body in attempts:
+        refused = await outsider.call(method, path, body)
+        assert refused.status_code == 404, f"{method} {path}: {refused.status_code} {refused.text}"
+        assert refused.json()["detail"] in ("post not found", "circle not found")
+    unpin = await b.call("DELETE", f"/api/v1/posts/{post['id']}/pin")
+    assert unpin.status_code == 403 and "coach" in unpin.json()["detail"]
+    assert await last_seq(a, c.id, c.room_id) == before, "nothing refused changed the room"
+    assert [p["id"] for p in await a.ok("GET", f"/api/v1/circles/{c.id}/insights")] == [post["id"]]
+    assert await b.ok("GET", "/api/v1/notifications") == []
+
+
 async def test_pinning_again_with_the_same_note_changes_nothing(api: ApiClient) -> None:
     c = await make_circle(api, members=1)
     a = c.members[0]
