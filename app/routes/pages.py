@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -78,6 +78,15 @@ def who(request: Request[Any, Any, Any]) -> Principal:
     if not isinstance(user, Principal):
         raise SignInRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
     return user
+
+
+def prompt_answer(request: Request[Any, Any, Any]) -> str | None:
+    """What the reader typed into an `hx-prompt`. A header is Latin-1 only, so htmx sends text beyond it (curly quotes,
+    dashes, emoji) percent-encoded and says so in `HX-Prompt-URI-AutoEncoded`."""
+    answer = request.headers.get("hx-prompt")
+    if answer is not None and request.headers.get("hx-prompt-uri-autoencoded") == "true":
+        return unquote(answer)
+    return answer
 
 
 def safe_next(value: str | None) -> str:
@@ -416,8 +425,7 @@ async def toggle_like(request: Request[Any, Any, Any], post_id: FromPath[str], s
 @put("/posts/{post_id:str}/pin", include_in_schema=False, opt={"rate": "gesture"})
 async def pin_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    # htmx sends the prompt's answer (the coach's note) in this header.
-    note = request.headers.get("hx-prompt")
+    note = prompt_answer(request)  # the coach's note, typed into the prompt
     result = await gestures.pin(user.account_id, post_id, note, state["live"])
     return fragment("pin", pin=result)
 
@@ -485,7 +493,7 @@ async def insights_page(request: Request[Any, Any, Any], circle_id: FromPath[str
 @put("/posts/{post_id:str}/hidden", include_in_schema=False)
 async def hide_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    hidden = await moderation.hide_post(user.account_id, post_id, request.headers.get("hx-prompt"), state["live"])
+    hidden = await moderation.hide_post(user.account_id, post_id, prompt_answer(request), state["live"])
     return fragment("post_main", post=hidden)
 
 
@@ -498,7 +506,7 @@ async def restore_post(request: Request[Any, Any, Any], post_id: FromPath[str], 
 @post("/posts/{post_id:str}/removal", include_in_schema=False, status_code=200)
 async def remove_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    reason = request.headers.get("hx-prompt")
+    reason = prompt_answer(request)
     await moderation.remove_post_with_reason(user.account_id, post_id, reason, state["live"])
     return fragment("post_deleted")
 
@@ -506,7 +514,7 @@ async def remove_post(request: Request[Any, Any, Any], post_id: FromPath[str], s
 @post("/posts/{post_id:str}/report", include_in_schema=False, status_code=200, opt={"rate": "report"})
 async def report_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    await moderation.report(user.account_id, post_id, request.headers.get("hx-prompt"), state["live"])
+    await moderation.report(user.account_id, post_id, prompt_answer(request), state["live"])
     return fragment("done", message="Thank you. Your coach will look at it.", slot=f"reply-slot-{post_id}")
 
 
@@ -537,7 +545,7 @@ async def remove_member(
     request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str], state: State
 ) -> Template:
     user = who(request)
-    reason = request.headers.get("hx-prompt")
+    reason = prompt_answer(request)
     await moderation.remove_member(user.account_id, circle_id, membership_id, reason, state["live"])
     return fragment("done", message="Removed from the circle.", slot=f"member-{membership_id}-result")
 
