@@ -4,6 +4,8 @@ the thread page it leads to; drawing a member in."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.async_api import Browser, Dialog, expect
 
@@ -82,6 +84,66 @@ async def test_coach_gestures_land_live_on_the_members_page(browser: Browser, se
         await expect(member.locator(".insight-card")).to_have_count(1)
         await expect(member.locator(".insight-card .pin-note")).to_have_text(f"“{NOTE}”")
         await shot(member, f"{backend}-insights")
+        await coach_ctx.close()
+        await member_ctx.close()
+    finally:
+        await api.aclose()
+
+
+async def test_a_probing_question_lands_live_and_leads_to_a_whole_thread(
+    browser: Browser, server: Server, backend: str
+) -> None:
+    api = server.client()
+    try:
+        c = await make_circle(api, members=2)
+        a = c.members[0]
+        post = await a.post(c.room_id, "I said yes to the Friday shift again.")
+        await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin", {"note": "The pattern, named"})
+        coach_ctx = await signed_in(browser, server, c.coach.token)
+        member_ctx = await signed_in(browser, server, a.token)
+        coach = await open_room(coach_ctx, server, c)
+        member = await open_room(member_ctx, server, c)
+        await expect(member.locator("#unread-count")).to_have_text("1")  # the pin
+
+        # The coach replies as a probing question: two clicks and a sentence.
+        on_coach = coach.locator(f"#post-{post['id']}")
+        await on_coach.get_by_role("button", name="Reply").click()
+        await coach.get_by_placeholder("Reply to Member1…").fill("What would “not yet” have sounded like?")
+        await coach.get_by_label("Ask as a probing question").check()
+        await coach.locator(".reply-form").get_by_role("button", name="Reply").click()
+        question = coach.locator(f"#replies-{post['id']} article.post")
+        await expect(question).to_have_class(re.compile(r"\bprobe\b"))
+
+        # On the member's page it arrives live, highlighted, with an invitation to answer; the bell counts it.
+        probe = member.locator(f"#replies-{post['id']} article.post.probe")
+        await expect(probe.locator(".probe-note")).to_contain_text("answer when you are ready", timeout=5000)
+        await expect(probe.locator(".body")).to_have_text("What would “not yet” have sounded like?")
+        await expect(member.locator("#unread-count")).to_have_text("2", timeout=5000)
+        await probe.get_by_role("button", name="Like").click()
+        await expect(probe.get_by_role("button", name="Like")).to_have_attribute("aria-pressed", "true")
+        await shot(member, f"{backend}-probe")
+
+        # The notification leads to the thread page, which is the room's thread in full: the reader's own like,
+        # the pin and its note, and @mention autocomplete in the reply.
+        await member.goto(f"{server.url}/notifications")
+        await member.get_by_role("link", name="Coach Dana asked you a question about your post").click()
+        await expect(member.locator("#threads.single")).to_be_visible()
+        probe = member.locator(f"#replies-{post['id']} article.post.probe")
+        await expect(probe).to_have_class(re.compile(r"\bfocused\b"))
+        await expect(probe.get_by_role("button", name="Like")).to_have_attribute("aria-pressed", "true")
+        await expect(probe.locator(".coach-liked")).to_have_count(0)
+        root = member.locator(f"#post-{post['id']}")
+        await expect(root.locator(".pin-note").first).to_have_text("The pattern, named")
+        await expect(root.get_by_role("button", name="Like").first).to_have_attribute("aria-pressed", "false")
+        await probe.get_by_role("button", name="Reply").click()
+        answer = member.get_by_placeholder("Reply to Coach Dana…")
+        await answer.press_sequentially("@Coa")
+        await expect(member.locator(".mention-list [role=option]").first).to_have_text("@Coach Dana")
+        await answer.press("Enter")
+        await answer.press_sequentially("it would have sounded calm.")
+        await member.locator(".reply-form").get_by_role("button", name="Reply").click()
+        await expect(coach.locator(f"#replies-{post['id']} .mention")).to_have_text("@Coach Dana", timeout=5000)
+        await shot(member, f"{backend}-thread-page")
         await coach_ctx.close()
         await member_ctx.close()
     finally:

@@ -367,8 +367,17 @@ async def thread_page(request: Request[Any, Any, Any], post_id: FromPath[str]) -
     room = await Room.select().where(Room.id == uuid.UUID(root.room_id)).first()
     assert room is not None
     circle, membership = await circles.get_circle(user.account_id, str(room["circle"]))
+    members = await circles.members(user.account_id, circle.id)
     return page(
-        "thread", me=await _me(request), circle=circle, membership=membership, room=room, thread=root, focus=post_id
+        "thread",
+        me=await _me(request),
+        circle=circle,
+        membership=membership,
+        room=room,
+        thread=root,
+        focus=post_id,
+        aliases=[m.alias for m in members if m.membership_id != str(membership["id"])],
+        **await viewer_context(membership, [root]),
     )
 
 
