@@ -148,3 +148,63 @@ async def test_a_probing_question_lands_live_and_leads_to_a_whole_thread(
         await member_ctx.close()
     finally:
         await api.aclose()
+
+
+async def test_drawing_a_member_in_and_sharing_into_another_circle(
+    browser: Browser, server: Server, backend: str
+) -> None:
+    api = server.client()
+    try:
+        c = await make_circle(api, members=2)
+        a, b = c.members
+        post = await a.post(c.room_id, "Thanks @Member2: asking for a day to think worked.")
+        second = await c.coach.ok("POST", "/api/v1/circles", {"name": "Growth", "commonality": "Fixed to growth"})
+        second_room = (await c.coach.ok("GET", f"/api/v1/circles/{second['id']}/rooms"))[0]
+        invite = await c.coach.ok("POST", f"/api/v1/circles/{second['id']}/invites", {})
+        # In the other circle someone else entirely goes by Member2.
+        namesake = await api.signup()
+        await namesake.ok("POST", f"/api/v1/invites/{invite['code']}/join", {"alias": "Member2"})
+
+        coach_ctx = await signed_in(browser, server, c.coach.token)
+        drawn_ctx = await signed_in(browser, server, b.token)
+        elsewhere_ctx = await signed_in(browser, server, namesake.token)
+        coach = await open_room(coach_ctx, server, c)
+        drawn = await drawn_ctx.new_page()
+        await drawn.goto(f"{server.url}/circles/{c.id}")
+        await expect(drawn.locator("#unread-count")).to_have_text("1")  # the mention
+        elsewhere = await elsewhere_ctx.new_page()
+        await elsewhere.goto(f"{server.url}/rooms/{second_room['id']}")
+        await expect(elsewhere.locator("#presence-names")).to_contain_text("Here now", timeout=5000)
+
+        # "Draw someone in": the member picked is notified, live, wherever they are.
+        on_coach = coach.locator(f"#post-{post['id']}")
+        await on_coach.get_by_role("button", name="Draw someone in").click()
+        await coach.get_by_label("Draw a member into this thread").select_option(label="Member2")
+        await coach.get_by_role("button", name="Notify them").click()
+        await expect(on_coach.locator(".done")).to_contain_text("Member2 was notified.")
+        await expect(drawn.locator("#unread-count")).to_have_text("2", timeout=5000)
+        await expect(drawn.locator("#bell")).to_have_attribute("aria-label", "Notifications: 2 unread")
+
+        # Shared into the coach's other circle: there it is from "a member of another circle", and its @Member2
+        # is text, not a link to the namesake, who is not notified.
+        await on_coach.locator(".done").get_by_role("button", name="Dismiss").click()
+        await on_coach.get_by_role("button", name="Share").click()
+        share = coach.locator(".share-form")
+        await expect(share.locator(".hint")).to_contain_text("a member of another circle")
+        await share.get_by_label("Share to").select_option(value=second_room["id"])
+        await share.get_by_label("Note").fill("From another circle, worth a look")
+        await share.get_by_role("button", name="Share").click()
+        await expect(on_coach.locator(".done")).to_contain_text("Shared to General")
+        arrived = elsewhere.locator("article.post").first
+        await expect(arrived.locator(".shared-from")).to_have_text(
+            "Shared from a member of another circle: From another circle, worth a look", timeout=5000
+        )
+        await expect(arrived.locator(".body")).to_have_text("Thanks @Member2: asking for a day to think worked.")
+        await expect(arrived.locator(".mention")).to_have_count(0)
+        await expect(arrived.locator(".post-head .alias")).to_have_text("Coach Dana")
+        await expect(elsewhere.locator("#unread-count")).to_be_hidden()
+        await shot(elsewhere, f"{backend}-shared-across")
+        for ctx in (coach_ctx, drawn_ctx, elsewhere_ctx):
+            await ctx.close()
+    finally:
+        await api.aclose()
