@@ -4,6 +4,7 @@ mention, pin as key insight, and the notifications each one creates."""
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import pytest
 
@@ -394,3 +395,33 @@ async def test_a_share_across_circles_mentions_nobody_there(api: ApiClient) -> N
     room = await c.coach.ok("POST", f"/api/v1/circles/{c.id}/rooms", {"name": "Wins"})
     within = await b.ok("POST", f"/api/v1/posts/{post['id']}/shares", {"room_id": room["id"]})
     assert within["html"].count('class="mention"') == 2 and within["body"] == post["body"]
+
+
+async def test_page_prompts_arrive_as_typed(api: ApiClient) -> None:
+    """htmx percent-encodes a prompt's answer beyond Latin-1 and says so; every prompt the pages read decodes it."""
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    post = await a.post(c.room_id, "Jo at Acme again")
+    typed = "“Names” — leave them out ✓"
+    encoded: dict[str, str | bytes] = {
+        "HX-Request": "true",
+        "HX-Prompt": quote(typed, safe=""),
+        "HX-Prompt-URI-AutoEncoded": "true",
+    }
+
+    async def page_call(user: User, method: str, path: str, headers: dict[str, str | bytes]) -> None:
+        response = await api.http.request(method, path, headers={**user.headers, **headers})
+        assert response.status_code == 200, f"{method} {path}: {response.status_code} {response.text}"
+
+    await page_call(c.coach, "PUT", f"/posts/{post['id']}/pin", encoded)
+    assert (await a.ok("GET", f"/api/v1/circles/{c.id}/insights"))[0]["pin_note"] == typed
+    # Latin-1 text travels as it is, and a literal % in it is not taken for an escape.
+    plain = "50% café"
+    latin1 = {"HX-Request": "true", "HX-Prompt": plain.encode("latin-1")}
+    await page_call(c.coach, "PUT", f"/posts/{post['id']}/pin", latin1)
+    assert (await a.ok("GET", f"/api/v1/circles/{c.id}/insights"))[0]["pin_note"] == plain
+    await page_call(b, "POST", f"/posts/{post['id']}/report", encoded)
+    reports = await c.coach.ok("GET", f"/api/v1/circles/{c.id}/reports")
+    assert reports[0]["reason"] == typed
+    await page_call(c.coach, "PUT", f"/posts/{post['id']}/hidden", encoded)
+    assert (await a.ok("GET", f"/api/v1/posts/{post['id']}"))["moderation_reason"] == typed
