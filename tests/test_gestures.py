@@ -4,6 +4,7 @@ mention, pin as key insight, and the notifications each one creates."""
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import pytest
 
@@ -236,3 +237,191 @@ async def test_notifications_reach_every_socket_and_can_be_read(api: ApiClient) 
     await b.ok("POST", "/api/v1/notifications/read", {"all": True}, status=204)
     assert len(await a.ok("GET", "/api/v1/notifications")) == 2
     assert_no_identity(await a.ok("GET", "/api/v1/notifications"), b, c.coach)
+
+
+async def last_seq(user: User, circle_id: str, room_id: str) -> int:
+    rooms = await user.ok("GET", f"/api/v1/circles/{circle_id}/rooms")
+    return int(next(r["last_seq"] for r in rooms if r["id"] == room_id))
+
+
+async def test_outsiders_cannot_gesture_and_members_cannot_unpin(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    post = await a.post(c.room_id, "Mine to share")
+    other_room = await c.coach.ok("POST", f"/api/v1/circles/{c.id}/rooms", {"name": "Wins"})
+    await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin", {"note": "Keep"})
+    outsider = await api.signup()
+    # The outsider coaches a circle of their own, so a share has somewhere of theirs to go.
+    theirs = await outsider.ok("POST", "/api/v1/circles", {"name": "Elsewhere", "commonality": "Other things"})
+    their_room = (await outsider.ok("GET", f"/api/v1/circles/{theirs['id']}/rooms"))[0]
+    target = await membership_id(b, c.id)
+    before = await last_seq(a, c.id, c.room_id)
+    attempts = [
+        ("PUT", f"/api/v1/posts/{post['id']}/like", None),
+        ("DELETE", f"/api/v1/posts/{post['id']}/like", None),
+        ("PUT", f"/api/v1/posts/{post['id']}/pin", {"note": "Mine now"}),
+        ("DELETE", f"/api/v1/posts/{post['id']}/pin", None),
+        ("POST", f"/api/v1/posts/{post['id']}/shares", {"room_id": their_room["id"]}),
+        ("POST", f"/api/v1/posts/{post['id']}/shares", {"room_id": other_room["id"]}),
+        ("POST", f"/api/v1/posts/{post['id']}/tags", {"membership_id": target}),
+        ("GET", f"/api/v1/circles/{c.id}/insights", None),
+    ]
+    for method, path, body in attempts:
+        refused = await outsider.call(method, path, body)
+        assert refused.status_code == 404, f"{method} {path}: {refused.status_code} {refused.text}"
+        assert refused.json()["detail"] in ("post not found", "circle not found")
+    unpin = await b.call("DELETE", f"/api/v1/posts/{post['id']}/pin")
+    assert unpin.status_code == 403 and "coach" in unpin.json()["detail"]
+    assert await last_seq(a, c.id, c.room_id) == before, "nothing refused changed the room"
+    assert [p["id"] for p in await a.ok("GET", f"/api/v1/circles/{c.id}/insights")] == [post["id"]]
+    assert await b.ok("GET", "/api/v1/notifications") == []
+
+
+async def test_pinning_again_with_the_same_note_changes_nothing(api: ApiClient) -> None:
+    c = await make_circle(api, members=1)
+    a = c.members[0]
+    post = await a.post(c.room_id, "Asking for time is allowed")
+    ws = await a.ws()
+    await ws.subscribe(c.room_id)
+    first = await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin", {"note": "Time is a tool"})
+    frame = await ws.recv_until(is_event(c.room_id, "pin.changed"))
+    seq = await last_seq(a, c.id, c.room_id)
+    assert frame["seq"] == seq
+
+    again = await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin", {"note": " Time is a tool "})
+    assert again == first, "the same answer, pinned_at included"
+    assert await last_seq(a, c.id, c.room_id) == seq, "a repeated pin consumes no seq"
+    assert not [f for f in await ws.quiet(0.4) if f.get("event") == "pin.changed"], "and sends no event"
+
+    # A different note is a change; so is taking the note away; taking it away twice is not.
+    changed = await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin", {"note": "Time is a kind of no"})
+    assert changed["note"] == "Time is a kind of no" and changed["pinned_at"] == first["pinned_at"]
+    assert (await ws.recv_until(is_event(c.room_id, "pin.changed")))["seq"] == seq + 1
+    await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin")
+    assert (await ws.recv_until(is_event(c.room_id, "pin.changed")))["data"]["note"] is None
+    bare = await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin", {})
+    assert bare["note"] is None and await last_seq(a, c.id, c.room_id) == seq + 2
+    assert [n["kind"] for n in await a.ok("GET", "/api/v1/notifications")] == ["pin"], "the author heard once"
+
+
+async def test_hidden_posts_are_not_shared_pinned_or_tagged(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    other_room = await c.coach.ok("POST", f"/api/v1/circles/{c.id}/rooms", {"name": "Wins"})
+    post = await a.post(c.room_id, "My manager, Jo Smith at Acme, is impossible")
+    await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/hidden", {"reason": "Please leave names out"})
+    before = await last_seq(a, c.id, other_room["id"])
+    share = {"room_id": other_room["id"], "note": "Look"}
+
+    # A peer cannot see it: for them it is not there, on the API and on the page's share and tag forms.
+    for method, path, body in [
+        ("POST", f"/api/v1/posts/{post['id']}/shares", share),
+        ("POST", f"/api/v1/posts/{post['id']}/tags", {"membership_id": await membership_id(c.coach, c.id)}),
+        ("GET", f"/posts/{post['id']}/share", None),
+        ("GET", f"/posts/{post['id']}/tag", None),
+    ]:
+        refused = await b.call(method, path, body)
+        assert refused.status_code == 404, f"{method} {path}: {refused.status_code}"
+    # Its author and the coach still read it, and are told why not.
+    by_author = await a.call("POST", f"/api/v1/posts/{post['id']}/shares", share)
+    assert by_author.status_code == 409 and "hidden" in by_author.json()["detail"]
+    assert (await a.call("GET", f"/posts/{post['id']}/share")).status_code == 409
+    for method, path, body in [
+        ("POST", f"/api/v1/posts/{post['id']}/shares", share),
+        ("PUT", f"/api/v1/posts/{post['id']}/pin", {"note": "Insight"}),
+        ("POST", f"/api/v1/posts/{post['id']}/tags", {"membership_id": await membership_id(b, c.id)}),
+    ]:
+        refused = await c.coach.call(method, path, body)
+        assert refused.status_code == 409, f"{method} {path}: {refused.status_code}"
+        assert "show it again" in refused.json()["detail"]
+    assert await last_seq(a, c.id, other_room["id"]) == before
+    listed = await b.ok("GET", f"/api/v1/rooms/{other_room['id']}/posts")
+    assert listed["items"] == [] and "Acme" not in json.dumps(listed)
+    assert [n["kind"] for n in await b.ok("GET", "/api/v1/notifications")] == []
+
+    # Shown again, it can be shared like any post.
+    await c.coach.ok("DELETE", f"/api/v1/posts/{post['id']}/hidden", status=200)
+    assert (await b.ok("POST", f"/api/v1/posts/{post['id']}/shares", share))["body"] == post["body"]
+
+
+async def test_key_insights_leave_out_hidden_and_deleted_posts(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    kept = await a.post(c.room_id, "Saying no is saying yes to something else")
+    hidden = await b.post(c.room_id, "Jo Smith at Acme taught me this")
+    gone = await a.post(c.room_id, "I will take this back")
+    for post in (kept, hidden, gone):
+        await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin", {"note": "Insight"})
+    await c.coach.ok("PUT", f"/api/v1/posts/{hidden['id']}/hidden", {"reason": "No names, please"})
+    await a.ok("DELETE", f"/api/v1/posts/{gone['id']}")
+
+    for member in (a, b):
+        board = await member.ok("GET", f"/api/v1/circles/{c.id}/insights")
+        assert [p["id"] for p in board] == [kept["id"]], "no blank cards: hidden and deleted pins are left out"
+        assert "Acme" not in json.dumps(board)
+    board = await c.coach.ok("GET", f"/api/v1/circles/{c.id}/insights")
+    assert [(p["id"], p["hidden"]) for p in board] == [(hidden["id"], True), (kept["id"], False)]
+    assert board[0]["body"] == hidden["body"] and board[0]["moderation_reason"] == "No names, please"
+    page = await c.coach.call("GET", f"/circles/{c.id}/insights")
+    assert page.status_code == 200 and "Hidden from the circle: No names, please" in page.text
+    page = await b.call("GET", f"/circles/{c.id}/insights")
+    assert page.text.count('class="card insight-card"') == 1 and "Acme" not in page.text
+
+
+async def test_a_share_across_circles_mentions_nobody_there(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    post = await a.post(c.room_id, "Thanks @Member2 and @Coach Dana! Code: `@Member2`, mail me@example.org")
+    assert post["html"].count('class="mention"') == 2
+    second = await c.coach.ok("POST", "/api/v1/circles", {"name": "Growth", "commonality": "Fixed to growth"})
+    second_room = (await c.coach.ok("GET", f"/api/v1/circles/{second['id']}/rooms"))[0]
+    invite = await c.coach.ok("POST", f"/api/v1/circles/{second['id']}/invites", {})
+    # Someone else entirely goes by the same alias in the other circle.
+    namesake = await api.signup()
+    await namesake.ok("POST", f"/api/v1/invites/{invite['code']}/join", {"alias": "Member2"})
+    ws = await namesake.ws()
+
+    across = await c.coach.ok("POST", f"/api/v1/posts/{post['id']}/shares", {"room_id": second_room["id"]})
+    assert "mention" not in across["html"] and "data-membership" not in across["html"]
+    assert "Thanks @Member2 and @Coach Dana!" in across["html"], "the text still reads the same"
+    assert "<code>@Member2</code>" in across["html"] and "mailto:me@example.org" in across["html"]
+    # The body itself names nobody, so an edit (or any client rendering it) does not link it either.
+    edited = await c.coach.ok("PATCH", f"/api/v1/posts/{across['id']}", {"body": across["body"] + " (shared)"})
+    assert "mention" not in edited["html"]
+    assert not [f for f in await ws.quiet(0.4) if f.get("type") == "notification"]
+    assert await namesake.ok("GET", "/api/v1/notifications") == []
+
+    # Within the circle, mentions stay mentions of the same members.
+    room = await c.coach.ok("POST", f"/api/v1/circles/{c.id}/rooms", {"name": "Wins"})
+    within = await b.ok("POST", f"/api/v1/posts/{post['id']}/shares", {"room_id": room["id"]})
+    assert within["html"].count('class="mention"') == 2 and within["body"] == post["body"]
+
+
+async def test_page_prompts_arrive_as_typed(api: ApiClient) -> None:
+    """htmx percent-encodes a prompt's answer beyond Latin-1 and says so; every prompt the pages read decodes it."""
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    post = await a.post(c.room_id, "Jo at Acme again")
+    typed = "“Names” — leave them out ✓"
+    encoded: dict[str, str | bytes] = {
+        "HX-Request": "true",
+        "HX-Prompt": quote(typed, safe=""),
+        "HX-Prompt-URI-AutoEncoded": "true",
+    }
+
+    async def page_call(user: User, method: str, path: str, headers: dict[str, str | bytes]) -> None:
+        response = await api.http.request(method, path, headers={**user.headers, **headers})
+        assert response.status_code == 200, f"{method} {path}: {response.status_code} {response.text}"
+
+    await page_call(c.coach, "PUT", f"/posts/{post['id']}/pin", encoded)
+    assert (await a.ok("GET", f"/api/v1/circles/{c.id}/insights"))[0]["pin_note"] == typed
+    # Latin-1 text travels as it is, and a literal % in it is not taken for an escape.
+    plain = "50% café"
+    latin1 = {"HX-Request": "true", "HX-Prompt": plain.encode("latin-1")}
+    await page_call(c.coach, "PUT", f"/posts/{post['id']}/pin", latin1)
+    assert (await a.ok("GET", f"/api/v1/circles/{c.id}/insights"))[0]["pin_note"] == plain
+    await page_call(b, "POST", f"/posts/{post['id']}/report", encoded)
+    reports = await c.coach.ok("GET", f"/api/v1/circles/{c.id}/reports")
+    assert reports[0]["reason"] == typed
+    await page_call(c.coach, "PUT", f"/posts/{post['id']}/hidden", encoded)
+    assert (await a.ok("GET", f"/api/v1/posts/{post['id']}"))["moderation_reason"] == typed

@@ -8,6 +8,7 @@ HTML inside an `hx-disable` container, so even a future allow-list mistake canno
 from __future__ import annotations
 
 import html as html_lib
+import re
 from typing import Any
 
 import nh3
@@ -59,6 +60,10 @@ def _mention_rule(state: StateInline, silent: bool) -> bool:
     if src[pos] != "@":
         return False
     if pos > 0 and (src[pos - 1].isalnum() or src[pos - 1] in "._-"):
+        return False
+    if "probe" in state.env:
+        # neutralise_mentions checking its work: an @ reached here could be a mention of someone.
+        state.env["probe"] += 1
         return False
     aliases: dict[str, str] = state.env.get("aliases") or {}
     if not aliases:
@@ -117,3 +122,98 @@ def render(body: str, aliases: dict[str, str] | None = None) -> tuple[str, list[
     )
     mentioned = list(dict.fromkeys(env.get("mentioned", [])))
     return clean, mentioned
+
+
+# CommonMark autolinks (`<https://…>`): backslash escapes do not work inside them, and mentions never match there.
+_AUTOLINK = re.compile(r"<[A-Za-z][A-Za-z0-9.+-]{1,31}:[^\s<>]*>")
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+# Put after an @, it lets the @ match no alias (aliases start with a letter or digit): the fallback, should escaping
+# ever miss one.
+_WORD_JOINER = "\u2060"
+
+
+def neutralise_mentions(body: str) -> str:
+    """The same text, reading the same, in which no `@alias` is a mention, whatever circle renders it.
+
+    For a post carried into another circle: an alias there may belong to someone else entirely. Each `@` that could
+    start a mention gets a Markdown backslash escape, so it still shows as `@Alias`; code is left as it is (mentions
+    never match in code).
+    """
+    body = body.replace("\r\n", "\n").replace("\r", "\n")
+    lines = re.findall(r"[^\n]*\n|[^\n]+", body)
+    in_code = [False] * len(lines)
+    for token in _md.parse(body):
+        if token.type in ("fence", "code_block") and token.map:
+            for i in range(token.map[0], min(token.map[1], len(lines))):
+                in_code[i] = True
+    out: list[str] = []
+    prose: list[str] = []
+    for line, code in zip(lines, in_code, strict=True):
+        if code:
+            out.append(_escape_ats("".join(prose)))
+            prose = []
+            out.append(line)
+        else:
+            prose.append(line)
+    out.append(_escape_ats("".join(prose)))
+    escaped = "".join(out)
+    if _mention_candidates(escaped):
+        return body.replace("@", "@" + _WORD_JOINER)
+    return escaped
+
+
+def _mention_candidates(body: str) -> int:
+    """How many `@` the mention rule would try to match against a circle's aliases."""
+    env: dict[str, Any] = {"probe": 0}
+    _md.render(body, env)
+    return int(env["probe"])
+
+
+def _escape_ats(text: str) -> str:
+    out: list[str] = []
+    # Bare links the renderer turns into links (where mentions never match, and an escape would change the URL).
+    links = {m.index: m.last_index for m in _md.linkify.match(text) or []}
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if i in links:
+            out.append(text[i : links[i]])
+            i = links[i]
+        elif ch == "\\" and i + 1 < n:
+            out.append(text[i : i + 2])
+            i += 2
+        elif ch == "`":
+            run_end = i
+            while run_end < n and text[run_end] == "`":
+                run_end += 1
+            close = _code_span_end(text, run_end, run_end - i)
+            out.append(text[i : close or run_end])
+            i = close or run_end
+        elif ch == "<" and (link := _AUTOLINK.match(text, i)):
+            out.append(link.group())
+            i = link.end()
+        elif ch == "@" and not (i > 0 and (text[i - 1].isalnum() or text[i - 1] in "._-")):
+            out.append("\\@")
+            i += 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _code_span_end(text: str, start: int, run: int) -> int | None:
+    """The end of a code span opened by `run` backticks ending at `start`: after the next run of exactly as many,
+    within the same paragraph; None when there is none (the backticks are literal)."""
+    limit = found.start() if (found := _PARAGRAPH_BREAK.search(text, start)) else len(text)
+    i = start
+    while i < limit:
+        if text[i] == "`":
+            j = i
+            while j < limit and text[j] == "`":
+                j += 1
+            if j - i == run:
+                return j
+            i = j
+        else:
+            i += 1
+    return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -78,6 +78,15 @@ def who(request: Request[Any, Any, Any]) -> Principal:
     if not isinstance(user, Principal):
         raise SignInRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
     return user
+
+
+def prompt_answer(request: Request[Any, Any, Any]) -> str | None:
+    """What the reader typed into an `hx-prompt`. A header is Latin-1 only, so htmx sends text beyond it (curly quotes,
+    dashes, emoji) percent-encoded and says so in `HX-Prompt-URI-AutoEncoded`."""
+    answer = request.headers.get("hx-prompt")
+    if answer is not None and request.headers.get("hx-prompt-uri-autoencoded") == "true":
+        return unquote(answer)
+    return answer
 
 
 def safe_next(value: str | None) -> str:
@@ -360,8 +369,17 @@ async def thread_page(request: Request[Any, Any, Any], post_id: FromPath[str]) -
     room = await Room.select().where(Room.id == uuid.UUID(root.room_id)).first()
     assert room is not None
     circle, membership = await circles.get_circle(user.account_id, str(room["circle"]))
+    members = await circles.members(user.account_id, circle.id)
     return page(
-        "thread", me=await _me(request), circle=circle, membership=membership, room=room, thread=root, focus=post_id
+        "thread",
+        me=await _me(request),
+        circle=circle,
+        membership=membership,
+        room=room,
+        thread=root,
+        focus=post_id,
+        aliases=[m.alias for m in members if m.membership_id != str(membership["id"])],
+        **await viewer_context(membership, [root]),
     )
 
 
@@ -418,8 +436,7 @@ async def toggle_like(request: Request[Any, Any, Any], post_id: FromPath[str], s
 @put("/posts/{post_id:str}/pin", include_in_schema=False, opt={"rate": "gesture"})
 async def pin_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    # htmx sends the prompt's answer (the coach's note) in this header.
-    note = request.headers.get("hx-prompt")
+    note = prompt_answer(request)  # the coach's note, typed into the prompt
     result = await gestures.pin(user.account_id, post_id, note, state["live"])
     return fragment("pin", pin=result)
 
@@ -434,6 +451,7 @@ async def unpin_post(request: Request[Any, Any, Any], post_id: FromPath[str], st
 async def share_form(request: Request[Any, Any, Any], post_id: FromPath[str]) -> Template:
     user = who(request)
     row, room, membership = await posts.post_and_access(user.account_id, post_id)
+    gestures.require_visible(row, membership, "share")
     groups = await gestures.share_targets(user.account_id, room["circle"], row["room"], membership["role"] == "coach")
     across = any(g["across"] for g in groups)
     return fragment("share_form", post={"id": post_id}, groups=groups, across=across)
@@ -451,7 +469,8 @@ async def share_post(request: Request[Any, Any, Any], post_id: FromPath[str], da
 @get("/posts/{post_id:str}/tag", include_in_schema=False)
 async def tag_form(request: Request[Any, Any, Any], post_id: FromPath[str]) -> Template:
     user = who(request)
-    _, room, membership = await posts.post_and_access(user.account_id, post_id)
+    row, room, membership = await posts.post_and_access(user.account_id, post_id)
+    gestures.require_visible(row, membership, "tag anyone in")
     everyone = await circles.members(user.account_id, str(room["circle"]))
     others = [m for m in everyone if m.membership_id != str(membership["id"])]
     return fragment("tag_form", post={"id": post_id}, members=others)
@@ -485,7 +504,7 @@ async def insights_page(request: Request[Any, Any, Any], circle_id: FromPath[str
 @put("/posts/{post_id:str}/hidden", include_in_schema=False)
 async def hide_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    hidden = await moderation.hide_post(user.account_id, post_id, request.headers.get("hx-prompt"), state["live"])
+    hidden = await moderation.hide_post(user.account_id, post_id, prompt_answer(request), state["live"])
     return fragment("post_main", post=hidden)
 
 
@@ -498,7 +517,7 @@ async def restore_post(request: Request[Any, Any, Any], post_id: FromPath[str], 
 @post("/posts/{post_id:str}/removal", include_in_schema=False, status_code=200)
 async def remove_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    reason = request.headers.get("hx-prompt")
+    reason = prompt_answer(request)
     await moderation.remove_post_with_reason(user.account_id, post_id, reason, state["live"])
     return fragment("post_deleted")
 
@@ -506,7 +525,7 @@ async def remove_post(request: Request[Any, Any, Any], post_id: FromPath[str], s
 @post("/posts/{post_id:str}/report", include_in_schema=False, status_code=200, opt={"rate": "report"})
 async def report_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    await moderation.report(user.account_id, post_id, request.headers.get("hx-prompt"), state["live"])
+    await moderation.report(user.account_id, post_id, prompt_answer(request), state["live"])
     return fragment("done", message="Thank you. Your coach will look at it.", slot=f"reply-slot-{post_id}")
 
 
@@ -537,7 +556,7 @@ async def remove_member(
     request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str], state: State
 ) -> Template:
     user = who(request)
-    reason = request.headers.get("hx-prompt")
+    reason = prompt_answer(request)
     await moderation.remove_member(user.account_id, circle_id, membership_id, reason, state["live"])
     return fragment("done", message="Removed from the circle.", slot=f"member-{membership_id}-result")
 

@@ -1,8 +1,11 @@
 """The coach's (and members') gestures: like, pin as key insight, share, tag.
 
 Each is one transaction that changes the post, appends its room event and writes the notifications it causes;
-events and notification frames go out after commit. A repeated gesture (liking twice) changes nothing and
-consumes no seq.
+events and notification frames go out after commit. A repeated gesture (liking twice, pinning again with the same
+note) changes nothing and consumes no seq.
+
+A post the coach hid is not shared, pinned or tagged: to peers it is not there (404), and its author and the coach,
+who still see its text, are told it is hidden (409). Hidden means hidden; the coach shows it again first.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import msgspec
 from litestar.exceptions import ClientException, PermissionDeniedException
 
-from app.errors import not_found
+from app.errors import Conflict, not_found
 from app.live import Live
 from app.services import notifications
 from app.services.common import (
@@ -41,7 +44,7 @@ from db.tables import Dropin, Membership, Pin, PostLike, Room, Tag
 from db.tables import Post as PostRow
 from realtime.events import LikeState, PinState, Post, SharedFrom
 from realtime.events import Membership as PublicMembership
-from web.markdown import render
+from web.markdown import neutralise_mentions, render
 
 
 class LikeOut(msgspec.Struct):
@@ -70,6 +73,19 @@ class TagOut(msgspec.Struct):
 
 
 MAX_NOTE = 500
+
+
+def require_visible(row: dict[str, Any], me: dict[str, Any], gesture: str) -> None:
+    """A deleted post is not there for anyone; a hidden one is not there for peers, and cannot be `gesture`d by
+    those who still see it until the coach shows it again."""
+    if row["deleted_at"] is not None:
+        raise not_found("post")
+    if row.get("hidden_at") is not None:
+        if me["role"] != "coach" and me["id"] != row["author"]:
+            raise not_found("post")
+        if me["role"] == "coach":
+            raise Conflict(f"this post is hidden from the circle; show it again before you {gesture} it")
+        raise Conflict(f"your coach has hidden this post; you cannot {gesture} it while it is hidden")
 
 
 async def _like_state(post_id: uuid.UUID) -> tuple[int, bool]:
@@ -145,25 +161,24 @@ async def pin(account_id: uuid.UUID, post_id: str, note: str | None, live: Live)
     row, room, me = await post_and_access(account_id, post_id)
     require_coach_role(me, "pin key insights")
     require_can_write(me)
-    if row["deleted_at"] is not None:
-        raise not_found("post")
+    require_visible(row, me, "pin")
     note = (note or "").strip()[:MAX_NOTE] or None
     outbox = Outbox()
-    pinned_at = now()
     async with write_transaction():
-        seq = await outbox.next_seq(row["room"])
-        existing = await Pin.select(Pin.id, Pin.pinned_at).where(Pin.post == row["id"]).first()
-        if existing is None:
-            await Pin.insert(
-                Pin(
-                    id=uuid.uuid4(),
-                    post=row["id"],
-                    circle=room["circle"],
-                    note=note,
-                    pinned_by=me["id"],
-                    pinned_at=pinned_at,
-                )
-            )
+        # The change comes first and only then the seq: the pin row's lock orders concurrent pins, and a pin that
+        # changes nothing (same note again) leaves the room's seq and its subscribers alone.
+        inserted = await Pin.raw(
+            "INSERT INTO pin (id, post, circle, note, pinned_by, pinned_at) VALUES ({}, {}, {}, {}, {}, {}) "
+            "ON CONFLICT (post) DO NOTHING RETURNING id",
+            uuid.uuid4(),
+            row["id"],
+            room["circle"],
+            note,
+            me["id"],
+            now(),
+        )
+        if inserted:
+            changed = True
             await PostRow.update({PostRow.pinned: True}).where(PostRow.id == row["id"])
             await notifications.notify(
                 outbox,
@@ -174,19 +189,32 @@ async def pin(account_id: uuid.UUID, post_id: str, note: str | None, live: Live)
                 room_id=row["room"],
                 post_id=row["id"],
             )
+        elif note is None:
+            changed = bool(
+                await Pin.raw("UPDATE pin SET note = NULL WHERE post = {} AND note IS NOT NULL RETURNING id", row["id"])
+            )
         else:
-            pinned_at = existing["pinned_at"]
-            await Pin.update({Pin.note: note}).where(Pin.id == existing["id"])
-        await outbox.append(
-            row["room"], seq, "pin.changed", PinState(post_id=str(row["id"]), pinned=True, note=note), post_id=row["id"]
-        )
+            changed = bool(
+                await Pin.raw(
+                    "UPDATE pin SET note = {} WHERE post = {} AND (note IS NULL OR note <> {}) RETURNING id",
+                    note,
+                    row["id"],
+                    note,
+                )
+            )
+        if changed:
+            seq = await outbox.next_seq(row["room"])
+            state = PinState(post_id=str(row["id"]), pinned=True, note=note)
+            await outbox.append(row["room"], seq, "pin.changed", state, post_id=row["id"])
+        current = await Pin.select(Pin.pinned_at).where(Pin.post == row["id"]).first()
     await outbox.publish(live)
-    return PinOut(post_id=str(row["id"]), pinned=True, note=note, pinned_at=pinned_at)
+    return PinOut(post_id=str(row["id"]), pinned=True, note=note, pinned_at=current["pinned_at"] if current else None)
 
 
 async def unpin(account_id: uuid.UUID, post_id: str, live: Live) -> PinOut:
     row, _room, me = await post_and_access(account_id, post_id)
     require_coach_role(me, "unpin key insights")
+    require_can_write(me)
     outbox = Outbox()
     async with write_transaction():
         removed = await Pin.raw("DELETE FROM pin WHERE post = {} RETURNING id", row["id"])
@@ -205,9 +233,13 @@ async def unpin(account_id: uuid.UUID, post_id: str, live: Live) -> PinOut:
 
 
 async def insights(account_id: uuid.UUID, circle_id: str) -> list[Insight]:
-    """The circle's key insights: pinned posts, newest pin first."""
+    """The circle's key insights: pinned posts, newest pin first.
+
+    Deleted posts are left out, and so are hidden ones for members; the coach sees a hidden one marked `hidden`,
+    with its text and reason, so the pin can be taken down or the post shown again.
+    """
     cid = parse_id(circle_id, "circle")
-    await require_member(account_id, cid)
+    me = await require_member(account_id, cid)
     pins = (
         await Pin.select(Pin.post, Pin.note, Pin.pinned_at)
         .where(Pin.circle == cid)
@@ -216,15 +248,21 @@ async def insights(account_id: uuid.UUID, circle_id: str) -> list[Insight]:
     if not pins:
         return []
     rows = {r["id"]: r for r in await PostRow.select().where(PostRow.id.is_in([p["post"] for p in pins]))}
-    authors = await authors_of(list(rows.values()))
+    shown = [
+        (p, rows[p["post"]])
+        for p in pins
+        if p["post"] in rows
+        and rows[p["post"]]["deleted_at"] is None
+        and (rows[p["post"]]["hidden_at"] is None or me["role"] == "coach")
+    ]
+    authors = await authors_of([row for _, row in shown])
     return [
         Insight(
-            **post_fields(post_struct(rows[p["post"]], authors[rows[p["post"]]["author"]])),
+            **post_fields(post_struct(row, authors[row["author"]], me)),
             pin_note=p["note"],
             pinned_at=p["pinned_at"],
         )
-        for p in pins
-        if p["post"] in rows and rows[p["post"]]["deleted_at"] is None
+        for p, row in shown
     ]
 
 
@@ -234,8 +272,7 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
     Across circles the original author is withheld: nothing may link a membership in one circle to another.
     """
     row, source_room, me = await post_and_access(account_id, post_id)
-    if row["deleted_at"] is not None:
-        raise not_found("post")
+    require_visible(row, me, "share")
     target_id = parse_id(room_id, "room")
     target = await Room.select().where(Room.id == target_id).first()
     if target is None:
@@ -259,7 +296,10 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
         author=None if across else original_author,
         note=note,
     )
-    html, _ = render(row["body"], await circle_aliases(target["circle"]))
+    # Across circles an @alias named someone in the source circle; in the target the same alias may be anyone else,
+    # so the text keeps the @ but mentions nobody (and nobody there is notified).
+    body = neutralise_mentions(row["body"]) if across else row["body"]
+    html, _ = render(body, await circle_aliases(target["circle"]))
     new_id = uuid.uuid4()
     outbox = Outbox()
     async with write_transaction():
@@ -271,7 +311,7 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
             "thread_root": None,
             "author": target_me["id"],
             "kind": row["kind"],
-            "body": row["body"],
+            "body": body,
             "html": html,
             "created_at": now(),
             "edited_at": None,
@@ -303,8 +343,7 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
 
 async def tag(account_id: uuid.UUID, post_id: str, membership_id: str, live: Live) -> TagOut:
     row, room, me = await post_and_access(account_id, post_id)
-    if row["deleted_at"] is not None:
-        raise not_found("post")
+    require_visible(row, me, "tag anyone in")
     target = (
         await Membership.select()
         .where(
