@@ -365,9 +365,10 @@ async def create_post(request: Request[Any, Any, Any], room_id: FromPath[str], d
 async def thread_page(request: Request[Any, Any, Any], post_id: FromPath[str]) -> Template:
     """The whole thread a post belongs to, scrolled to that post."""
     user = who(request)
-    root = await posts.get_thread(user.account_id, await posts.thread_root_id(user.account_id, post_id))
-    room = await Room.select().where(Room.id == uuid.UUID(root.room_id)).first()
-    assert room is not None
+    # The room (with its last seq) before the thread, as on the room page: nothing committed in between is missed.
+    row, room, _ = await posts.post_and_access(user.account_id, post_id)
+    root_id = str(row["thread_root"] or row["id"])
+    root = await posts.get_thread(user.account_id, root_id)
     circle, membership = await circles.get_circle(user.account_id, str(room["circle"]))
     members = await circles.members(user.account_id, circle.id)
     return page(

@@ -362,11 +362,6 @@ async def threads_page(
     return threads, page.next_before
 
 
-async def thread_root_id(account_id: uuid.UUID, post_id: str) -> str:
-    row, _room, _me = await post_and_access(account_id, post_id)
-    return str(row["thread_root"] or row["id"])
-
-
 async def room_and_membership(account_id: uuid.UUID, room_id: str) -> tuple[uuid.UUID, dict[str, Any], dict[str, Any]]:
     rid = parse_id(room_id, "room")
     room, membership = await _access(account_id, rid)
