@@ -207,7 +207,6 @@ class Dropin(Table, tablename="dropin"):
     ended_at = Timestamptz(null=True, default=None)
     spotlight = UUID(null=True, default=None, help_text="The post everyone is looking at now.")
     reminded_at = Timestamptz(null=True, default=None, help_text="When the 10-minute reminder went out.")
-    summary = Text(null=True, default=None, help_text="JSON written when the drop-in ends; stays in the history.")
     created_at = Timestamptz(default=TimestamptzNow())
 
 

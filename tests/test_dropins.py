@@ -257,6 +257,13 @@ async def test_end_makes_the_room_read_only_with_a_summary(api: ApiClient) -> No
     assert (await m1.ok("GET", f"/api/v1/rooms/{room}/posts"))["items"]
     assert await m1.ok("GET", f"/api/v1/circles/{c.id}/dropins") == []
 
+    # The summary is read from the room as it is now: a pin after the end counts, a changed alias leaves no trace.
+    await c.coach.ok("PUT", f"/api/v1/posts/{experiment['id']}/pin", {})
+    await m1.ok("PATCH", f"/api/v1/circles/{c.id}/membership", {"alias": "Lantern"})
+    summary = (await m2.ok("GET", f"/api/v1/dropins/{did}"))["summary"]
+    assert sorted(i["post_id"] for i in summary["insights"]) == sorted([insight["id"], experiment["id"]])
+    assert "Member1" not in str(summary) and "Lantern" in summary["participants"]
+
     # The next drop-in links back to this one.
     following = await schedule(c, title="Next week")
     nxt = await m2.ok("GET", f"/api/v1/dropins/{following['id']}")

@@ -49,7 +49,8 @@ class SummaryItem(msgspec.Struct):
 
 
 class Summary(msgspec.Struct):
-    """What stays in the circle's history when a drop-in ends."""
+    """What stays in the circle's history when a drop-in ends. Derived when read, not stored: a later pin shows up,
+    a post the coach hides or the author deletes drops out, and an alias change leaves no old alias behind."""
 
     participants: list[str]
     insights: list[SummaryItem]
@@ -72,9 +73,6 @@ class DropinDetail(Dropin, kw_only=True):
     hands: list[PublicMembership]
     summary: Summary | None
     previous: PreviousDropin | None
-
-
-_summary_decoder = msgspec.json.Decoder(Summary)
 
 
 async def _spotlight_post(post_id: uuid.UUID | None) -> Post | None:
@@ -199,7 +197,7 @@ async def _detail(row: dict[str, Any], live: Live) -> DropinDetail:
         ended_at=row["ended_at"],
         present=present,
         hands=await hands_of(row["id"]) if row["state"] == "live" else [],
-        summary=_summary_decoder.decode(row["summary"]) if row["summary"] else None,
+        summary=await _summarise(row) if row["state"] == "ended" else None,
         previous=_previous(previous) if previous else None,
     )
 
@@ -348,14 +346,12 @@ async def end(account_id: uuid.UUID, dropin_id: str, live: Live) -> Dropin:
         return await dropin_struct(row)
     outbox = Outbox()
     async with write_transaction():
-        summary = msgspec.json.encode(await _summarise(row)).decode()
         await DropinHand.delete().where(DropinHand.dropin == row["id"])
         fresh = await _change(
             row,
             {
                 DropinRow.state: "ended",
                 DropinRow.ended_at: now(),
-                DropinRow.summary: summary,
                 DropinRow.spotlight: None,
             },
             outbox,

@@ -360,27 +360,6 @@ async def forwards():
     manager.add_column(
         table_class_name="Dropin",
         tablename="dropin",
-        column_name="summary",
-        db_column_name="summary",
-        column_class_name="Text",
-        column_class=Text,
-        params={
-            "default": None,
-            "null": True,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="Dropin",
-        tablename="dropin",
         column_name="created_at",
         db_column_name="created_at",
         column_class_name="Timestamptz",
