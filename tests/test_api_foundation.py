@@ -324,3 +324,37 @@ async def test_nul_characters_are_refused_everywhere(api: ApiClient) -> None:
     # Text that merely spells out the escape is fine.
     literal = await a.post(c.room_id, "the JSON escape \\u0000 is written like this")
     assert "\\u0000" in literal["body"]
+
+
+async def test_the_coach_alias_defaults_to_a_usable_form_of_their_name(api: ApiClient) -> None:
+    for name, alias in [("Siobhán O'Brien", "Siobhán OBrien"), ("X", "Coach"), ("Dr. Ana-María Ruiz", "Dr. Ana-María Ruiz")]:
+        coach = await api.signup(name)
+        circle = await coach.ok("POST", "/api/v1/circles", {"name": "Saying No", "commonality": "Saying no kindly"})
+        members = await coach.ok("GET", f"/api/v1/circles/{circle['id']}/members")
+        assert [m["alias"] for m in members] == [alias]
+
+
+async def test_page_forms_past_the_columns_get_400_not_500(api: ApiClient) -> None:
+    """The pages reach the services without the API's msgspec limits; the services hold the line themselves."""
+    http = api.http
+    await http.get("/signup")
+    csrf = http.cookies.get("kindred_csrf")
+    assert csrf
+    form = {"_csrf_token": csrf, "email": "long@example.org", "password": "a long enough passphrase 42"}
+    r = await http.post("/signup", data={**form, "name": "N" * 81})
+    assert r.status_code == 400 and "80 characters" in r.text
+    r = await http.post("/signup", data={**form, "name": "Fine", "email": "e" * 320 + "@example.org"})
+    assert r.status_code == 400 and "valid email" in r.text
+    c = await make_circle(api, members=1)
+    member = c.members[0]
+    http.cookies.clear()
+    http.cookies.set("kindred_session", member.token)
+    await http.get("/")
+    csrf = http.cookies.get("kindred_csrf")
+    r = await http.post(
+        f"/rooms/{c.room_id}/posts",
+        data={"_csrf_token": csrf, "body": "hello", "client_id": "c" * 65},
+        headers={"HX-Request": "true"},
+    )
+    assert r.status_code == 400 and "client_id" in r.text
+    http.cookies.clear()

@@ -22,16 +22,22 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
+# The account table's column sizes: the pages reach the service without the API's msgspec limits.
+EMAIL_MAX, NAME_MAX = 320, 80
+
+
 def clean_name(name: str) -> str:
     cleaned = " ".join(name.split())
     if not cleaned:
         raise ClientException("write your name (it stays private: peers only ever see your alias)")
+    if len(cleaned) > NAME_MAX:
+        raise ClientException(f"keep your name to {NAME_MAX} characters")
     return cleaned
 
 
 async def register(email: str, password: str, name: str) -> AccountOut:
     email = normalise_email(email)
-    if not _EMAIL.match(email):
+    if len(email) > EMAIL_MAX or not _EMAIL.match(email):
         raise ClientException("write a valid email address, like name@example.com")
     name = clean_name(name)
     problem = passwords.password_problem(password, email=email, name=name)

@@ -54,6 +54,14 @@ def clean_alias(alias: str) -> str:
     return cleaned
 
 
+def alias_from_name(name: str) -> str:
+    """The coach's default alias: their display name, less what aliases may not hold ("Siobhán O'Brien" ->
+    "Siobhán OBrien"); "Coach" when too little is left."""
+    kept = " ".join("".join(ch for ch in name if ch.isalnum() or ch in " .-_").split())[:ALIAS_MAX]
+    kept = kept.strip(" .-_")
+    return kept if len(kept) >= ALIAS_MIN and _ALIAS.match(kept) else "Coach"
+
+
 def circle_out(row: dict[str, Any]) -> CircleOut:
     return CircleOut(
         id=str(row["id"]),
@@ -84,7 +92,7 @@ async def create_circle(account_id: uuid.UUID, data: CircleCreate) -> CircleOut:
     if account is None:
         raise not_found("account")
     # Clients know their coach, so by default the coach appears under their own name.
-    alias = clean_alias(data.coach_alias if data.coach_alias is not None else account["name"][:ALIAS_MAX])
+    alias = clean_alias(data.coach_alias) if data.coach_alias is not None else alias_from_name(account["name"])
     circle_id, room_id = uuid.uuid4(), uuid.uuid4()
     async with write_transaction():
         await Circle.insert(

@@ -30,6 +30,8 @@ from realtime.events import Post, PostRef, SharedFrom, encoder
 from web.markdown import render
 
 MAX_BODY = 20_000
+# The post table's client_id column size (the API checks it too; the pages reach the service directly).
+CLIENT_ID_MAX = 64
 _shared_from_decoder = msgspec.json.Decoder(SharedFrom)
 
 
@@ -118,6 +120,8 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
     require_room_open(room)
     author = membership_struct(me)
     body = check_body(data.body)
+    if data.client_id is not None and not 1 <= len(data.client_id) <= CLIENT_ID_MAX:
+        raise ClientException(f"client_id must be 1 to {CLIENT_ID_MAX} characters")
     if data.client_id is not None:
         existing = (
             await PostRow.select().where((PostRow.author == me["id"]) & (PostRow.client_id == data.client_id)).first()
