@@ -6,26 +6,38 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from app.settings import ConfigError, load_settings
 
 
-def _migrate(quiet: bool = False) -> list[str]:
+def _with_engine(database_url: str, job: Callable[[Any], Awaitable[list[str]]]) -> list[str]:
     from db.engine import bind, make_engine, start, stop
-    from db.migrate import migrate
-
-    settings = load_settings()
 
     async def run() -> list[str]:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(database_url)
         bind(engine)
         await start(engine, pool_size=2)
         try:
-            return await migrate(engine, quiet=quiet)
+            return await job(engine)
         finally:
             await stop(engine)
 
     return asyncio.run(run())
+
+
+def _migrate(quiet: bool = False) -> list[str]:
+    from db.migrate import migrate
+
+    settings = load_settings(need_secret=False)
+    return _with_engine(settings.database_url, lambda engine: migrate(engine, quiet=quiet))
+
+
+def _pending(database_url: str) -> list[str]:
+    from db.migrate import pending
+
+    return _with_engine(database_url, pending)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -48,9 +60,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    elif args.workers > 1 and not settings.redis_url:
-        print("kindred: several workers need REDIS_URL so they hear each other's events", file=sys.stderr)
-        return 2
+    else:
+        if args.workers > 1 and not settings.redis_url:
+            print("kindred: several workers need REDIS_URL so they hear each other's events", file=sys.stderr)
+            return 2
+        try:
+            todo = _pending(settings.database_url)
+        except Exception as exc:
+            print(f"kindred: cannot reach the database ({exc})", file=sys.stderr)
+            return 2
+        if todo:
+            print(f"kindred: {len(todo)} database migration(s) pending: run `kindred migrate` first", file=sys.stderr)
+            return 2
     print(
         f"kindred: serving on http://{args.host}:{args.port}  (database: {'SQLite' if settings.is_sqlite else 'Postgres'}, "
         f"channels: {'Redis' if settings.redis_url else 'in-memory'})",

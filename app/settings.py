@@ -111,12 +111,12 @@ def _int_env(env: dict[str, str], name: str, default: int) -> int:
     return value
 
 
-def _secret_beside(data_dir: Path) -> str:
-    """Read the instance secret from the data folder, creating it (mode 600) on first run."""
-    path = data_dir / "secret.key"
+def _secret_beside(folder: Path) -> str:
+    """Read the instance secret kept beside the SQLite file, creating it (mode 600) on first run."""
+    path = folder / "secret.key"
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -124,7 +124,8 @@ def _secret_beside(data_dir: Path) -> str:
     return value
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
+def load_settings(environ: dict[str, str] | None = None, *, need_secret: bool = True) -> Settings:
+    """Settings from the environment. `need_secret=False` is for commands that sign nothing (`kindred migrate`)."""
     env = dict(os.environ if environ is None else environ)
     data_dir = Path(env["KINDRED_DATA_DIR"]) if env.get("KINDRED_DATA_DIR") else default_data_dir()
 
@@ -142,12 +143,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raise ConfigError(f"REDIS_URL {redis_url!r} must start with redis://, rediss:// or unix://")
 
     secret = env.get("KINDRED_SECRET") or ""
-    if not secret:
+    if not secret and need_secret:
         if scheme != "sqlite":
             # Several instances must agree on the secret; generating one per machine would split them.
             raise ConfigError("KINDRED_SECRET must be set when DATABASE_URL points at a shared database")
-        secret = _secret_beside(data_dir)
-    if len(secret) < 32:
+        secret = _secret_beside(Path(sqlite_path(database_url)).parent)
+    if secret and len(secret) < 32:
         raise ConfigError(
             "KINDRED_SECRET must be at least 32 characters (try: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
         )

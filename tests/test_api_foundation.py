@@ -327,7 +327,11 @@ async def test_nul_characters_are_refused_everywhere(api: ApiClient) -> None:
 
 
 async def test_the_coach_alias_defaults_to_a_usable_form_of_their_name(api: ApiClient) -> None:
-    for name, alias in [("Siobhán O'Brien", "Siobhán OBrien"), ("X", "Coach"), ("Dr. Ana-María Ruiz", "Dr. Ana-María Ruiz")]:
+    for name, alias in [
+        ("Siobhán O'Brien", "Siobhán OBrien"),
+        ("X", "Coach"),
+        ("Dr. Ana-María Ruiz", "Dr. Ana-María Ruiz"),
+    ]:
         coach = await api.signup(name)
         circle = await coach.ok("POST", "/api/v1/circles", {"name": "Saying No", "commonality": "Saying no kindly"})
         members = await coach.ok("GET", f"/api/v1/circles/{circle['id']}/members")
