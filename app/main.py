@@ -36,6 +36,7 @@ from app.routes import (
     api_posts,
     api_ws,
     health,
+    openapi,
     pages,
     pages_dropins,
 )
@@ -174,20 +175,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
         cookie_httponly=True,
         cookie_samesite="lax",
     )
-    api = Router(
-        path="/api/v1",
-        route_handlers=[
-            *api_accounts.ROUTES,
-            *api_circles.ROUTES,
-            *api_posts.ROUTES,
-            *api_gestures.ROUTES,
-            *api_moderation.ROUTES,
-            *api_notifications.ROUTES,
-            *api_dropins.ROUTES,
-            api_ws.ws,
-        ],
-        tags=["api"],
-    )
+    api_routes = [
+        *api_accounts.ROUTES,
+        *api_circles.ROUTES,
+        *api_posts.ROUTES,
+        *api_gestures.ROUTES,
+        *api_moderation.ROUTES,
+        *api_notifications.ROUTES,
+        *api_dropins.ROUTES,
+    ]
+    openapi.document_errors(api_routes)
+    api = Router(path="/api/v1", route_handlers=[*api_routes, api_ws.ws], tags=["api"])
     # Every exception that is not an HTTPException ends here: a database that cannot be reached is a 503 with a
     # clear message; anything else is logged and answered 500.
     db_handlers: dict[Any, Any] = {500: db_error_handler}
@@ -201,6 +199,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             create_static_files_router(path="/static", directories=[STATIC], name="static", include_in_schema=False),
         ],
         lifespan=[lifespan],
+        on_startup=[openapi.document_websocket("/api/v1/ws")],
         state=State({"settings": settings, "hub": hub, "live": live, "topics": topics, "rates": rates, "vapid": vapid}),
         before_request=rate_limit_hook,
         dependencies=DEPENDENCIES,

@@ -262,8 +262,17 @@ async def test_openapi_describes_the_contract(api: ApiClient) -> None:
         "/api/v1/circles/{circle_id}/rooms",
         "/api/v1/rooms/{room_id}/posts",
         "/api/v1/posts/{post_id}",
+        "/api/v1/ws",
     ]:
         assert path in paths, path
+    # Every operation says how it can fail, not only how it succeeds.
+    assert {"101", "403", "426"} <= set(paths["/api/v1/ws"]["get"]["responses"])
+    join = paths["/api/v1/invites/{code}/join"]["post"]["responses"]
+    assert {"201", "400", "401", "404", "409", "410"} <= set(join)
+    posting = paths["/api/v1/rooms/{room_id}/posts"]["post"]["responses"]
+    assert {"201", "400", "401", "403", "404", "413", "429", "503"} <= set(posting)
+    signup = paths["/api/v1/accounts"]["post"]["responses"]
+    assert "401" not in signup and "409" in signup
 
 
 async def test_cookie_sessions_need_csrf_and_bearer_does_not(api: ApiClient) -> None:
