@@ -37,9 +37,19 @@ async def get_circle(circle_id: FromPath[str], principal: PrincipalDep) -> Circl
     return circle
 
 
-@patch("/circles/{circle_id:str}", summary="Change a circle (coach). Extension.")
-async def update_circle(circle_id: FromPath[str], data: JSONBody[CircleUpdate], principal: PrincipalDep) -> CircleOut:
-    return await circles.update_circle(principal.account_id, circle_id, data)
+@patch(
+    "/circles/{circle_id:str}",
+    summary="Change a circle (coach). Extension.",
+    description=(
+        "Turning `coach_sees_identity` on applies only to members who join afterwards (each member's consent is "
+        "taken when they join); turning it off hides every member's identity from the coach, for good. Either change "
+        "is written to the audit log and every member is notified."
+    ),
+)
+async def update_circle(
+    circle_id: FromPath[str], data: JSONBody[CircleUpdate], principal: PrincipalDep, live: LiveDep
+) -> CircleOut:
+    return await circles.update_circle(principal.account_id, circle_id, data, live)
 
 
 @post("/circles/{circle_id:str}/invites", summary="Make an invite link (coach)", opt={"rate": "invite"})

@@ -23,7 +23,16 @@ from app.auth import tokens
 from app.auth.tokens import Principal
 from app.deps import base_url
 from app.routes.api_accounts import expired_session_cookie, session_cookie
-from app.schemas import ChannelPrefs, CircleCreate, InviteCreate, PostCreate, Preferences, QuietHours, RoomCreate
+from app.schemas import (
+    ChannelPrefs,
+    CircleCreate,
+    CircleUpdate,
+    InviteCreate,
+    PostCreate,
+    Preferences,
+    QuietHours,
+    RoomCreate,
+)
 from app.services import accounts, circles, dropins, gestures, moderation, notifications, posts, preferences, rights
 from app.services.dropins import LiveNow
 from app.services.moderation import Resolution
@@ -540,6 +549,25 @@ async def remove_member(
     return fragment("done", message="Removed from the circle.", slot=f"member-{membership_id}-result")
 
 
+@post("/circles/{circle_id:str}/members/{membership_id:str}/allow-rejoin", include_in_schema=False, status_code=200)
+async def allow_rejoin(
+    request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str]
+) -> Template:
+    user = who(request)
+    await moderation.allow_rejoin(user.account_id, circle_id, membership_id)
+    return fragment("done", message="They can join again with an invite link.", slot=f"former-{membership_id}-result")
+
+
+@post("/circles/{circle_id:str}/identity", include_in_schema=False)
+async def set_identity(
+    request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form, state: State
+) -> Response[Any]:
+    user = who(request)
+    visible = data.get("coach_sees_identity") == "on"
+    await circles.update_circle(user.account_id, circle_id, CircleUpdate(coach_sees_identity=visible), state["live"])
+    return Redirect(f"/circles/{circle_id}", status_code=HTTP_303_SEE_OTHER)
+
+
 @get("/circles/{circle_id:str}/moderation", include_in_schema=False)
 async def moderation_page(request: Request[Any, Any, Any], circle_id: FromPath[str]) -> Template:
     user = who(request)
@@ -551,6 +579,7 @@ async def moderation_page(request: Request[Any, Any, Any], circle_id: FromPath[s
         membership=membership,
         reports=await moderation.reports(user.account_id, circle_id),
         audit=await moderation.audit_log(user.account_id, circle_id),
+        former=await moderation.former_members(user.account_id, circle_id),
     )
 
 
@@ -799,6 +828,8 @@ ROUTES: list[Any] = [
     mute_member,
     unmute_member,
     remove_member,
+    allow_rejoin,
+    set_identity,
     moderation_page,
     resolve_report,
     close_circle,

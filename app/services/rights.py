@@ -14,8 +14,8 @@ from app.auth import passwords, tokens
 from app.errors import Conflict
 from app.live import Live
 from app.schemas import CircleClosed, MyMembership
-from app.services import notifications
-from app.services.circles import clean_alias
+from app.services import audit, notifications
+from app.services.circles import ALIAS_TAKEN, alias_taken, clean_alias
 from app.services.common import is_unique_violation, parse_id, require_coach_role, require_member
 from app.services.outbox import Outbox
 from app.services.posts import decode_shared_from, remove_post, shared_from_json
@@ -181,13 +181,15 @@ async def change_alias(account_id: uuid.UUID, circle_id: str, alias: str) -> MyM
     alias = clean_alias(alias)
     try:
         async with write_transaction():
+            if await alias_taken(cid, alias, account_id, except_membership=me["id"]):
+                raise Conflict(ALIAS_TAKEN)
             await Membership.update({Membership.alias: alias, Membership.alias_key: alias.casefold()}).where(
                 Membership.id == me["id"]
             )
             await _rewrite_author_alias(me["id"], alias)
     except Exception as exc:
         if is_unique_violation(exc):
-            raise Conflict("that alias is taken in this circle; choose another") from None
+            raise Conflict(ALIAS_TAKEN) from None
         raise
     return MyMembership(membership_id=str(me["id"]), circle_id=str(cid), alias=alias, role=me["role"])
 
@@ -238,6 +240,8 @@ async def delete_account(
                     Membership.alias: former,
                     Membership.alias_key: former.casefold(),
                     Membership.removed_at: m["removed_at"] or now(),
+                    Membership.ended_by: m["ended_by"] or "deleted",
+                    Membership.mute_reason: None,
                 }
             ).where(Membership.id == m["id"])
             await _rewrite_author_alias(m["id"], former)
@@ -265,6 +269,7 @@ async def close_circle(account_id: uuid.UUID, circle_id: str, live: Live) -> Cir
     outbox = Outbox()
     async with write_transaction():
         await Circle.update({Circle.closed_at: closed_at, Circle.delete_after: delete_after}).where(Circle.id == cid)
+        await audit.record(cid, me, "close")
         members = await Membership.select(Membership.id).where(
             (Membership.circle == cid) & Membership.removed_at.is_null()
         )
@@ -286,7 +291,9 @@ async def reopen_circle(account_id: uuid.UUID, circle_id: str) -> CircleClosed:
     cid = parse_id(circle_id, "circle")
     me = await require_member(account_id, cid)
     require_coach_role(me, "reopen the circle")
-    await Circle.update({Circle.closed_at: None, Circle.delete_after: None}).where(Circle.id == cid)
+    async with write_transaction():
+        await Circle.update({Circle.closed_at: None, Circle.delete_after: None}).where(Circle.id == cid)
+        await audit.record(cid, me, "reopen")
     return CircleClosed(id=str(cid), closed_at=None, delete_after=None)
 
 
