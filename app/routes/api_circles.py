@@ -100,8 +100,10 @@ ROUTES: list[Any] = [
 
 
 @patch("/circles/{circle_id:str}/membership", summary="Change your alias in a circle. Extension.")
-async def change_alias(circle_id: FromPath[str], data: JSONBody[AliasBody], principal: PrincipalDep) -> MyMembership:
-    return await rights.change_alias(principal.account_id, circle_id, data.alias)
+async def change_alias(
+    circle_id: FromPath[str], data: JSONBody[AliasBody], principal: PrincipalDep, live: LiveDep
+) -> MyMembership:
+    return await rights.change_alias(principal.account_id, circle_id, data.alias, live)
 
 
 @post(

@@ -630,10 +630,10 @@ async def account_page(request: Request[Any, Any, Any]) -> Template:
 
 
 @post("/account/alias/{circle_id:str}", include_in_schema=False)
-async def change_alias(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form) -> Template:
+async def change_alias(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form, state: State) -> Template:
     user = who(request)
     try:
-        changed = await rights.change_alias(user.account_id, circle_id, data.get("alias", ""))
+        changed = await rights.change_alias(user.account_id, circle_id, data.get("alias", ""), state["live"])
     except HTTPException as exc:
         return await _account_page(request, exc.status_code, error=exc.detail)
     return await _account_page(request, message=f"You now appear as {changed.alias} in that circle.")

@@ -21,8 +21,9 @@ from app.services.outbox import Outbox
 from app.services.posts import decode_shared_from, remove_post, shared_from_json
 from db.engine import write_transaction
 from db.queries import now
-from db.tables import Account, AuthToken, Circle, Membership, Notification, PostLike, RoomEvent
+from db.tables import Account, AuthToken, Circle, Membership, Notification, PostLike, Room, RoomEvent
 from db.tables import Post as PostRow
+from realtime.events import Membership as PublicMembership
 from realtime.events import Post, encode_event, encoder, event_decoder
 
 # How long a closed circle can still be reopened before it and everything in it is deleted.
@@ -175,7 +176,7 @@ def _relabel(post: Post, membership_id: str, alias: str) -> Post:
     return post
 
 
-async def change_alias(account_id: uuid.UUID, circle_id: str, alias: str) -> MyMembership:
+async def change_alias(account_id: uuid.UUID, circle_id: str, alias: str, live: Live) -> MyMembership:
     cid = parse_id(circle_id, "circle")
     me = await require_member(account_id, cid)
     alias = clean_alias(alias)
@@ -191,6 +192,9 @@ async def change_alias(account_id: uuid.UUID, circle_id: str, alias: str) -> MyM
         if is_unique_violation(exc):
             raise Conflict(ALIAS_TAKEN) from None
         raise
+    rooms = [r["id"] for r in await Room.select(Room.id).where(Room.circle == cid)]
+    who = PublicMembership(membership_id=str(me["id"]), alias=alias, role=me["role"])
+    await live.alias_changed(account_id, cid, who, rooms)
     return MyMembership(membership_id=str(me["id"]), circle_id=str(cid), alias=alias, role=me["role"])
 
 
@@ -257,6 +261,9 @@ async def delete_account(
         ).where(Account.id == account_id)
     await outbox.publish(live)
     for m in memberships:
+        rooms = [r["id"] for r in await Room.select(Room.id).where(Room.circle == m["circle"])]
+        gone = PublicMembership(membership_id=str(m["id"]), alias=f"{FORMER_MEMBER} {str(m['id'])[:4]}", role=m["role"])
+        await live.alias_changed(account_id, m["circle"], gone, rooms)
         await live.revoke(account_id, m["circle"])
     await live.signed_out(account_id, None)
 
