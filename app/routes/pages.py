@@ -7,7 +7,7 @@ replies and edits in place, and the page's socket brings everyone else's changes
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,7 @@ from app.schemas import (
     CircleCreate,
     CircleUpdate,
     InviteCreate,
+    MuteBody,
     PostCreate,
     Preferences,
     QuietHours,
@@ -42,6 +43,7 @@ from realtime.events import PostKind, encoder
 from web.templating import STATIC
 
 Form = URLEncodedBody[dict[str, str]]
+T = TypeVar("T")
 RESOLUTIONS: dict[str, Resolution] = {"dismiss": "dismiss", "hide": "hide", "remove": "remove"}
 KINDS: dict[str, PostKind] = {
     "reflection": "reflection",
@@ -94,6 +96,16 @@ def safe_next(value: str | None) -> str:
     if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
         return value
     return "/"
+
+
+def form_body(kind: type[T], fields: dict[str, Any]) -> T:
+    """A page form as the API's own body struct. `msgspec.convert` runs the struct's constraints (lengths, bounds),
+    which its constructor does not; lax mode turns the form's strings into numbers. Bad input is a 400 that says
+    which field, never a 500."""
+    try:
+        return msgspec.convert(fields, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ClientException(f"check the form: {exc}") from None
 
 
 def page(name: str, status_code: int = 200, **context: Any) -> Template:
@@ -202,12 +214,7 @@ async def new_circle(request: Request[Any, Any, Any], data: Form) -> Response[An
     user = who(request)
     form = {k: data.get(k, "") for k in ("name", "commonality", "norms", "coach_alias")}
     try:
-        body = CircleCreate(
-            name=form["name"][:120],
-            commonality=form["commonality"][:2000],
-            norms=form["norms"][:4000],
-            coach_alias=form["coach_alias"].strip() or None,
-        )
+        body = form_body(CircleCreate, {**form, "coach_alias": form["coach_alias"].strip() or None})
         circle = await circles.create_circle(user.account_id, body)
     except HTTPException as exc:
         return page("circle_new", exc.status_code, me=await _me(request), form=form, error=exc.detail)
@@ -237,13 +244,13 @@ async def create_invite(
     request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form, state: State
 ) -> Template:
     user = who(request)
-    max_uses = int(data["max_uses"]) if data.get("max_uses", "").isdigit() and int(data["max_uses"]) > 0 else None
-    hours = int(data["hours"]) if data.get("hours", "").isdigit() and 0 < int(data["hours"]) <= 24 * 90 else None
+    # An empty choice is "unlimited" uses and the default lifetime.
+    fields = {
+        "max_uses": data.get("max_uses", "").strip() or None,
+        "expires_in_hours": data.get("hours", "").strip() or None,
+    }
     invite = await circles.create_invite(
-        user.account_id,
-        circle_id,
-        InviteCreate(max_uses=max_uses, expires_in_hours=hours),
-        base_url(request, state["settings"]),
+        user.account_id, circle_id, form_body(InviteCreate, fields), base_url(request, state["settings"])
     )
     return fragment("invite", invite=invite)
 
@@ -251,9 +258,8 @@ async def create_invite(
 @post("/circles/{circle_id:str}/rooms", include_in_schema=False)
 async def create_room(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form) -> Response[Any]:
     user = who(request)
-    room = await circles.create_room(
-        user.account_id, circle_id, RoomCreate(name=data.get("name", "")[:80], topic=data.get("topic", "")[:500])
-    )
+    body = form_body(RoomCreate, {"name": data.get("name", ""), "topic": data.get("topic", "")})
+    room = await circles.create_room(user.account_id, circle_id, body)
     if request.headers.get("hx-request"):
         return Response(None, status_code=204, headers={"HX-Redirect": f"/rooms/{room.id}"})
     return Redirect(f"/rooms/{room.id}", status_code=HTTP_303_SEE_OTHER)
@@ -522,8 +528,8 @@ async def mute_member(
     request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str], data: Form, state: State
 ) -> Template:
     user = who(request)
-    minutes = int(data["minutes"]) if data.get("minutes", "").isdigit() else 0
-    muted = await moderation.mute(user.account_id, circle_id, membership_id, minutes, data.get("reason"), state["live"])
+    body = form_body(MuteBody, {"minutes": data.get("minutes", "").strip(), "reason": data.get("reason") or None})
+    muted = await moderation.mute(user.account_id, circle_id, membership_id, body.minutes, body.reason, state["live"])
     assert muted.muted_until is not None
     return fragment(
         "done", message=f"Paused until {muted.muted_until:%d %b, %H:%M} UTC.", slot=f"member-{membership_id}-result"
