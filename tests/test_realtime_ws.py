@@ -157,6 +157,20 @@ async def test_bad_frames_get_errors_without_closing(api: ApiClient) -> None:
     assert (await ws.recv())["type"] == "pong"
 
 
+async def test_huge_since_is_a_bad_frame_and_the_largest_allowed_one_resyncs(api: ApiClient) -> None:
+    c = await make_circle(api, members=1)
+    ws = await c.members[0].ws()
+    for since in (2**63, 2**64, 10**30):
+        await ws.send(f'{{"op":"subscribe","room_id":"{c.room_id}","since":{since}}}')
+        frame = await ws.recv_until(lambda f: f.get("type") == "error")
+        assert frame["code"] == "bad_frame" and "since" in frame["detail"], frame
+    # The largest since a client may send is ahead of any log: the answer is a resync, never "unavailable".
+    answer = await ws.subscribe(c.room_id, since=2**63 - 1)
+    assert answer == {"type": "resync", "room_id": c.room_id, "last_seq": 0}, answer
+    post = await c.members[0].post(c.room_id, "still live")
+    assert (await ws.recv_until(is_event(c.room_id)))["data"]["id"] == post["id"]
+
+
 async def test_handshake_origin_and_auth(api: ApiClient, server: Server) -> None:
     user = await api.signup()
     with pytest.raises(InvalidStatus) as refused:
