@@ -26,7 +26,7 @@ from app.services import circles, rights
 from realtime.events import Membership
 
 
-@post("/circles", summary="Open a circle; its creator becomes its coach")
+@post("/circles", summary="Open a circle; its creator becomes its coach", opt={"rate": "circle"})
 async def create_circle(data: JSONBody[CircleCreate], principal: PrincipalDep) -> CircleOut:
     return await circles.create_circle(principal.account_id, data)
 
@@ -77,7 +77,7 @@ async def list_members(
     return await circles.members(principal.account_id, circle_id)
 
 
-@post("/circles/{circle_id:str}/rooms", summary="Open a room (coach)")
+@post("/circles/{circle_id:str}/rooms", summary="Open a room (coach)", opt={"rate": "room"})
 async def create_room(circle_id: FromPath[str], data: JSONBody[RoomCreate], principal: PrincipalDep) -> RoomOut:
     return await circles.create_room(principal.account_id, circle_id, data)
 
@@ -99,7 +99,9 @@ ROUTES: list[Any] = [
 ]
 
 
-@patch("/circles/{circle_id:str}/membership", summary="Change your alias in a circle. Extension.")
+@patch(
+    "/circles/{circle_id:str}/membership", summary="Change your alias in a circle. Extension.", opt={"rate": "alias"}
+)
 async def change_alias(
     circle_id: FromPath[str], data: JSONBody[AliasBody], principal: PrincipalDep, live: LiveDep
 ) -> MyMembership:

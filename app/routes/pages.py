@@ -19,6 +19,7 @@ from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import File, Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
+from app import limits
 from app.auth import tokens
 from app.auth.tokens import Principal
 from app.deps import base_url
@@ -67,20 +68,21 @@ def _redirect_to_sign_in(request: Request[Any, Any, Any], exc: SignInRequired) -
 
 
 def _page_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    """4xx on a page: a readable page for navigations, an inline message for htmx swaps."""
+    """4xx on a page: a readable page for navigations, an inline message for htmx swaps. The exception's own headers
+    (Retry-After on a 429) go out with either."""
+    headers = dict(exc.headers or {})
     if request.headers.get("hx-request"):
         # Every htmx form has an id and, beside it, an element `<id>-error` for messages; buttons use the flash.
         trigger = request.headers.get("hx-trigger")
+        headers.update({"HX-Retarget": f"#{trigger}-error" if trigger else "#flash", "HX-Reswap": "innerHTML"})
         return Template(
-            "fragments/error.html",
-            context={"message": exc.detail},
-            status_code=exc.status_code,
-            headers={"HX-Retarget": f"#{trigger}-error" if trigger else "#flash", "HX-Reswap": "innerHTML"},
+            "fragments/error.html", context={"message": exc.detail}, status_code=exc.status_code, headers=headers
         )
     return Template(
         "pages/error.html",
         context={"status": exc.status_code, "message": exc.detail, "me": None},
         status_code=exc.status_code,
+        headers=headers,
     )
 
 
@@ -178,7 +180,8 @@ async def signin(request: Request[Any, Any, Any], data: Form, state: State) -> R
     settings: Settings = state["settings"]
     next_path = safe_next(data.get("next"))
     try:
-        token, _, _ = await accounts.sign_in(data.get("email", ""), data.get("password", ""))
+        async with limits.failures_only(request, wrong=401):
+            token, _, _ = await accounts.sign_in(data.get("email", ""), data.get("password", ""))
     except HTTPException as exc:
         return page(
             "signin", exc.status_code, me=None, next=next_path, form={"email": data.get("email", "")}, error=exc.detail
@@ -209,7 +212,7 @@ async def new_circle_form(request: Request[Any, Any, Any]) -> Template:
     return page("circle_new", me=await _me(request), form={}, error=None)
 
 
-@post("/circles/new", include_in_schema=False)
+@post("/circles/new", include_in_schema=False, opt={"rate": "circle"})
 async def new_circle(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
     user = who(request)
     form = {k: data.get(k, "") for k in ("name", "commonality", "norms", "coach_alias")}
@@ -255,7 +258,7 @@ async def create_invite(
     return fragment("invite", invite=invite)
 
 
-@post("/circles/{circle_id:str}/rooms", include_in_schema=False)
+@post("/circles/{circle_id:str}/rooms", include_in_schema=False, opt={"rate": "room"})
 async def create_room(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form) -> Response[Any]:
     user = who(request)
     body = form_body(RoomCreate, {"name": data.get("name", ""), "topic": data.get("topic", "")})
@@ -398,7 +401,7 @@ async def post_main(request: Request[Any, Any, Any], post_id: FromPath[str]) -> 
     return fragment("post_main", post=await posts.get_thread(user.account_id, post_id))
 
 
-@patch("/posts/{post_id:str}", include_in_schema=False)
+@patch("/posts/{post_id:str}", include_in_schema=False, opt={"rate": "edit"})
 async def edit_post(request: Request[Any, Any, Any], post_id: FromPath[str], data: Form, state: State) -> Template:
     user = who(request)
     edited = await posts.edit_post(user.account_id, post_id, data.get("body", ""), state["live"])
@@ -635,7 +638,7 @@ async def account_page(request: Request[Any, Any, Any]) -> Template:
     return await _account_page(request)
 
 
-@post("/account/alias/{circle_id:str}", include_in_schema=False)
+@post("/account/alias/{circle_id:str}", include_in_schema=False, opt={"rate": "alias"})
 async def change_alias(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form, state: State) -> Template:
     user = who(request)
     try:
@@ -645,28 +648,30 @@ async def change_alias(request: Request[Any, Any, Any], circle_id: FromPath[str]
     return await _account_page(request, message=f"You now appear as {changed.alias} in that circle.")
 
 
-@post("/account/password", include_in_schema=False)
+@post("/account/password", include_in_schema=False, opt={"rate": "reauth"})
 async def change_password(request: Request[Any, Any, Any], data: Form, state: State) -> Template:
     user = who(request)
     try:
-        await rights.change_password(
-            user.account_id,
-            user.token_id,
-            data.get("current_password", ""),
-            data.get("new_password", ""),
-            state["live"],
-        )
+        async with limits.failures_only(request, wrong=403):
+            await rights.change_password(
+                user.account_id,
+                user.token_id,
+                data.get("current_password", ""),
+                data.get("new_password", ""),
+                state["live"],
+            )
     except HTTPException as exc:
         return await _account_page(request, exc.status_code, error=exc.detail)
     return await _account_page(request, message="Password changed. Your other devices are signed out.")
 
 
-@post("/account/delete", include_in_schema=False)
+@post("/account/delete", include_in_schema=False, opt={"rate": "reauth"})
 async def delete_account(request: Request[Any, Any, Any], data: Form, state: State) -> Response[Any]:
     user = who(request)
     choice: Literal["anonymize", "remove"] = "remove" if data.get("posts") == "remove" else "anonymize"
     try:
-        await rights.delete_account(user.account_id, data.get("password", ""), choice, state["live"])
+        async with limits.failures_only(request, wrong=403):
+            await rights.delete_account(user.account_id, data.get("password", ""), choice, state["live"])
     except HTTPException as exc:
         return await _account_page(request, exc.status_code, error=exc.detail)
     settings: Settings = state["settings"]

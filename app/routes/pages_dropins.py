@@ -49,7 +49,7 @@ def parse_local_start(value: str, tz_offset: str) -> datetime:
         raise ClientException("that start is out of range; pick a date in the coming months") from None
 
 
-@post("/circles/{circle_id:str}/dropins", include_in_schema=False)
+@post("/circles/{circle_id:str}/dropins", include_in_schema=False, opt={"rate": "room"})
 async def schedule(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form) -> Response[Any]:
     user = who(request)
     body = form_body(

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
-from litestar.exceptions import ClientException, NotAuthorizedException
+from litestar.exceptions import ClientException, PermissionDeniedException
 
 from app.auth import passwords, tokens
 from app.errors import Conflict
@@ -203,11 +203,12 @@ async def change_password(account_id: uuid.UUID, current_token: uuid.UUID, curre
         await Account.select(Account.email, Account.name, Account.password_hash).where(Account.id == account_id).first()
     )
     assert account is not None
-    if not await passwords.verify_password(account["password_hash"], current):
-        raise NotAuthorizedException("your current password is not right")
+    # Judged before the current password is checked, so a weak new one never costs a guess of the current one.
     problem = passwords.password_problem(new, email=account["email"], name=account["name"])
     if problem:
         raise ClientException(problem)
+    if not await passwords.verify_password(account["password_hash"], current):
+        raise PermissionDeniedException(WRONG_PASSWORD)
     hashed = await passwords.hash_password(new)
     await Account.update({Account.password_hash: hashed, Account.password_changed_at: now()}).where(
         Account.id == account_id
@@ -217,18 +218,50 @@ async def change_password(account_id: uuid.UUID, current_token: uuid.UUID, curre
     await live.signed_out(account_id, None)
 
 
+# 403, not 401: the caller is signed in (401 means "not signed in" in the contract); this proves it is them.
+WRONG_PASSWORD = "that is not your current password; type it again (after a few wrong tries you must wait a while)"
+
+
+async def _refuse_orphaning(account_id: uuid.UUID) -> None:
+    """A coach who deletes their account would leave open circles with nobody to run, reopen or close them. They are
+    asked to close those first: members are told, can read on for the grace period, and the coach decides when."""
+    coached = await Membership.select(Membership.circle, Membership.circle.name.as_alias("circle_name")).where(
+        (Membership.account == account_id)
+        & (Membership.role == "coach")
+        & Membership.removed_at.is_null()
+        & Membership.circle.closed_at.is_null()
+    )
+    alone = []
+    for m in coached:
+        others = await Membership.exists().where(
+            (Membership.circle == m["circle"])
+            & (Membership.role == "coach")
+            & Membership.removed_at.is_null()
+            & (Membership.account != account_id)
+        )
+        if not others:
+            alone.append(m["circle_name"])
+    if alone:
+        names = ", ".join(f"“{name}”" for name in sorted(alone))
+        raise Conflict(
+            f"you are the only coach of {names}: close {'that circle' if len(alone) == 1 else 'those circles'} first "
+            "(its members are told and can still read it for 30 days), then delete your account"
+        )
+
+
 async def delete_account(
     account_id: uuid.UUID, password: str, posts: Literal["anonymize", "remove"], live: Live
 ) -> None:
     """Erase the account: its email, name, password, sign-ins and notifications. Posts are removed, or stay as
     "Former member" (the account's choice); either way no alias of theirs remains anywhere."""
+    await _refuse_orphaning(account_id)
     account = (
         await Account.select(Account.password_hash)
         .where((Account.id == account_id) & Account.deleted_at.is_null())
         .first()
     )
     if account is None or not await passwords.verify_password(account["password_hash"], password):
-        raise NotAuthorizedException("your password is not right")
+        raise PermissionDeniedException(WRONG_PASSWORD)
     memberships = await Membership.select().where(Membership.account == account_id)
     outbox = Outbox()
     async with write_transaction():
