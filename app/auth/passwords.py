@@ -61,12 +61,6 @@ COMMON = (
     "that password appears in breach lists (or is one of them with look-alike characters swapped in, or with digits, "
     "a year or symbols added), so it is among the first an attacker tries; " + _ADVICE
 )
-SEQUENCE = 4
-_ADVICE = "use three or four unrelated words instead, like “lantern copper autumn river”"
-COMMON = (
-    "that password is one of the most common ones, or one with letters swapped for look-alike digits or symbols, "
-    "or digits, a year or symbols added: it is among the first an attacker tries; " + _ADVICE
-)
 SEQUENCE = "that password is a keyboard or alphabet sequence (like “qwerty” or “abcdef”); " + _ADVICE
 REPEATED = "that password repeats a short pattern; " + _ADVICE
 
