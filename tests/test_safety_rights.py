@@ -12,6 +12,10 @@ from tests.client import ApiClient, User, make_circle, page_client
 
 pytestmark = pytest.mark.anyio
 
+# A push service on a closed local port: pushes fail fast instead of looking up a real one.
+PUSH_ENDPOINT = "http://127.0.0.1:9/push/abc"
+LOCAL_PUSH = {"KINDRED_PUSH_ALLOWED_ORIGINS": "http://127.0.0.1:9"}
+
 
 async def mid(user: User, circle_id: str) -> str:
     me = await user.ok("GET", "/api/v1/me")
@@ -131,3 +135,124 @@ async def test_closing_and_reopening_a_circle_are_in_the_audit_log(api: ApiClien
     async with page_client(api, c.coach) as pages:
         text = (await pages.get(f"/circles/{c.id}/moderation")).text
         assert "closed the circle" in text and "reopened the circle" in text
+
+
+def browser_subscription(endpoint: str) -> dict[str, object]:
+    """A PushSubscription as a browser would send it: a fresh P-256 public key and a 16-byte auth secret."""
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    point = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
+    return {"endpoint": endpoint, "keys": {"p256dh": b64(point), "auth": b64(os.urandom(16))}}
+
+
+async def _personal_trail(api: ApiClient) -> tuple[object, User, User]:
+    """Member1 files a report, tags and is tagged, shares, raises a hand in a drop-in, subscribes a browser and sets
+    preferences; the coach pins Member1's post."""
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    mine = await a.post(c.room_id, "my own words")
+    theirs = await b.post(c.room_id, "their words")
+    await a.ok("POST", f"/api/v1/posts/{theirs['id']}/reports", {"reason": "my reason for reporting"})
+    await a.ok("POST", f"/api/v1/posts/{theirs['id']}/tags", {"membership_id": await mid(b, c.id)})
+    await c.coach.ok("POST", f"/api/v1/posts/{mine['id']}/tags", {"membership_id": await mid(a, c.id)})
+    await c.coach.ok("PUT", f"/api/v1/posts/{mine['id']}/pin", {"note": "a key insight"}, status=200)
+    other_room = await c.coach.ok("POST", f"/api/v1/circles/{c.id}/rooms", {"name": "Elsewhere"})
+    await a.ok("POST", f"/api/v1/posts/{theirs['id']}/shares", {"room_id": other_room["id"], "note": "worth reading"})
+    await a.ok("POST", "/api/v1/push/subscriptions", browser_subscription(PUSH_ENDPOINT))
+    prefs = await a.ok("GET", "/api/v1/notifications/preferences")
+    prefs["timezone"] = "Europe/Berlin"
+    prefs["kinds"] = {"like": {"in_app": True, "browser": False, "push": False}}
+    await a.ok("PUT", "/api/v1/notifications/preferences", prefs)
+    from datetime import UTC, datetime, timedelta
+
+    start = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    dropin = await c.coach.ok(
+        "POST", f"/api/v1/circles/{c.id}/dropins", {"title": "Thursday", "starts_at": start, "duration_minutes": 30}
+    )
+    await c.coach.ok("POST", f"/api/v1/dropins/{dropin['id']}/start", status=200)
+    await a.ok("PUT", f"/api/v1/dropins/{dropin['id']}/hand", status=200)
+    return c, a, b
+
+
+@pytest.mark.parametrize("settings_env", [LOCAL_PUSH])
+async def test_the_export_holds_everything_of_mine(api: ApiClient) -> None:
+    import uuid as _uuid
+    from datetime import UTC, datetime
+
+    from db.tables import Notification
+
+    c, a, b = await _personal_trail(api)
+    # More notifications than a page of the feed holds.
+    await Notification.insert(
+        *(
+            Notification(
+                id=_uuid.uuid4(), account=_uuid.UUID(a.id), kind="reply", created_at=datetime.now(UTC), read_at=None
+            )
+            for _ in range(130)
+        )
+    )
+    data = await a.ok("GET", "/api/v1/me/export")
+    assert len(data["notifications"]) > 130
+    assert [r["reason"] for r in data["reports"]] == ["my reason for reporting"]
+    assert sorted((t["by_me"], t["other"]) for t in data["tags"]) == [(False, "Coach Dana"), (True, "Member2")]
+    assert [p["note"] for p in data["pins"]] == [], "pins made by me (I am no coach here)"
+    assert [p["pinned"] for p in data["posts"] if p["body"] == "my own words"] == [True]
+    assert [p["shared_from"]["note"] for p in data["posts"] if p["shared_from"]] == ["worth reading"]
+    assert [d["title"] for d in data["dropins"]] == ["Thursday"]
+    assert [s["endpoint"] for s in data["push_subscriptions"]] == [PUSH_ENDPOINT]
+    assert data["notification_preferences"]["timezone"] == "Europe/Berlin"
+    assert data["memberships"][0]["ended_by"] is None and data["memberships"][0]["coach_sees_identity"] is True
+    coach = await c.coach.ok("GET", "/api/v1/me/export")
+    assert [p["note"] for p in coach["pins"]] == ["a key insight"]
+    text = json.dumps(data)
+    for secret in (b.email, b.name, b.id):
+        assert secret not in text
+
+
+@pytest.mark.parametrize("settings_env", [LOCAL_PUSH])
+async def test_deleting_an_account_erases_what_is_personal(api: ApiClient) -> None:
+    import uuid as _uuid
+
+    from db.tables import DropinHand, Membership, NotificationPreference, PushSubscription, Report
+
+    c, a, _ = await _personal_trail(api)
+    account = _uuid.UUID(a.id)
+    mids = [m["id"] for m in await Membership.select(Membership.id).where(Membership.account == account)]
+    assert await PushSubscription.count().where(PushSubscription.account == account) == 1
+    await a.ok("DELETE", "/api/v1/me", {"password": "a long enough passphrase 42"})
+    assert await PushSubscription.count().where(PushSubscription.account == account) == 0
+    assert await NotificationPreference.count().where(NotificationPreference.account == account) == 0
+    assert await Report.count().where(Report.reporter.is_in(mids)) == 0
+    assert await DropinHand.count().where(DropinHand.membership.is_in(mids)) == 0
+    ended = await Membership.select(Membership.ended_by).where(Membership.account == account)
+    assert [m["ended_by"] for m in ended] == ["deleted"]
+    assert await c.coach.ok("GET", f"/api/v1/circles/{c.id}/former-members") == [], "nobody to let back"
+
+
+async def test_the_only_coach_of_an_open_circle_closes_it_before_leaving(api: ApiClient) -> None:
+    c = await make_circle(api, members=1)
+    refused = await c.coach.call("DELETE", "/api/v1/me", {"password": "a long enough passphrase 42"})
+    assert refused.status_code == 409
+    assert (
+        "only coach of “Saying No”" in refused.json()["detail"]
+        and "close that circle first" in refused.json()["detail"]
+    )
+    assert (await c.coach.call("GET", "/api/v1/me")).status_code == 200, "nothing was erased"
+    async with page_client(api, c.coach) as pages:
+        page = await pages.post("/account/delete", data={"password": "a long enough passphrase 42"})
+        assert page.status_code == 409 and "close that circle first" in page.text
+    await c.coach.ok("POST", f"/api/v1/circles/{c.id}/close", status=200)
+    await c.coach.ok("DELETE", "/api/v1/me", {"password": "a long enough passphrase 42"})
+    member = c.members[0]
+    assert (await member.call("GET", f"/api/v1/rooms/{c.room_id}/posts")).status_code == 200, "readable in its grace"
