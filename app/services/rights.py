@@ -27,7 +27,6 @@ from db.tables import (
     Account,
     AuthToken,
     Circle,
-    Dropin,
     DropinHand,
     DropinParticipant,
     Membership,
@@ -41,9 +40,10 @@ from db.tables import (
     RoomEvent,
     Tag,
 )
+from db.tables import Dropin as DropinRow
 from db.tables import Post as PostRow
+from realtime.events import Dropin, Post, SharedFrom, encode_event, encoder, event_decoder
 from realtime.events import Membership as PublicMembership
-from realtime.events import Post, SharedFrom, encode_event, encoder, event_decoder
 
 # How long a closed circle can still be reopened before it and everything in it is deleted.
 CLOSE_GRACE = timedelta(days=30)
@@ -347,15 +347,23 @@ async def _rewrite_author_alias(membership_id: uuid.UUID, alias: str, old_alias:
     mid = str(membership_id)
     link = f'<span class="mention" data-membership="{mid}">'
     events = await RoomEvent.select(RoomEvent.id, RoomEvent.room, RoomEvent.seq, RoomEvent.type, RoomEvent.data).where(
-        RoomEvent.type.is_in(["post.created", "post.updated"]) & RoomEvent.data.like(f"%{mid}%")
+        RoomEvent.type.is_in(["post.created", "post.updated", "dropin.state"]) & RoomEvent.data.like(f"%{mid}%")
     )
     for e in events:
         event = event_decoder.decode(encode_event(str(e["room"]), e["seq"], e["type"], e["data"].encode()))
-        if not isinstance(event.data, Post):
+        data: Post | Dropin
+        if isinstance(event.data, Post):
+            data = _relabel(event.data, mid, alias)
+            data.html = data.html.replace(link, '<span class="mention">')
+        elif isinstance(event.data, Dropin) and event.data.spotlight_post is not None:
+            # A drop-in's state carries its spotlighted post, author and all.
+            data = event.data
+            spotlit = _relabel(event.data.spotlight_post, mid, alias)
+            spotlit.html = spotlit.html.replace(link, '<span class="mention">')
+            data.spotlight_post = spotlit
+        else:
             continue
-        post = _relabel(event.data, mid, alias)
-        post.html = post.html.replace(link, '<span class="mention">')
-        await RoomEvent.update({RoomEvent.data: encoder.encode(post).decode()}).where(RoomEvent.id == e["id"])
+        await RoomEvent.update({RoomEvent.data: encoder.encode(data).decode()}).where(RoomEvent.id == e["id"])
     await _rewrite_dropin_summaries(membership_id, alias, old_alias)
     for row in await PostRow.select(PostRow.id, PostRow.html, PostRow.shared_from).where(
         PostRow.html.like(f"%{link}%") | PostRow.shared_from.like(f"%{mid}%")
@@ -376,8 +384,8 @@ async def _rewrite_dropin_summaries(membership_id: uuid.UUID, alias: str, old_al
     if circle is None:
         return
     mine = {str(r["id"]) for r in await PostRow.select(PostRow.id).where(PostRow.author == membership_id)}
-    rows = await Dropin.select(Dropin.id, Dropin.summary).where(
-        (Dropin.circle == circle["circle"]) & Dropin.summary.is_not_null()
+    rows = await DropinRow.select(DropinRow.id, DropinRow.summary).where(
+        (DropinRow.circle == circle["circle"]) & DropinRow.summary.is_not_null()
     )
     for row in rows:
         summary = _summary_decoder.decode(row["summary"])
@@ -391,7 +399,9 @@ async def _rewrite_dropin_summaries(membership_id: uuid.UUID, alias: str, old_al
             summary.participants = [alias if p == old_alias else p for p in summary.participants]
             changed = True
         if changed:
-            await Dropin.update({Dropin.summary: msgspec.json.encode(summary).decode()}).where(Dropin.id == row["id"])
+            await DropinRow.update({DropinRow.summary: msgspec.json.encode(summary).decode()}).where(
+                DropinRow.id == row["id"]
+            )
 
 
 def _relabel(post: Post, membership_id: str, alias: str) -> Post:
