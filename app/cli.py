@@ -90,8 +90,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ws_max_size=settings.limits.max_frame_bytes,
         # Per-message compression costs CPU per socket per frame: the opposite of encode-once fan-out.
         ws_per_message_deflate=False,
-        proxy_headers=bool(os.environ.get("KINDRED_TRUST_PROXY")),
-        forwarded_allow_ips=os.environ.get("KINDRED_TRUST_PROXY") or None,
+        # Only a proxy named here may say who the client is; per-address limits key on what it says.
+        proxy_headers=settings.trust_proxy is not None,
+        forwarded_allow_ips=settings.trust_proxy,
         log_level="warning" if not settings.debug else "info",
         timeout_graceful_shutdown=5,
     )

@@ -8,7 +8,17 @@ from collections.abc import Callable
 
 import msgspec
 
-from realtime.events import Notification, NotificationFrame, Revoke, SignedOut, encode_event, encoder
+from realtime.events import (
+    AliasChanged,
+    LogRewritten,
+    Membership,
+    Notification,
+    NotificationFrame,
+    Revoke,
+    SignedOut,
+    encode_event,
+    encoder,
+)
 from realtime.hub import Hub
 from realtime.topics import Topics
 
@@ -57,6 +67,22 @@ class Live:
 
     async def signed_out(self, account_id: uuid.UUID, token_id: uuid.UUID | None) -> None:
         frame = SignedOut(account_id=str(account_id), token_id=str(token_id) if token_id else None)
+        await self._account(account_id, encoder.encode(frame))
+
+    async def alias_changed(
+        self, account_id: uuid.UUID, circle_id: uuid.UUID, who: Membership, room_ids: list[uuid.UUID]
+    ) -> None:
+        """After an alias change has committed: every instance drops its cached copies of those rooms' events, and
+        the account's sockets re-join presence under the new alias."""
+        for room_id in room_ids:
+            rid = str(room_id)
+            try:
+                await self.hub.publish(
+                    self.topics.room(rid), encoder.encode(LogRewritten(room_id=rid)), sequenced=False
+                )
+            except Exception:
+                log.exception("publishing the rewrite of room %s failed", rid)
+        frame = AliasChanged(account_id=str(account_id), circle_id=str(circle_id), who=who)
         await self._account(account_id, encoder.encode(frame))
 
     async def _account(self, account_id: uuid.UUID, payload: bytes) -> None:

@@ -100,13 +100,14 @@ class Join(msgspec.Struct):
 
 
 class MemberWithIdentity(msgspec.Struct):
-    """Only ever sent to the circle's coach, and only while the circle's `coach_sees_identity` holds."""
+    """Only ever sent to the circle's coach, and only while the circle's `coach_sees_identity` holds. `name` and
+    `email` are null for members who joined while it was off: consent is taken at join time, per membership."""
 
     membership_id: str
     alias: str
     role: Role
-    name: str
-    email: str
+    name: str | None
+    email: str | None
 
 
 class RoomCreate(msgspec.Struct):

@@ -41,8 +41,18 @@ class Limits(msgspec.Struct, frozen=True):
     # Invite links a coach makes per hour, and circles an account joins per hour.
     invites_per_hour: int = 30
     joins_per_hour: int = 20
-    # Sign-in attempts per target email per 5 minutes: slows password guessing to a crawl.
+    # Failed sign-ins per target email from one address per 5 minutes (successes are not counted, so an attacker's
+    # guesses never lock the owner out of their own address); wrong current passwords count the same, per account.
     logins_per_account: int = 10
+    # Failed sign-ins per target email per hour from all addresses except those that signed in to it recently.
+    login_failures_per_email: int = 100
+    # Post edits per account per minute (each rewrites the room log).
+    edits_per_minute: int = 30
+    # Alias changes per account per hour (each rewrites the member's trail in the circle).
+    alias_changes_per_hour: int = 10
+    # New circles, and new rooms or drop-ins, per account per hour.
+    circles_per_hour: int = 10
+    rooms_per_hour: int = 30
     # Contract: a per-address limit allows at least 200 sign-ins a minute from one address (offices share one).
     logins_per_address: int = 300
     # New accounts per address per hour.
@@ -62,6 +72,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
     # Base URL used in invite links when the request's own base cannot be trusted (behind a proxy).
     public_url: str | None = None
+    # Addresses of reverse proxies whose X-Forwarded-For is believed (KINDRED_TRUST_PROXY); None: believe nobody.
+    trust_proxy: str | None = None
     # Mark cookies Secure; on by default when public_url is https.
     secure_cookies: bool = False
     # Prefix for every Redis key and channel, so several deployments (or test runs) can share one Redis.
@@ -174,6 +186,11 @@ def load_settings(environ: dict[str, str] | None = None, *, need_secret: bool = 
         invites_per_hour=_int_env(env, "KINDRED_INVITES_PER_HOUR", defaults.invites_per_hour),
         joins_per_hour=_int_env(env, "KINDRED_JOINS_PER_HOUR", defaults.joins_per_hour),
         logins_per_account=_int_env(env, "KINDRED_LOGINS_PER_ACCOUNT", defaults.logins_per_account),
+        login_failures_per_email=_int_env(env, "KINDRED_LOGIN_FAILURES_PER_EMAIL", defaults.login_failures_per_email),
+        edits_per_minute=_int_env(env, "KINDRED_EDITS_PER_MINUTE", defaults.edits_per_minute),
+        alias_changes_per_hour=_int_env(env, "KINDRED_ALIAS_CHANGES_PER_HOUR", defaults.alias_changes_per_hour),
+        circles_per_hour=_int_env(env, "KINDRED_CIRCLES_PER_HOUR", defaults.circles_per_hour),
+        rooms_per_hour=_int_env(env, "KINDRED_ROOMS_PER_HOUR", defaults.rooms_per_hour),
         logins_per_address=_int_env(env, "KINDRED_LOGINS_PER_ADDRESS", defaults.logins_per_address),
         signups_per_address=_int_env(env, "KINDRED_SIGNUPS_PER_ADDRESS", defaults.signups_per_address),
         reports_per_hour=_int_env(env, "KINDRED_REPORTS_PER_HOUR", defaults.reports_per_hour),
@@ -191,5 +208,6 @@ def load_settings(environ: dict[str, str] | None = None, *, need_secret: bool = 
         limits=limits,
         push_allowed_origins=_split(env.get("KINDRED_PUSH_ALLOWED_ORIGINS")),
         push_contact=env.get("KINDRED_PUSH_CONTACT") or "mailto:admin@localhost",
+        trust_proxy=env.get("KINDRED_TRUST_PROXY") or None,
         debug=env.get("KINDRED_DEBUG", "").lower() in {"1", "true", "yes"},
     )

@@ -123,10 +123,15 @@ async def rewrite_post_events(post_id: uuid.UUID, data: bytes) -> None:
     )
 
 
+# room_event.seq is a 32-bit integer column: Postgres refuses to compare it with a larger parameter, and no seq can be
+# larger, so a larger `after` means exactly what this one does.
+_MAX_STORED_SEQ = 2**31 - 1
+
+
 async def read_events(room_id: uuid.UUID, after: int, limit: int) -> tuple[list[tuple[int, str, str]], int]:
     rows = await (
         RoomEvent.select(RoomEvent.seq, RoomEvent.type, RoomEvent.data)
-        .where((RoomEvent.room == room_id) & (RoomEvent.seq > after))
+        .where((RoomEvent.room == room_id) & (RoomEvent.seq > min(after, _MAX_STORED_SEQ)))
         .order_by(RoomEvent.seq)
         .limit(limit)
     )

@@ -74,6 +74,20 @@ class Membership(Table, tablename="membership"):
     role = Varchar(length=16, help_text="'coach' or 'member'.")
     joined_at = Timestamptz(default=TimestamptzNow())
     removed_at = Timestamptz(null=True, default=None, help_text="Set when the member left or was removed.")
+    ended_by = Varchar(
+        length=16,
+        null=True,
+        default=None,
+        help_text="How the membership ended: 'left' (by the member), 'removed' (by the coach), 'deleted' (account).",
+    )
+    rejoin_blocked = Boolean(
+        default=False,
+        help_text="Removed by the coach: the account may not join the circle again until the coach lifts it.",
+    )
+    coach_sees_identity = Boolean(
+        default=False,
+        help_text="The member joined while the circle let its coach see identities: their consent, taken at join time.",
+    )
     muted_until = Timestamptz(null=True, default=None, help_text="The member cannot post or react before this.")
     mute_reason = Text(null=True, default=None)
 

@@ -182,7 +182,23 @@ class SignedOut(msgspec.Struct, tag_field="type", tag="signed_out"):
     token_id: str | None
 
 
-BusMessage = EventHead | PresenceFrame | NotificationFrame | Revoke | SignedOut
+class AliasChanged(msgspec.Struct, tag_field="type", tag="alias_changed"):
+    """Internal: the account now appears as `who` in the circle; its sockets there re-join presence under it. Never
+    sent out."""
+
+    account_id: str
+    circle_id: str
+    who: Membership
+
+
+class LogRewritten(msgspec.Struct, tag_field="type", tag="log_rewritten"):
+    """Internal: the room's stored events were rewritten (an alias changed); copies cached for replay are stale and
+    must not be sent again. Never sent out."""
+
+    room_id: str
+
+
+BusMessage = EventHead | PresenceFrame | NotificationFrame | Revoke | SignedOut | AliasChanged | LogRewritten
 
 
 # --- Frames only the server sends. ---------------------------------------------------------------------------------

@@ -24,8 +24,10 @@ import msgspec
 from realtime.bus import Bus
 from realtime.connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Access, Connection, SocketLimits
 from realtime.events import (
+    AliasChanged,
     ErrorFrame,
     EventHead,
+    LogRewritten,
     Membership,
     NotificationFrame,
     PresenceFrame,
@@ -265,8 +267,13 @@ class Hub:
                     ErrorFrame(code="unavailable", detail="could not read the room log; try again", room_id=room_id)
                 )
                 return
-            if feed.catchups.pop(conn, None) is None or conn.rooms.get(room_id) is not access:
-                return  # unsubscribed or revoked while the log was being read
+            current = conn.rooms.get(room_id)
+            if (
+                feed.catchups.pop(conn, None) is None
+                or current is None
+                or current.who.membership_id != access.who.membership_id
+            ):
+                return  # unsubscribed or revoked while the log was being read (an alias change keeps it)
             if resync_at is not None:
                 last = resync_at
                 conn.reply(Resync(room_id=room_id, last_seq=last))
@@ -281,8 +288,12 @@ class Hub:
                 feed.ahead[conn] = last
             else:
                 variant_set.add(conn)
+        # Read again: an alias change may have replaced the access while the replay was read.
+        current = conn.rooms.get(room_id)
+        if current is None:
+            return
         try:
-            await self.presence.join(room_id, conn.key, access.who)
+            await self.presence.join(room_id, conn.key, current.who)
         except Exception:
             log.warning("presence join failed for room %s", room_id, exc_info=True)
         self._presence_changed(feed)
@@ -476,6 +487,12 @@ class Hub:
             # wait for its task.
             self._cut_off(message.account_id, message.circle_id)
             self._spawn(self._revoke(message.account_id, message.circle_id))
+        elif isinstance(message, AliasChanged):
+            self._spawn(self._alias_changed(message))
+        elif isinstance(message, LogRewritten):
+            rewritten = self.rooms.get(message.room_id)
+            if rewritten is not None:
+                rewritten.recent.clear()
         elif isinstance(message, SignedOut):
             for conn in list(self.accounts.get(message.account_id, ())):
                 if message.token_id is None or conn.token_id == message.token_id:
@@ -518,6 +535,22 @@ class Hub:
             # A page's socket exists for one room; with that room gone it is closed, not left open and idle.
             if lost and conn.variant == "html" and not conn.rooms:
                 conn.close_soon(CLOSE_POLICY, "no longer a member of this circle")
+
+    async def _alias_changed(self, message: AliasChanged) -> None:
+        """The account's sockets in that circle appear under the new alias from now on, in presence as everywhere."""
+        for conn in list(self.accounts.get(message.account_id, ())):
+            for room_id, access in list(conn.rooms.items()):
+                if access.circle_id != message.circle_id or access.who.membership_id != message.who.membership_id:
+                    continue
+                old = access.who
+                conn.rooms[room_id] = msgspec.structs.replace(access, who=message.who)
+                try:
+                    await self.presence.leave(room_id, conn.key, old)
+                    await self.presence.join(room_id, conn.key, message.who)
+                except Exception:
+                    log.warning("presence update after an alias change failed for room %s", room_id, exc_info=True)
+                if (feed := self.rooms.get(room_id)) is not None:
+                    self._presence_changed(feed)
 
     # --- presence --------------------------------------------------------------------------------------------------
 

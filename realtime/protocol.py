@@ -9,16 +9,21 @@
 
 from __future__ import annotations
 
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
 import msgspec
 
 T = TypeVar("T")
 
 
+# The largest seq a client may name: a signed 64-bit integer, what every database can compare against. Anything
+# bigger cannot be a seq and is a bad frame, not a failed query.
+MAX_SEQ = 2**63 - 1
+
+
 class Subscribe(msgspec.Struct, tag_field="op", tag="subscribe", forbid_unknown_fields=True):
     room_id: str
-    since: int | None = None
+    since: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)] | None = None
 
 
 class Unsubscribe(msgspec.Struct, tag_field="op", tag="unsubscribe", forbid_unknown_fields=True):
@@ -51,8 +56,6 @@ def parse_client_frame(data: str | bytes) -> ClientFrame | FrameError:
         return FrameError("bad_frame", "frame is not valid JSON")
     if isinstance(frame, (Subscribe, Unsubscribe)) and not 0 < len(frame.room_id) <= MAX_ID_LENGTH:
         return FrameError("bad_frame", "room_id must be a room id")
-    if isinstance(frame, Subscribe) and frame.since is not None and frame.since < 0:
-        return FrameError("bad_frame", "since must be 0 or more")
     return frame
 
 

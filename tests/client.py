@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,3 +179,15 @@ async def make_circle(api: ApiClient, members: int = 2, coach_name: str = "Coach
         user.aliases[circle["id"]] = alias
         people.append(user)
     return Circle(circle["id"], rooms[0]["id"], coach, people, invite["code"])
+
+
+@contextlib.asynccontextmanager
+async def page_client(api: ApiClient, user: User) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser-like client for the HTML pages: the user's session cookie, and the CSRF token every unsafe page
+    request needs (read from the cookie a page sets, sent back in the header htmx uses)."""
+    async with httpx.AsyncClient(base_url=api.base_url, cookies={"kindred_session": user.token}, timeout=20) as client:
+        first = await client.get("/")
+        csrf = first.cookies.get("kindred_csrf") or client.cookies.get("kindred_csrf")
+        assert csrf, "the pages set a CSRF cookie"
+        client.headers["x-csrftoken"] = csrf
+        yield client

@@ -196,6 +196,9 @@ class Server:
             ws="websockets-sansio",
             ws_max_size=settings.limits.max_frame_bytes,
             ws_per_message_deflate=False,
+            # As `kindred serve` does: only a configured proxy may say who the client is.
+            proxy_headers=settings.trust_proxy is not None,
+            forwarded_allow_ips=settings.trust_proxy,
             log_level="warning",
             lifespan="on",
             timeout_graceful_shutdown=2,

@@ -9,6 +9,8 @@ id, and for anything that ties Sam's two memberships together. Then the same wal
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -51,29 +53,59 @@ async def _setup(api: ApiClient) -> dict[str, Any]:
         invite = await coach.ok("POST", f"/api/v1/circles/{circle['id']}/invites", {})
         sam_m = await sam.ok("POST", f"/api/v1/invites/{invite['code']}/join", {"alias": sam_alias})
         await peer.ok("POST", f"/api/v1/invites/{invite['code']}/join", {"alias": peer_alias})
-        circles.append({"circle": circle, "room": room, "sam": sam_m, "sam_alias": sam_alias})
+        circles.append({"circle": circle, "room": room, "sam": sam_m, "sam_alias": sam_alias, "invite": invite["code"]})
     return {"coach": coach, "sam": sam, "peer": peer, "circles": circles}
 
 
 async def _activity(world: dict[str, Any]) -> None:
-    """Sam does everything a member can, and is on the receiving end of everything a coach can do."""
+    """Sam does everything a member can, and is on the receiving end of everything a coach can do: a hidden post,
+    a pause, a drop-in, a removal (from circle One) and an alias change (in circle Two, Lantern becomes Ember)."""
     coach, sam, peer = world["coach"], world["sam"], world["peer"]
     for c in world["circles"]:
         room = c["room"]["id"]
-        post = await sam.post(room, f"An experiment from {c['sam_alias']}", kind="experiment")
+        # Sam's words never spell an alias, so any alias found below is one the server put there.
+        post = await sam.post(room, f"An experiment of mine in {c['circle']['name']}", kind="experiment")
         await sam.post(room, "a reply", parent_id=post["id"])
-        peer_post = await peer.post(room, f"Hello @{c['sam_alias']}")
+        peer_post = await peer.post(room, f'Hello @{c["sam_alias"]} <a hx-get="/evil">click</a>')
         await sam.ok("PUT", f"/api/v1/posts/{peer_post['id']}/like")
         await coach.ok("PUT", f"/api/v1/posts/{post['id']}/like")
         await coach.post(room, "What did you notice?", kind="question", parent_id=post["id"])
         await coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin", {"note": "insight"})
         await coach.ok("POST", f"/api/v1/posts/{peer_post['id']}/tags", {"membership_id": c["sam"]["membership_id"]})
         await sam.ok("POST", f"/api/v1/posts/{peer_post['id']}/reports", {"reason": "just testing"})
-        await sam.ok("PATCH", f"/api/v1/posts/{post['id']}", {"body": f"An experiment from {c['sam_alias']}, edited"})
+        await sam.ok(
+            "PATCH", f"/api/v1/posts/{post['id']}", {"body": f"An experiment of mine in {c['circle']['name']}, edited"}
+        )
+        c["sam_post"] = post["id"]
     one, two = world["circles"]
     # The coach carries Sam's post from circle One into circle Two.
     first = (await coach.ok("GET", f"/api/v1/rooms/{one['room']['id']}/posts"))["items"][-1]
     await coach.ok("POST", f"/api/v1/posts/{first['id']}/shares", {"room_id": two["room"]["id"]})
+
+    # A drop-in in circle Two: Sam raises a hand, posts, is spotlighted; it ends with a summary naming Sam.
+    starts = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
+    dropin = await coach.ok(
+        "POST",
+        f"/api/v1/circles/{two['circle']['id']}/dropins",
+        {"title": "Drop-in", "starts_at": starts, "duration_minutes": 30},
+    )
+    await coach.ok("POST", f"/api/v1/dropins/{dropin['id']}/start", status=200)
+    await sam.ok("PUT", f"/api/v1/dropins/{dropin['id']}/hand", status=200)
+    spoken = await sam.post(dropin["room_id"], "What I tried this week", kind="experiment")
+    await coach.ok("PUT", f"/api/v1/dropins/{dropin['id']}/spotlight", {"post_id": spoken["id"]}, status=200)
+    await coach.ok("PUT", f"/api/v1/posts/{spoken['id']}/pin", {"note": "from the drop-in"})
+    await coach.ok("POST", f"/api/v1/dropins/{dropin['id']}/end", status=200)
+    world["dropin"] = dropin
+
+    # The coach acts on Sam: hides a post in One, pauses and resumes Sam in Two, removes Sam from One.
+    await coach.ok("PUT", f"/api/v1/posts/{one['sam_post']}/hidden", {"reason": "names"})
+    path = f"/api/v1/circles/{two['circle']['id']}/members/{two['sam']['membership_id']}/mute"
+    await coach.ok("PUT", path, {"minutes": 30, "reason": "cool off"})
+    await coach.ok("DELETE", path, status=200)
+    await coach.ok("DELETE", f"/api/v1/circles/{one['circle']['id']}/members/{one['sam']['membership_id']}")
+    # Sam takes a new alias in circle Two; Lantern must be gone from everything the server sends about Sam.
+    await sam.ok("PATCH", f"/api/v1/circles/{two['circle']['id']}/membership", {"alias": "Ember"})
+    two["old_alias"], two["sam_alias"] = "Lantern", "Ember"
 
 
 async def _walk_api(walk: Walk, viewer: User, world: dict[str, Any]) -> None:
@@ -88,15 +120,20 @@ async def _walk_api(walk: Walk, viewer: User, world: dict[str, Any]) -> None:
             f"/circles/{cid}/members",
             f"/circles/{cid}/rooms",
             f"/circles/{cid}/insights",
+            f"/circles/{cid}/dropins",
             f"/rooms/{rid}/posts?limit=100",
         ):
             walk.add(f"GET {path}", await viewer.ok("GET", f"/api/v1{path}"))
         for item in (await viewer.ok("GET", f"/api/v1/rooms/{rid}/posts?limit=100"))["items"]:
             walk.add(f"GET /posts/{item['id']}", await viewer.ok("GET", f"/api/v1/posts/{item['id']}"))
-        for path in (f"/circles/{cid}/reports?open=false", f"/circles/{cid}/audit"):
+        for path in (f"/circles/{cid}/reports?open=false", f"/circles/{cid}/audit", f"/circles/{cid}/former-members"):
             response = await viewer.call("GET", f"/api/v1{path}")
             if response.status_code == 200:
                 walk.add(f"GET {path}", response.json())
+    dropin = world["dropin"]
+    walk.add("GET /dropins/{id}", await viewer.ok("GET", f"/api/v1/dropins/{dropin['id']}"))
+    for item in (await viewer.ok("GET", f"/api/v1/rooms/{dropin['room_id']}/posts?limit=100"))["items"]:
+        walk.add("GET drop-in post", await viewer.ok("GET", f"/api/v1/posts/{item['id']}"))
     export = (await viewer.call("GET", "/api/v1/me/export")).json()
     for note in export["notifications"]:
         walk.add("export notification", note)
@@ -105,45 +142,83 @@ async def _walk_api(walk: Walk, viewer: User, world: dict[str, Any]) -> None:
 
 async def _walk_pages(walk: Walk, viewer: User, world: dict[str, Any], api: ApiClient) -> None:
     async with httpx.AsyncClient(base_url=api.base_url, cookies={"kindred_session": viewer.token}) as browser:
-        paths = ["/", "/account"]
+        paths = ["/", "/account", "/notifications", "/settings/notifications"]
+        dropin = world["dropin"]
+        paths += [
+            f"/dropins/{dropin['id']}/panel",
+            f"/dropins/{dropin['id']}/calendar.ics",
+            f"/rooms/{dropin['room_id']}",
+        ]
+        rooms = [(c["room"]["id"]) for c in world["circles"]] + [dropin["room_id"]]
         for c in world["circles"]:
             cid, rid = c["circle"]["id"], c["room"]["id"]
-            paths += [f"/circles/{cid}", f"/circles/{cid}/insights", f"/circles/{cid}/moderation", f"/rooms/{rid}"]
+            paths += [
+                f"/circles/{cid}",
+                f"/circles/{cid}/insights",
+                f"/circles/{cid}/moderation",
+                f"/rooms/{rid}",
+                f"/rooms/{rid}/threads",
+                f"/join/{c['invite']}",
+            ]
+        for rid in rooms:
             for item in (await viewer.ok("GET", f"/api/v1/rooms/{rid}/posts"))["items"]:
-                paths += [f"/posts/{item['id']}", f"/posts/{item['id']}/share", f"/posts/{item['id']}/tag"]
+                pid = item["id"]
+                paths += [f"/posts/{pid}", f"/posts/{pid}/share", f"/posts/{pid}/tag", f"/posts/{pid}/reply"]
+                paths += [f"/posts/{pid}/edit", f"/posts/{pid}/main"]
         for path in paths:
             response = await browser.get(path)
             assert response.status_code in (200, 403), (path, response.status_code)
+            text = response.text
+            # User HTML only ever sits inside an hx-disable container, and never carries hx-* attributes of its own.
+            assert text.count('<div class="body"') == text.count('<div class="body" hx-disable>'), path
+            assert not re.search(r'<[^>]*hx-get="/evil"', text), path
             # The viewer's own name appears in their own page header; that is theirs to see.
-            walk.add(f"page {path}", response.text.replace(viewer.name, "<viewer>"))
+            walk.add(f"page {path}", text.replace(viewer.name, "<viewer>"))
+        rendered = (await browser.get(f"/rooms/{world['circles'][1]['room']['id']}")).text
+        assert rendered.count('<div class="body" hx-disable>') >= 3, "posts are rendered, inside hx-disable"
 
 
 async def _walk_frames(walk: Walk, viewer: User, world: dict[str, Any], api: ApiClient) -> None:
-    for variant in ("", "?format=html"):
-        import websockets
+    """Every frame a socket gets: replays of every room, presence, live posts and the viewer's own notifications."""
+    import websockets
 
+    sam, coach = world["sam"], world["coach"]
+    two = world["circles"][1]
+    room = two["room"]["id"]
+    for variant in ("", "?format=html"):
         conn = await websockets.connect(
             api.ws_url + variant, additional_headers={"Authorization": f"Bearer {viewer.token}"}
         )
         ws = WsClient(conn)
-        for c in world["circles"]:
-            await ws.send({"op": "subscribe", "room_id": c["room"]["id"], "since": 0})
-            await ws.recv_until(lambda f: f.get("type") == "subscribed")
-        # Live traffic too: presence, a new post, and a notification for the viewer.
-        sam, coach = world["sam"], world["coach"]
-        room = world["circles"][0]["room"]["id"]
+        for rid in [c["room"]["id"] for c in world["circles"]] + [world["dropin"]["room_id"]]:
+            await ws.send({"op": "subscribe", "room_id": rid, "since": 0})
+            await ws.recv_until(
+                lambda f, rid=rid: f.get("type") in ("subscribed", "resync") and f.get("room_id") == rid
+            )
+        # Live traffic too: Sam in the room (presence), a new post, and notifications for the viewer.
+        sam_ws = await sam.ws()
+        await sam_ws.subscribe(room)
+        mine = await viewer.post(room, "a post of the viewer's")
         post = await sam.post(room, "live post")
-        viewer_alias = next(
-            m["alias"]
-            for m in (await viewer.ok("GET", "/api/v1/me"))["memberships"]
-            if m["circle_id"] == world["circles"][0]["circle"]["id"]
-        )
-        await coach.post(room, f"@{viewer_alias} see this", parent_id=post["id"])
+        await sam.post(room, "a live reply to you", parent_id=mine["id"])
+        await coach.post(
+            room, "a question for you", kind="question", parent_id=mine["id"]
+        ) if viewer is not coach else None
+        await sam_ws.close()
+        first = await ws.recv_until(lambda f: f.get("type") == "notification")
+        walk.add("frame notification", first)
         for frame in await ws.quiet(0.8):
             walk.add(f"frame {frame.get('type')} {frame.get('event', '')}", frame)
         for frame in ws.backlog:
             walk.add("frame", frame)
+        assert post["author"]["alias"] == "Ember"
         await ws.close()
+
+
+def _assert_no_old_alias(walk: Walk, old: str) -> None:
+    """The old alias survives only as words people wrote (an @mention), never where the server names a member."""
+    for where, text in walk.seen:
+        assert old not in text.replace(f"@{old}", ""), f"the old alias {old!r} is still in {where}"
 
 
 async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient) -> None:
@@ -154,11 +229,15 @@ async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient) -> Non
     await _walk_api(walk, peer, world)
     await _walk_pages(walk, peer, world, api)
     await _walk_frames(walk, peer, world, api)
-    assert len(walk.seen) > 60, "the walk covered the surface"
+    assert len(walk.seen) > 100, "the walk covered the surface"
+    assert any("frame notification" in where for where, _ in walk.seen), "live notifications were captured"
+    assert any(where.startswith("page /dropins/") for where, _ in walk.seen)
     walk.assert_absent(sam.email, sam.name, sam.id, "Hidden-Name")
     one, two = world["circles"]
     walk.assert_never_together(one["sam"]["membership_id"], two["sam"]["membership_id"])
     walk.assert_never_together(f'"{one["sam_alias"]}"', f'"{two["sam_alias"]}"')
+    walk.assert_never_together(f'"{one["sam_alias"]}"', f'"{two["old_alias"]}"')
+    _assert_no_old_alias(walk, two["old_alias"])
     # The cross-circle share carries neither Sam's alias from circle One nor that membership's id.
     shared = [
         p for p in (await peer.ok("GET", f"/api/v1/rooms/{two['room']['id']}/posts"))["items"] if p["shared_from"]
@@ -178,11 +257,20 @@ async def test_coach_without_identity_sees_aliases_only(api: ApiClient) -> None:
     walk = Walk()
     await _walk_api(walk, coach, world)
     await _walk_pages(walk, coach, world, api)
+    await _walk_frames(walk, coach, world, api)
+    assert any("frame notification" in where for where, _ in walk.seen), "live notifications were captured"
     sam = world["sam"]
     walk.assert_absent(sam.email, sam.name, sam.id, "Hidden-Name", world["peer"].email, world["peer"].name)
-    # With identities on, the coach does see them (and only the coach).
-    await coach.ok("PATCH", f"/api/v1/circles/{world['circles'][0]['circle']['id']}", {"coach_sees_identity": True})
-    members = await coach.ok("GET", f"/api/v1/circles/{world['circles'][0]['circle']['id']}/members")
-    assert sam.email in json.dumps(members)
+    _assert_no_old_alias(walk, world["circles"][1]["old_alias"])
+    # Turning identities on reaches only people who join afterwards: Sam and Pat joined while it was on, then it
+    # was switched off, which withdrew it; switched on again, they stay aliases.
+    two = world["circles"][1]["circle"]["id"]
+    await coach.ok("PATCH", f"/api/v1/circles/{two}", {"coach_sees_identity": True})
+    members = await coach.ok("GET", f"/api/v1/circles/{two}/members")
+    assert sam.email not in json.dumps(members) and world["peer"].email not in json.dumps(members)
+    newcomer = await api.signup("New Comer")
+    await newcomer.ok("POST", f"/api/v1/invites/{world['circles'][1]['invite']}/join", {"alias": "Newcomer"})
+    members = await coach.ok("GET", f"/api/v1/circles/{two}/members")
+    assert newcomer.email in json.dumps(members) and sam.email not in json.dumps(members)
     login = await api.http.post("/api/v1/auth/login", json={"email": sam.email, "password": PASSWORD})
     assert login.status_code == 200

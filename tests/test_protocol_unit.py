@@ -45,13 +45,35 @@ def test_parse_rejects_with_reasons() -> None:
         assert words in result.detail, (raw, result.detail)
 
 
+def test_since_is_bounded_to_what_a_database_can_compare() -> None:
+    ok = parse_client_frame('{"op":"subscribe","room_id":"r","since":9223372036854775807}')
+    assert ok == Subscribe(room_id="r", since=2**63 - 1)
+    for since in (2**63, 2**64, 10**30, -1):
+        result = parse_client_frame(json.dumps({"op": "subscribe", "room_id": "r", "since": since}))
+        assert isinstance(result, FrameError) and "since" in result.detail, since
+
+
+@settings(max_examples=400)
+@given(st.integers(min_value=-(2**80), max_value=2**80))
+def test_any_since_parses_into_a_bounded_int_or_a_bad_frame(since: int) -> None:
+    result = parse_client_frame(json.dumps({"op": "subscribe", "room_id": "r", "since": since}))
+    if isinstance(result, Subscribe):
+        assert result.since is not None and 0 <= result.since <= 2**63 - 1
+    else:
+        assert isinstance(result, FrameError) and not 0 <= since <= 2**63 - 1
+
+
 @settings(max_examples=400)
 @given(
     st.one_of(
         st.text(max_size=200),
         st.binary(max_size=200),
         st.recursive(
-            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            st.none()
+            | st.booleans()
+            | st.integers()
+            | st.integers(min_value=2**62, max_value=2**70)
+            | st.text(max_size=20),
             lambda inner: (
                 st.lists(inner, max_size=4)
                 | st.dictionaries(st.sampled_from(["op", "room_id", "since", "x"]), inner, max_size=4)

@@ -157,6 +157,20 @@ async def test_bad_frames_get_errors_without_closing(api: ApiClient) -> None:
     assert (await ws.recv())["type"] == "pong"
 
 
+async def test_huge_since_is_a_bad_frame_and_the_largest_allowed_one_resyncs(api: ApiClient) -> None:
+    c = await make_circle(api, members=1)
+    ws = await c.members[0].ws()
+    for since in (2**63, 2**64, 10**30):
+        await ws.send(f'{{"op":"subscribe","room_id":"{c.room_id}","since":{since}}}')
+        frame = await ws.recv_until(lambda f: f.get("type") == "error")
+        assert frame["code"] == "bad_frame" and "since" in frame["detail"], frame
+    # The largest since a client may send is ahead of any log: the answer is a resync, never "unavailable".
+    answer = await ws.subscribe(c.room_id, since=2**63 - 1)
+    assert answer == {"type": "resync", "room_id": c.room_id, "last_seq": 0}, answer
+    post = await c.members[0].post(c.room_id, "still live")
+    assert (await ws.recv_until(is_event(c.room_id)))["data"]["id"] == post["id"]
+
+
 async def test_handshake_origin_and_auth(api: ApiClient, server: Server) -> None:
     user = await api.signup()
     with pytest.raises(InvalidStatus) as refused:
@@ -301,3 +315,49 @@ async def test_one_channel_subscription_and_one_render_per_instance(
         assert (await ws.recv_until(is_event(c.room_id)))["data"] == post
     for sock in html_sockets:
         await sock.close()
+
+
+async def test_alias_change_reaches_presence_and_cached_replays(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    wa, wb = await a.ws(), await b.ws()
+    await wa.subscribe(c.room_id)
+    await wb.subscribe(c.room_id)
+    await a.post(c.room_id, "before the change")
+    await wb.recv_until(lambda f: f.get("type") == "presence" and len(f["present"]) == 2)
+    await wb.quiet(0.6)  # everything sent before the change
+
+    await a.ok("PATCH", f"/api/v1/circles/{c.id}/membership", {"alias": "Quiet River"})
+    changed = await wb.recv_until(lambda f: f.get("type") == "presence" and "Quiet River" in json.dumps(f))
+    assert sorted(m["alias"] for m in changed["present"]) == ["Member2", "Quiet River"]
+    after = await wb.quiet(0.8)
+    assert "Member1" not in json.dumps(after), "no frame after the change carries the old alias"
+    # The socket of the member who changed keeps working under the new alias...
+    post = await a.post(c.room_id, "after the change")
+    assert (await wb.recv_until(is_event(c.room_id)))["data"]["author"]["alias"] == "Quiet River"
+    assert post["author"]["alias"] == "Quiet River"
+    # ... and a replay (served from the instance's memory of recent events when it can) never brings the old one back.
+    late = await b.ws()
+    await late.send({"op": "subscribe", "room_id": c.room_id, "since": 0})
+    await late.recv_until(lambda f: f.get("type") == "subscribed")
+    await late.recv_until(lambda f: f.get("type") == "presence")
+    seen = json.dumps(late.backlog + await late.quiet(0.5))
+    assert "before the change" in seen and "Member1" not in seen
+    await wa.close()
+    gone = await wb.recv_until(lambda f: f.get("type") == "presence" and len(f["present"]) == 1)
+    assert [m["alias"] for m in gone["present"]] == ["Member2"], "leaving removes the entry made under the new alias"
+
+
+async def test_edits_are_not_replayed_from_memory_in_their_old_form(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    watcher = await b.ws()
+    await watcher.subscribe(c.room_id)
+    post = await a.post(c.room_id, "words I regret")
+    await watcher.recv_until(is_event(c.room_id))
+    await a.ok("PATCH", f"/api/v1/posts/{post['id']}", {"body": "better words"})
+    await watcher.recv_until(is_event(c.room_id))
+    again = await b.ws()
+    await again.send({"op": "subscribe", "room_id": c.room_id, "since": 0})
+    replay = await again.events(c.room_id, 2)
+    assert "regret" not in json.dumps(replay) and replay[0]["data"]["body"] == "better words"

@@ -21,6 +21,11 @@ ACTION_LABELS = {
     "remove_member": "removed a member",
     "leave": "left",
     "report_dismissed": "dismissed a report",
+    "allow_rejoin": "let a removed member rejoin",
+    "close": "closed the circle",
+    "reopen": "reopened the circle",
+    "identity_on": "let the coach see the identity of members who join from now on",
+    "identity_off": "hid every member's identity from the coach",
 }
 
 

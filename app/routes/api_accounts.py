@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Response, delete, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.datastructures import Cookie
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
+from app import limits
 from app.auth import tokens
 from app.deps import LiveDep, PrincipalDep, SettingsDep
 from app.schemas import AccountCreate, AccountDeletion, AccountOut, Login, Me, PasswordChange, TokenOut
@@ -51,8 +52,14 @@ async def create_account(data: JSONBody[AccountCreate]) -> AccountOut:
     status_code=HTTP_200_OK,
     opt={"rate": "login"},
 )
-async def login(data: JSONBody[Login], settings: SettingsDep) -> Response[TokenOut]:
-    token, _token_id, _account_id = await accounts.sign_in(data.email, data.password)
+async def login(data: JSONBody[Login], settings: SettingsDep, request: Request[Any, Any, Any]) -> Response[TokenOut]:
+    async with limits.failures_only(request, wrong=401):
+        token, _token_id, _account_id = await accounts.sign_in(data.email, data.password)
+    # A browser that arrives with a session gets a new one, and the old one ends (no session fixation); a bearer
+    # client signing in again keeps its other tokens.
+    previous = request.scope.get("user")
+    if isinstance(previous, tokens.Principal) and previous.via == "cookie":
+        await tokens.revoke(previous.token_id)
     return Response(TokenOut(token=token), cookies=[session_cookie(token, settings)])
 
 
@@ -71,11 +78,20 @@ async def get_me(principal: PrincipalDep) -> Me:
 ROUTES: list[Any] = [create_account, login, logout, get_me]
 
 
-@post("/me/password", summary="Change your password; every other sign-in ends", status_code=HTTP_204_NO_CONTENT)
-async def change_password(data: JSONBody[PasswordChange], principal: PrincipalDep, live: LiveDep) -> None:
-    await rights.change_password(
-        principal.account_id, principal.token_id, data.current_password, data.new_password, live
-    )
+@post(
+    "/me/password",
+    summary="Change your password; every other sign-in ends",
+    description="A wrong current password answers 403; wrong ones count like failed sign-ins (429 past the limit).",
+    status_code=HTTP_204_NO_CONTENT,
+    opt={"rate": "reauth"},
+)
+async def change_password(
+    data: JSONBody[PasswordChange], principal: PrincipalDep, live: LiveDep, request: Request[Any, Any, Any]
+) -> None:
+    async with limits.failures_only(request, wrong=403):
+        await rights.change_password(
+            principal.account_id, principal.token_id, data.current_password, data.new_password, live
+        )
 
 
 @get("/me/export", summary="Everything Kindred holds about you, as a JSON download")
@@ -85,12 +101,24 @@ async def export(principal: PrincipalDep) -> Response[Export]:
 
 
 @delete(
-    "/me", summary="Delete your account (posts removed, or kept as 'Former member')", status_code=HTTP_204_NO_CONTENT
+    "/me",
+    summary="Delete your account (posts removed, or kept as 'Former member')",
+    description=(
+        "403 for a wrong password (counted like a failed sign-in); 409 while you are the only coach of an open "
+        "circle: close it first."
+    ),
+    status_code=HTTP_204_NO_CONTENT,
+    opt={"rate": "reauth"},
 )
 async def delete_me(
-    data: JSONBody[AccountDeletion], principal: PrincipalDep, live: LiveDep, settings: SettingsDep
+    data: JSONBody[AccountDeletion],
+    principal: PrincipalDep,
+    live: LiveDep,
+    settings: SettingsDep,
+    request: Request[Any, Any, Any],
 ) -> Response[None]:
-    await rights.delete_account(principal.account_id, data.password, data.posts, live)
+    async with limits.failures_only(request, wrong=403):
+        await rights.delete_account(principal.account_id, data.password, data.posts, live)
     return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[expired_session_cookie(settings)])
 
 

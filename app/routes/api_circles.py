@@ -26,7 +26,7 @@ from app.services import circles, rights
 from realtime.events import Membership
 
 
-@post("/circles", summary="Open a circle; its creator becomes its coach")
+@post("/circles", summary="Open a circle; its creator becomes its coach", opt={"rate": "circle"})
 async def create_circle(data: JSONBody[CircleCreate], principal: PrincipalDep) -> CircleOut:
     return await circles.create_circle(principal.account_id, data)
 
@@ -37,9 +37,19 @@ async def get_circle(circle_id: FromPath[str], principal: PrincipalDep) -> Circl
     return circle
 
 
-@patch("/circles/{circle_id:str}", summary="Change a circle (coach). Extension.")
-async def update_circle(circle_id: FromPath[str], data: JSONBody[CircleUpdate], principal: PrincipalDep) -> CircleOut:
-    return await circles.update_circle(principal.account_id, circle_id, data)
+@patch(
+    "/circles/{circle_id:str}",
+    summary="Change a circle (coach). Extension.",
+    description=(
+        "Turning `coach_sees_identity` on applies only to members who join afterwards (each member's consent is "
+        "taken when they join); turning it off hides every member's identity from the coach, for good. Either change "
+        "is written to the audit log and every member is notified."
+    ),
+)
+async def update_circle(
+    circle_id: FromPath[str], data: JSONBody[CircleUpdate], principal: PrincipalDep, live: LiveDep
+) -> CircleOut:
+    return await circles.update_circle(principal.account_id, circle_id, data, live)
 
 
 @post("/circles/{circle_id:str}/invites", summary="Make an invite link (coach)", opt={"rate": "invite"})
@@ -67,7 +77,7 @@ async def list_members(
     return await circles.members(principal.account_id, circle_id)
 
 
-@post("/circles/{circle_id:str}/rooms", summary="Open a room (coach)")
+@post("/circles/{circle_id:str}/rooms", summary="Open a room (coach)", opt={"rate": "room"})
 async def create_room(circle_id: FromPath[str], data: JSONBody[RoomCreate], principal: PrincipalDep) -> RoomOut:
     return await circles.create_room(principal.account_id, circle_id, data)
 
@@ -89,9 +99,13 @@ ROUTES: list[Any] = [
 ]
 
 
-@patch("/circles/{circle_id:str}/membership", summary="Change your alias in a circle. Extension.")
-async def change_alias(circle_id: FromPath[str], data: JSONBody[AliasBody], principal: PrincipalDep) -> MyMembership:
-    return await rights.change_alias(principal.account_id, circle_id, data.alias)
+@patch(
+    "/circles/{circle_id:str}/membership", summary="Change your alias in a circle. Extension.", opt={"rate": "alias"}
+)
+async def change_alias(
+    circle_id: FromPath[str], data: JSONBody[AliasBody], principal: PrincipalDep, live: LiveDep
+) -> MyMembership:
+    return await rights.change_alias(principal.account_id, circle_id, data.alias, live)
 
 
 @post(

@@ -19,7 +19,7 @@ class SpotlightBody(msgspec.Struct):
     post_id: Id
 
 
-@post("/circles/{circle_id:str}/dropins", summary="Schedule a drop-in (coach)")
+@post("/circles/{circle_id:str}/dropins", summary="Schedule a drop-in (coach)", opt={"rate": "room"})
 async def schedule(circle_id: FromPath[str], data: JSONBody[DropinCreate], principal: PrincipalDep) -> Dropin:
     return await dropins.schedule(principal.account_id, circle_id, data)
 

@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 from app.deps import LiveDep, PrincipalDep
 from app.schemas import MuteBody, Post, ReasonBody, ResolveBody
 from app.services import moderation
-from app.services.moderation import AuditEntry, MuteOut, ReportOut
+from app.services.moderation import AuditEntry, FormerMember, MuteOut, ReportOut
 
 
 @put("/posts/{post_id:str}/hidden", summary="Hide a post from the circle, with a reason its author sees (coach)")
@@ -102,4 +102,34 @@ async def audit(circle_id: FromPath[str], principal: PrincipalDep) -> list[Audit
     return await moderation.audit_log(principal.account_id, circle_id)
 
 
-ROUTES: list[Any] = [hide, restore, remove, mute, unmute, remove_member, report, list_reports, resolve, audit]
+@get(
+    "/circles/{circle_id:str}/former-members",
+    summary="Members who left or were removed, and whether they may rejoin (coach). Extension.",
+)
+async def former_members(circle_id: FromPath[str], principal: PrincipalDep) -> list[FormerMember]:
+    return await moderation.former_members(principal.account_id, circle_id)
+
+
+@post(
+    "/circles/{circle_id:str}/members/{membership_id:str}/allow-rejoin",
+    summary="Lift a removal: the account may join again with an invite (coach). Extension.",
+    status_code=200,
+)
+async def allow_rejoin(circle_id: FromPath[str], membership_id: FromPath[str], principal: PrincipalDep) -> FormerMember:
+    return await moderation.allow_rejoin(principal.account_id, circle_id, membership_id)
+
+
+ROUTES: list[Any] = [
+    hide,
+    restore,
+    remove,
+    mute,
+    unmute,
+    remove_member,
+    report,
+    list_reports,
+    resolve,
+    audit,
+    former_members,
+    allow_rejoin,
+]

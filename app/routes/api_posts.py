@@ -35,7 +35,7 @@ async def get_post(post_id: FromPath[str], principal: PrincipalDep) -> PostThrea
     return await posts.get_thread(principal.account_id, post_id)
 
 
-@patch("/posts/{post_id:str}", summary="Edit your post")
+@patch("/posts/{post_id:str}", summary="Edit your post", opt={"rate": "edit"})
 async def edit_post(post_id: FromPath[str], data: JSONBody[PostEdit], principal: PrincipalDep, live: LiveDep) -> Post:
     return await posts.edit_post(principal.account_id, post_id, data.body, live)
 

@@ -7,7 +7,7 @@ replies and edits in place, and the page's socket brings everyone else's changes
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
@@ -19,11 +19,22 @@ from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import File, Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
+from app import limits
 from app.auth import tokens
 from app.auth.tokens import Principal
 from app.deps import base_url
 from app.routes.api_accounts import expired_session_cookie, session_cookie
-from app.schemas import ChannelPrefs, CircleCreate, InviteCreate, PostCreate, Preferences, QuietHours, RoomCreate
+from app.schemas import (
+    ChannelPrefs,
+    CircleCreate,
+    CircleUpdate,
+    InviteCreate,
+    MuteBody,
+    PostCreate,
+    Preferences,
+    QuietHours,
+    RoomCreate,
+)
 from app.services import accounts, circles, dropins, gestures, moderation, notifications, posts, preferences, rights
 from app.services.dropins import LiveNow
 from app.services.moderation import Resolution
@@ -33,6 +44,7 @@ from realtime.events import PostKind, encoder
 from web.templating import STATIC
 
 Form = URLEncodedBody[dict[str, str]]
+T = TypeVar("T")
 RESOLUTIONS: dict[str, Resolution] = {"dismiss": "dismiss", "hide": "hide", "remove": "remove"}
 KINDS: dict[str, PostKind] = {
     "reflection": "reflection",
@@ -56,20 +68,21 @@ def _redirect_to_sign_in(request: Request[Any, Any, Any], exc: SignInRequired) -
 
 
 def _page_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    """4xx on a page: a readable page for navigations, an inline message for htmx swaps."""
+    """4xx on a page: a readable page for navigations, an inline message for htmx swaps. The exception's own headers
+    (Retry-After on a 429) go out with either."""
+    headers = dict(exc.headers or {})
     if request.headers.get("hx-request"):
         # Every htmx form has an id and, beside it, an element `<id>-error` for messages; buttons use the flash.
         trigger = request.headers.get("hx-trigger")
+        headers.update({"HX-Retarget": f"#{trigger}-error" if trigger else "#flash", "HX-Reswap": "innerHTML"})
         return Template(
-            "fragments/error.html",
-            context={"message": exc.detail},
-            status_code=exc.status_code,
-            headers={"HX-Retarget": f"#{trigger}-error" if trigger else "#flash", "HX-Reswap": "innerHTML"},
+            "fragments/error.html", context={"message": exc.detail}, status_code=exc.status_code, headers=headers
         )
     return Template(
         "pages/error.html",
         context={"status": exc.status_code, "message": exc.detail, "me": None},
         status_code=exc.status_code,
+        headers=headers,
     )
 
 
@@ -94,6 +107,16 @@ def safe_next(value: str | None) -> str:
     if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
         return value
     return "/"
+
+
+def form_body(kind: type[T], fields: dict[str, Any]) -> T:
+    """A page form as the API's own body struct. `msgspec.convert` runs the struct's constraints (lengths, bounds),
+    which its constructor does not; lax mode turns the form's strings into numbers. Bad input is a 400 that says
+    which field, never a 500."""
+    try:
+        return msgspec.convert(fields, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ClientException(f"check the form: {exc}") from None
 
 
 def page(name: str, status_code: int = 200, **context: Any) -> Template:
@@ -166,7 +189,8 @@ async def signin(request: Request[Any, Any, Any], data: Form, state: State) -> R
     settings: Settings = state["settings"]
     next_path = safe_next(data.get("next"))
     try:
-        token, _, _ = await accounts.sign_in(data.get("email", ""), data.get("password", ""))
+        async with limits.failures_only(request, wrong=401):
+            token, _, _ = await accounts.sign_in(data.get("email", ""), data.get("password", ""))
     except HTTPException as exc:
         return page(
             "signin", exc.status_code, me=None, next=next_path, form={"email": data.get("email", "")}, error=exc.detail
@@ -197,17 +221,12 @@ async def new_circle_form(request: Request[Any, Any, Any]) -> Template:
     return page("circle_new", me=await _me(request), form={}, error=None)
 
 
-@post("/circles/new", include_in_schema=False)
+@post("/circles/new", include_in_schema=False, opt={"rate": "circle"})
 async def new_circle(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
     user = who(request)
     form = {k: data.get(k, "") for k in ("name", "commonality", "norms", "coach_alias")}
     try:
-        body = CircleCreate(
-            name=form["name"][:120],
-            commonality=form["commonality"][:2000],
-            norms=form["norms"][:4000],
-            coach_alias=form["coach_alias"].strip() or None,
-        )
+        body = form_body(CircleCreate, {**form, "coach_alias": form["coach_alias"].strip() or None})
         circle = await circles.create_circle(user.account_id, body)
     except HTTPException as exc:
         return page("circle_new", exc.status_code, me=await _me(request), form=form, error=exc.detail)
@@ -237,23 +256,22 @@ async def create_invite(
     request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form, state: State
 ) -> Template:
     user = who(request)
-    max_uses = int(data["max_uses"]) if data.get("max_uses", "").isdigit() and int(data["max_uses"]) > 0 else None
-    hours = int(data["hours"]) if data.get("hours", "").isdigit() and 0 < int(data["hours"]) <= 24 * 90 else None
+    # An empty choice is "unlimited" uses and the default lifetime.
+    fields = {
+        "max_uses": data.get("max_uses", "").strip() or None,
+        "expires_in_hours": data.get("hours", "").strip() or None,
+    }
     invite = await circles.create_invite(
-        user.account_id,
-        circle_id,
-        InviteCreate(max_uses=max_uses, expires_in_hours=hours),
-        base_url(request, state["settings"]),
+        user.account_id, circle_id, form_body(InviteCreate, fields), base_url(request, state["settings"])
     )
     return fragment("invite", invite=invite)
 
 
-@post("/circles/{circle_id:str}/rooms", include_in_schema=False)
+@post("/circles/{circle_id:str}/rooms", include_in_schema=False, opt={"rate": "room"})
 async def create_room(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form) -> Response[Any]:
     user = who(request)
-    room = await circles.create_room(
-        user.account_id, circle_id, RoomCreate(name=data.get("name", "")[:80], topic=data.get("topic", "")[:500])
-    )
+    body = form_body(RoomCreate, {"name": data.get("name", ""), "topic": data.get("topic", "")})
+    room = await circles.create_room(user.account_id, circle_id, body)
     if request.headers.get("hx-request"):
         return Response(None, status_code=204, headers={"HX-Redirect": f"/rooms/{room.id}"})
     return Redirect(f"/rooms/{room.id}", status_code=HTTP_303_SEE_OTHER)
@@ -404,7 +422,7 @@ async def post_main(request: Request[Any, Any, Any], post_id: FromPath[str]) -> 
     return fragment("post_main", post=await posts.get_thread(user.account_id, post_id))
 
 
-@patch("/posts/{post_id:str}", include_in_schema=False)
+@patch("/posts/{post_id:str}", include_in_schema=False, opt={"rate": "edit"})
 async def edit_post(request: Request[Any, Any, Any], post_id: FromPath[str], data: Form, state: State) -> Template:
     user = who(request)
     edited = await posts.edit_post(user.account_id, post_id, data.get("body", ""), state["live"])
@@ -535,8 +553,8 @@ async def mute_member(
     request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str], data: Form, state: State
 ) -> Template:
     user = who(request)
-    minutes = int(data["minutes"]) if data.get("minutes", "").isdigit() else 0
-    muted = await moderation.mute(user.account_id, circle_id, membership_id, minutes, data.get("reason"), state["live"])
+    body = form_body(MuteBody, {"minutes": data.get("minutes", "").strip(), "reason": data.get("reason") or None})
+    muted = await moderation.mute(user.account_id, circle_id, membership_id, body.minutes, body.reason, state["live"])
     assert muted.muted_until is not None
     return fragment(
         "done", message=f"Paused until {muted.muted_until:%d %b, %H:%M} UTC.", slot=f"member-{membership_id}-result"
@@ -562,6 +580,25 @@ async def remove_member(
     return fragment("done", message="Removed from the circle.", slot=f"member-{membership_id}-result")
 
 
+@post("/circles/{circle_id:str}/members/{membership_id:str}/allow-rejoin", include_in_schema=False, status_code=200)
+async def allow_rejoin(
+    request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str]
+) -> Template:
+    user = who(request)
+    await moderation.allow_rejoin(user.account_id, circle_id, membership_id)
+    return fragment("done", message="They can join again with an invite link.", slot=f"former-{membership_id}-result")
+
+
+@post("/circles/{circle_id:str}/identity", include_in_schema=False)
+async def set_identity(
+    request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form, state: State
+) -> Response[Any]:
+    user = who(request)
+    visible = data.get("coach_sees_identity") == "on"
+    await circles.update_circle(user.account_id, circle_id, CircleUpdate(coach_sees_identity=visible), state["live"])
+    return Redirect(f"/circles/{circle_id}", status_code=HTTP_303_SEE_OTHER)
+
+
 @get("/circles/{circle_id:str}/moderation", include_in_schema=False)
 async def moderation_page(request: Request[Any, Any, Any], circle_id: FromPath[str]) -> Template:
     user = who(request)
@@ -573,6 +610,7 @@ async def moderation_page(request: Request[Any, Any, Any], circle_id: FromPath[s
         membership=membership,
         reports=await moderation.reports(user.account_id, circle_id),
         audit=await moderation.audit_log(user.account_id, circle_id),
+        former=await moderation.former_members(user.account_id, circle_id),
     )
 
 
@@ -622,38 +660,40 @@ async def account_page(request: Request[Any, Any, Any]) -> Template:
     return await _account_page(request)
 
 
-@post("/account/alias/{circle_id:str}", include_in_schema=False)
-async def change_alias(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form) -> Template:
+@post("/account/alias/{circle_id:str}", include_in_schema=False, opt={"rate": "alias"})
+async def change_alias(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form, state: State) -> Template:
     user = who(request)
     try:
-        changed = await rights.change_alias(user.account_id, circle_id, data.get("alias", ""))
+        changed = await rights.change_alias(user.account_id, circle_id, data.get("alias", ""), state["live"])
     except HTTPException as exc:
         return await _account_page(request, exc.status_code, error=exc.detail)
     return await _account_page(request, message=f"You now appear as {changed.alias} in that circle.")
 
 
-@post("/account/password", include_in_schema=False)
+@post("/account/password", include_in_schema=False, opt={"rate": "reauth"})
 async def change_password(request: Request[Any, Any, Any], data: Form, state: State) -> Template:
     user = who(request)
     try:
-        await rights.change_password(
-            user.account_id,
-            user.token_id,
-            data.get("current_password", ""),
-            data.get("new_password", ""),
-            state["live"],
-        )
+        async with limits.failures_only(request, wrong=403):
+            await rights.change_password(
+                user.account_id,
+                user.token_id,
+                data.get("current_password", ""),
+                data.get("new_password", ""),
+                state["live"],
+            )
     except HTTPException as exc:
         return await _account_page(request, exc.status_code, error=exc.detail)
     return await _account_page(request, message="Password changed. Your other devices are signed out.")
 
 
-@post("/account/delete", include_in_schema=False)
+@post("/account/delete", include_in_schema=False, opt={"rate": "reauth"})
 async def delete_account(request: Request[Any, Any, Any], data: Form, state: State) -> Response[Any]:
     user = who(request)
     choice: Literal["anonymize", "remove"] = "remove" if data.get("posts") == "remove" else "anonymize"
     try:
-        await rights.delete_account(user.account_id, data.get("password", ""), choice, state["live"])
+        async with limits.failures_only(request, wrong=403):
+            await rights.delete_account(user.account_id, data.get("password", ""), choice, state["live"])
     except HTTPException as exc:
         return await _account_page(request, exc.status_code, error=exc.detail)
     settings: Settings = state["settings"]
@@ -821,6 +861,8 @@ ROUTES: list[Any] = [
     mute_member,
     unmute_member,
     remove_member,
+    allow_rejoin,
+    set_identity,
     moderation_page,
     resolve_report,
     close_circle,

@@ -17,7 +17,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from app.deps import base_url
-from app.routes.pages import PAGE_ERRORS, Form, fragment, who
+from app.routes.pages import PAGE_ERRORS, Form, form_body, fragment, who
 from app.services import circles, dropins
 from app.services.dropins import DropinCreate
 
@@ -41,27 +41,27 @@ def parse_local_start(value: str, tz_offset: str) -> datetime:
         raise ClientException("tz_offset must be a whole number of minutes") from None
     if abs(offset) > MAX_OFFSET_MINUTES:
         raise ClientException("tz_offset must be within 14 hours of UTC")
-    if local.tzinfo is not None:
-        return local.astimezone(UTC)
-    return (local + timedelta(minutes=offset)).replace(tzinfo=UTC)
+    try:
+        if local.tzinfo is not None:
+            return local.astimezone(UTC)
+        return (local + timedelta(minutes=offset)).replace(tzinfo=UTC)
+    except OverflowError:
+        raise ClientException("that start is out of range; pick a date in the coming months") from None
 
 
-@post("/circles/{circle_id:str}/dropins", include_in_schema=False)
+@post("/circles/{circle_id:str}/dropins", include_in_schema=False, opt={"rate": "room"})
 async def schedule(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form) -> Response[Any]:
     user = who(request)
-    minutes = data.get("duration_minutes", "30")
-    if not minutes.isdigit():
-        raise ClientException("choose how long the drop-in lasts")
-    created = await dropins.schedule(
-        user.account_id,
-        circle_id,
-        DropinCreate(
-            title=data.get("title", ""),
-            starts_at=parse_local_start(data.get("starts_at", ""), data.get("tz_offset", "0")),
-            duration_minutes=int(minutes),
-            agenda=data.get("agenda", "")[:4000],
-        ),
+    body = form_body(
+        DropinCreate,
+        {
+            "title": data.get("title", ""),
+            "starts_at": parse_local_start(data.get("starts_at", ""), data.get("tz_offset", "0")),
+            "duration_minutes": data.get("duration_minutes", "30").strip(),
+            "agenda": data.get("agenda", ""),
+        },
     )
+    created = await dropins.schedule(user.account_id, circle_id, body)
     target = f"/circles/{created.circle_id}"
     if request.headers.get("hx-request"):
         return Response(None, status_code=204, headers={"HX-Redirect": target})

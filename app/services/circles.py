@@ -9,9 +9,10 @@ from datetime import timedelta
 from typing import Any
 
 import msgspec
-from litestar.exceptions import ClientException
+from litestar.exceptions import ClientException, PermissionDeniedException
 
 from app.errors import Conflict, Gone, not_found
+from app.live import Live
 from app.schemas import (
     CircleCreate,
     CircleOut,
@@ -23,6 +24,7 @@ from app.schemas import (
     RoomCreate,
     RoomOut,
 )
+from app.services import audit, notifications
 from app.services.common import (
     is_unique_violation,
     membership_struct,
@@ -31,6 +33,7 @@ from app.services.common import (
     require_coach_role,
     require_member,
 )
+from app.services.outbox import Outbox
 from db.engine import write_transaction
 from db.queries import now
 from db.tables import Account, Circle, Dropin, Invite, Membership, Room
@@ -114,6 +117,7 @@ async def create_circle(account_id: uuid.UUID, data: CircleCreate) -> CircleOut:
                 alias_key=alias.casefold(),
                 role="coach",
                 joined_at=now(),
+                coach_sees_identity=True,
             )
         )
         await Room.insert(
@@ -135,7 +139,14 @@ async def get_circle(account_id: uuid.UUID, circle_id: str) -> tuple[CircleOut, 
     return circle_out(row), membership
 
 
-async def update_circle(account_id: uuid.UUID, circle_id: str, data: CircleUpdate) -> CircleOut:
+IDENTITY_ON_NOTICE = (
+    "Your coach can now see the name and email of members who join this circle from now on. You joined before, "
+    "so your coach still sees only your alias."
+)
+IDENTITY_OFF_NOTICE = "Your coach can no longer see any member's name or email in this circle, only aliases."
+
+
+async def update_circle(account_id: uuid.UUID, circle_id: str, data: CircleUpdate, live: Live) -> CircleOut:
     cid = parse_id(circle_id, "circle")
     membership = await require_member(account_id, cid)
     require_coach_role(membership, "change the circle")
@@ -150,11 +161,42 @@ async def update_circle(account_id: uuid.UUID, circle_id: str, data: CircleUpdat
         values[Circle.coach_sees_identity] = data.coach_sees_identity
     if any(v is None for v in values.values()):
         raise ClientException("a circle needs a name and a commonality")
-    if values:
-        await Circle.update(values).where(Circle.id == cid)
+    outbox = Outbox()
+    async with write_transaction():
+        current = await Circle.select(Circle.coach_sees_identity).where(Circle.id == cid).first()
+        assert current is not None
+        if values:
+            await Circle.update(values).where(Circle.id == cid)
+        identity = data.coach_sees_identity
+        if identity is not msgspec.UNSET and identity != bool(current["coach_sees_identity"]):
+            await _identity_changed(outbox, cid, membership, identity)
+    await outbox.publish(live)
     row = await Circle.select().where(Circle.id == cid).first()
     assert row is not None
     return circle_out(row)
+
+
+async def _identity_changed(outbox: Outbox, cid: uuid.UUID, coach: dict[str, Any], visible: bool) -> None:
+    """Consent is per membership, taken at join time: turning the setting on reaches only those who join afterwards
+    (the join page tells them); turning it off withdraws it from everyone, for good. Logged, and members are told."""
+    if not visible:
+        await Membership.update({Membership.coach_sees_identity: False}).where(
+            (Membership.circle == cid) & (Membership.role != "coach")
+        )
+    await audit.record(cid, coach, "identity_on" if visible else "identity_off")
+    members = await Membership.select(Membership.id).where(
+        (Membership.circle == cid) & Membership.removed_at.is_null() & (Membership.role != "coach")
+    )
+    await notifications.notify(
+        outbox,
+        kind="circle.privacy",
+        recipients=[m["id"] for m in members],
+        actor=coach,
+        circle_id=cid,
+        room_id=None,
+        post_id=None,
+        reason=IDENTITY_ON_NOTICE if visible else IDENTITY_OFF_NOTICE,
+    )
 
 
 async def create_invite(account_id: uuid.UUID, circle_id: str, data: InviteCreate, base_url: str) -> InviteOut:
@@ -209,6 +251,28 @@ async def _usable_invite(code: str) -> dict[str, Any]:
     return invite
 
 
+async def alias_taken(
+    circle_id: uuid.UUID, alias: str, account_id: uuid.UUID, *, except_membership: uuid.UUID | None = None
+) -> bool:
+    """Whether someone else holds the alias in this circle: a current member, or a former one whose old posts still
+    show it (anyone else taking it could pass as them). A former member's alias stays theirs to use again."""
+    query = Membership.exists().where(
+        (Membership.circle == circle_id)
+        & (Membership.alias_key == alias.casefold())
+        & (Membership.removed_at.is_null() | (Membership.account != account_id))
+    )
+    if except_membership is not None:
+        query = query.where(Membership.id != except_membership)
+    return bool(await query)
+
+
+ALIAS_TAKEN = "that alias is taken in this circle; choose another"
+REMOVED_BY_COACH = (
+    "your coach removed you from this circle, so you cannot join it again; if you think that was a mistake, "
+    "ask your coach, who can let you back in"
+)
+
+
 async def join(account_id: uuid.UUID, code: str, alias: str) -> MyMembership:
     alias = clean_alias(alias)
     invite = await _usable_invite(code)
@@ -216,16 +280,19 @@ async def join(account_id: uuid.UUID, code: str, alias: str) -> MyMembership:
     membership_id = uuid.uuid4()
     try:
         async with write_transaction():
-            if await Membership.exists().where(
-                (Membership.account == account_id) & (Membership.circle == circle_id) & Membership.removed_at.is_null()
-            ):
+            before = await Membership.select(Membership.removed_at, Membership.rejoin_blocked).where(
+                (Membership.account == account_id) & (Membership.circle == circle_id)
+            )
+            if any(m["removed_at"] is None for m in before):
                 raise Conflict("you are already a member of this circle")
-            if await Membership.exists().where(
-                (Membership.circle == circle_id)
-                & (Membership.alias_key == alias.casefold())
-                & Membership.removed_at.is_null()
-            ):
-                raise Conflict("that alias is taken in this circle; choose another")
+            # Only the person removed is told, and only that the coach removed them; leaving by yourself does not bar you.
+            if any(m["rejoin_blocked"] for m in before):
+                raise PermissionDeniedException(REMOVED_BY_COACH)
+            if await alias_taken(circle_id, alias, account_id):
+                raise Conflict(ALIAS_TAKEN)
+            circle = await Circle.select(Circle.coach_sees_identity).where(Circle.id == circle_id).first()
+            if circle is None:
+                raise not_found("invite")
             # Counted in the same statement that checks the limit, so two joins cannot both take the last use.
             taken = await Invite.raw(
                 "UPDATE invite SET uses = uses + 1 WHERE id = {} AND (max_uses IS NULL OR uses < max_uses) "
@@ -244,11 +311,13 @@ async def join(account_id: uuid.UUID, code: str, alias: str) -> MyMembership:
                     alias_key=alias.casefold(),
                     role="member",
                     joined_at=now(),
+                    # Consent is what the join page said at this moment; turning the setting on later does not change it.
+                    coach_sees_identity=bool(circle["coach_sees_identity"]),
                 )
             )
     except Exception as exc:
         if is_unique_violation(exc):
-            raise Conflict("that alias is taken in this circle; choose another") from None
+            raise Conflict(ALIAS_TAKEN) from None
         raise
     return MyMembership(membership_id=str(membership_id), circle_id=str(circle_id), alias=alias, role="member")
 
@@ -265,15 +334,21 @@ async def members(account_id: uuid.UUID, circle_id: str) -> list[PublicMembershi
                 Membership.id,
                 Membership.alias,
                 Membership.role,
+                Membership.coach_sees_identity,
                 Membership.account.name.as_alias("name"),
                 Membership.account.email.as_alias("email"),
             )
             .where(where)
             .order_by(Membership.joined_at)
         )
+        # Only members who joined while the setting was on agreed to it; the others stay aliases to the coach too.
         return [
             MemberWithIdentity(
-                membership_id=str(r["id"]), alias=r["alias"], role=r["role"], name=r["name"], email=r["email"]
+                membership_id=str(r["id"]),
+                alias=r["alias"],
+                role=r["role"],
+                name=r["name"] if r["coach_sees_identity"] else None,
+                email=r["email"] if r["coach_sees_identity"] else None,
             )
             for r in rows
         ]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar.exceptions import ClientException
+from msgspec import Meta
 
 from app.errors import Conflict, not_found
 from app.live import Live
@@ -32,14 +33,17 @@ from realtime.events import Membership as PublicMembership
 # Members get the reminder this long before the start (if their preferences want it).
 REMINDER_LEAD = timedelta(minutes=10)
 MIN_MINUTES, MAX_MINUTES = 5, 8 * 60
+# Far enough for any plan; the end time and reminders of a date near year 9999 would overflow.
+MAX_AHEAD = timedelta(days=366)
 EXCERPT = 160
 
 
 class DropinCreate(msgspec.Struct):
-    title: str
+    # Loose bounds for the wire (the service says precisely what fits, e.g. titles of at most 120 characters).
+    title: Annotated[str, Meta(max_length=1000)]
     starts_at: datetime
-    duration_minutes: int
-    agenda: str = ""
+    duration_minutes: Annotated[int, Meta(ge=0, le=1_000_000)]
+    agenda: Annotated[str, Meta(max_length=4000)] = ""
 
 
 class SummaryItem(msgspec.Struct):
@@ -144,6 +148,8 @@ async def schedule(account_id: uuid.UUID, circle_id: str, data: DropinCreate) ->
     starts_at = data.starts_at if data.starts_at.tzinfo else data.starts_at.replace(tzinfo=UTC)
     if starts_at < now() - timedelta(hours=1):
         raise ClientException("starts_at is in the past")
+    if starts_at > now() + MAX_AHEAD:
+        raise ClientException("schedule drop-ins at most a year ahead")
     dropin_id, room_id = uuid.uuid4(), uuid.uuid4()
     async with write_transaction():
         await Room.insert(

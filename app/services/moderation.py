@@ -12,7 +12,7 @@ from litestar.exceptions import ClientException, PermissionDeniedException
 
 from app.errors import Conflict, not_found
 from app.live import Live
-from app.services import notifications
+from app.services import audit, notifications
 from app.services.common import membership_struct, parse_id, require_coach_role, require_member
 from app.services.outbox import Outbox
 from app.services.posts import authors_of, post_and_access, post_struct, remove_post
@@ -57,6 +57,16 @@ class MuteOut(msgspec.Struct):
     reason: str | None
 
 
+class FormerMember(msgspec.Struct, kw_only=True):
+    """A membership that has ended, as the coach sees it (by alias only)."""
+
+    membership_id: str
+    alias: str
+    ended_by: Literal["left", "removed"]
+    ended_at: datetime
+    rejoin_blocked: bool
+
+
 def _reason(reason: str | None, *, required: bool = False) -> str | None:
     cleaned = (reason or "").strip()[:MAX_REASON] or None
     if required and cleaned is None:
@@ -64,27 +74,8 @@ def _reason(reason: str | None, *, required: bool = False) -> str | None:
     return cleaned
 
 
-async def _log(
-    circle_id: uuid.UUID,
-    actor: dict[str, Any],
-    action: str,
-    *,
-    post_id: uuid.UUID | None = None,
-    member: uuid.UUID | None = None,
-    reason: str | None = None,
-) -> None:
-    await ModerationLog.insert(
-        ModerationLog(
-            id=uuid.uuid4(),
-            circle=circle_id,
-            actor=actor["id"],
-            action=action,
-            post_id=post_id,
-            member=member,
-            reason=reason,
-            created_at=now(),
-        )
-    )
+# Moderation actions are written to the circle's audit log.
+_log = audit.record
 
 
 async def _coach_on_post(account_id: uuid.UUID, post_id: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -250,9 +241,71 @@ async def remove_member(
         raise Conflict("a circle keeps its coach; close the circle instead")
     text = _reason(reason)
     async with write_transaction():
-        await Membership.update({Membership.removed_at: now()}).where(Membership.id == target["id"])
+        # Someone who leaves may come back with an invite; someone the coach removed may not, until the coach says so.
+        await Membership.update(
+            {
+                Membership.removed_at: now(),
+                Membership.ended_by: "left" if leaving else "removed",
+                Membership.rejoin_blocked: not leaving,
+            }
+        ).where(Membership.id == target["id"])
         await _log(cid, me, "leave" if leaving else "remove_member", member=target["id"], reason=text)
     await live.revoke(target["account"], cid)
+
+
+def _former(row: dict[str, Any]) -> FormerMember:
+    return FormerMember(
+        membership_id=str(row["id"]),
+        alias=row["alias"],
+        ended_by="removed" if row["ended_by"] == "removed" else "left",
+        ended_at=row["removed_at"],
+        rejoin_blocked=bool(row["rejoin_blocked"]),
+    )
+
+
+async def former_members(account_id: uuid.UUID, circle_id: str) -> list[FormerMember]:
+    """Who left or was removed, newest first; erased accounts are not listed (there is no one to let back)."""
+    cid = parse_id(circle_id, "circle")
+    me = await require_member(account_id, cid)
+    require_coach_role(me, "see who left the circle")
+    rows = (
+        await Membership.select(
+            Membership.id, Membership.alias, Membership.ended_by, Membership.removed_at, Membership.rejoin_blocked
+        )
+        .where(
+            (Membership.circle == cid)
+            & Membership.removed_at.is_not_null()
+            & Membership.ended_by.is_in(["left", "removed"])
+        )
+        .order_by(Membership.removed_at, ascending=False)
+        .limit(200)
+    )
+    return [_former(r) for r in rows]
+
+
+async def allow_rejoin(account_id: uuid.UUID, circle_id: str, membership_id: str) -> FormerMember:
+    """Lift a removal: the account may join again with an invite (it is not let in by this alone)."""
+    cid = parse_id(circle_id, "circle")
+    me = await require_member(account_id, cid)
+    require_coach_role(me, "let a removed member back")
+    target = (
+        await Membership.select()
+        .where(
+            (Membership.id == parse_id(membership_id, "member"))
+            & (Membership.circle == cid)
+            & Membership.removed_at.is_not_null()
+            & Membership.ended_by.is_in(["left", "removed"])
+        )
+        .first()
+    )
+    if target is None:
+        raise not_found("member")
+    if not target["rejoin_blocked"]:
+        raise Conflict("that member is not barred from rejoining")
+    async with write_transaction():
+        await Membership.update({Membership.rejoin_blocked: False}).where(Membership.id == target["id"])
+        await _log(cid, me, "allow_rejoin", member=target["id"])
+    return _former({**target, "rejoin_blocked": False})
 
 
 async def report(account_id: uuid.UUID, post_id: str, reason: str | None, live: Live) -> ReportOut:

@@ -41,6 +41,7 @@ KIND_TEXT: dict[str, str] = {
     "moderation": "{reason}",
     "report": "{actor} reported a post",
     "circle.closed": "{reason}",
+    "circle.privacy": "{reason}",
     "dropin.live": "{actor} has started a drop-in. Join now",
     "dropin.reminder": "A drop-in starts in 10 minutes",
 }
@@ -57,6 +58,7 @@ KIND_LABELS: dict[str, str] = {
     "moderation": "Notes from my coach",
     "report": "Reports (coaches)",
     "circle.closed": "A circle closing",
+    "circle.privacy": "Changes to what my coach can see",
     "dropin.live": "Drop-ins going live",
     "dropin.reminder": "Drop-in reminders",
 }
