@@ -336,7 +336,7 @@ async def _export_dropins(mids: list[uuid.UUID], circle_by_id: dict[uuid.UUID, s
     ]
 
 
-async def _rewrite_author_alias(membership_id: uuid.UUID, alias: str, old_alias: str) -> None:
+async def _rewrite_author_alias(membership_id: uuid.UUID, alias: str) -> None:
     """Make the alias a member left behind unrecoverable from anything peers can read. Runs inside the caller's
     transaction. The member's posts (rows are joined at read time) and their events in the room log get the new
     alias; shares naming them as `shared_from.author` too; and @mentions of them in other people's posts keep the
@@ -393,7 +393,7 @@ async def change_alias(account_id: uuid.UUID, circle_id: str, alias: str, live: 
             await Membership.update({Membership.alias: alias, Membership.alias_key: alias.casefold()}).where(
                 Membership.id == me["id"]
             )
-            await _rewrite_author_alias(me["id"], alias, me["alias"])
+            await _rewrite_author_alias(me["id"], alias)
     except Exception as exc:
         if is_unique_violation(exc):
             raise Conflict(ALIAS_TAKEN) from None
@@ -487,7 +487,7 @@ async def delete_account(
                     Membership.mute_reason: None,
                 }
             ).where(Membership.id == m["id"])
-            await _rewrite_author_alias(m["id"], former, m["alias"])
+            await _rewrite_author_alias(m["id"], former)
         # The account row is kept (erased) rather than deleted, so nothing cascades: what is personal goes here.
         mids = [m["id"] for m in memberships]
         if mids:
