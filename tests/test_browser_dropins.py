@@ -3,6 +3,8 @@ a member's other page, hands queued in order, the spotlight reaching everyone, a
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 from playwright.async_api import Browser, Dialog, Page, expect
 
@@ -32,7 +34,8 @@ async def test_a_drop_in_from_schedule_to_summary(browser: Browser, server: Serv
         await coach.goto(f"{server.url}/circles/{c.id}")
         await coach.get_by_text("Schedule a drop-in").click()
         await coach.get_by_label("Title").fill("Thursday drop-in: saying no at work")
-        await coach.get_by_label("Starts (your local time)").fill("2099-03-05T18:30")
+        next_week = (datetime.now() + timedelta(days=7)).strftime("%Y-%m-%dT18:30")
+        await coach.get_by_label("Starts (your local time)").fill(next_week)
         await coach.get_by_label("Agenda").fill("Bring one experiment you ran this week.")
         await coach.get_by_role("button", name="Schedule").click()
         listed = coach.locator(".dropin-list li").first
