@@ -235,3 +235,20 @@ async def test_push_subscriptions_are_checked_and_owned(api: ApiClient, push: Pu
     assert (await b.call("DELETE", f"/api/v1/push/subscriptions/{first['id']}")).status_code == 404
     await a.ok("DELETE", f"/api/v1/push/subscriptions/{first['id']}")
     assert (await a.call("DELETE", f"/api/v1/push/subscriptions/{first['id']}")).status_code == 404
+
+
+async def test_a_stalled_push_service_does_not_hold_back_anyone_elses_frames(api: ApiClient, push: PushService) -> None:
+    c = await make_circle(api, members=3)
+    a, b, d = c.members
+    await subscribe(a, push, "stuck-phone")
+    push.stall.add("stuck-phone")
+    ws = await d.ws()
+    mine, theirs = await a.post(c.room_id, "mine"), await d.post(c.room_id, "theirs")
+    await b.post(c.room_id, "a reply whose push hangs", parent_id=mine["id"])
+    await wait_for(lambda: push.stalled == 1)
+    # The push to A's phone hangs (until the 15 s timeout, in production); D's frame goes out regardless.
+    await b.post(c.room_id, "a reply for someone else", parent_id=theirs["id"])
+    note = await ws.recv_until(lambda f: f.get("type") == "notification", timeout=2)
+    assert note["data"]["kind"] == "reply" and note["data"]["post_id"] != mine["id"]
+    push.release.set()
+    await wait_for(lambda: len(push.received) == 1)
