@@ -230,9 +230,9 @@ async def current_pairs(pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
     return pairs & found
 
 
-# Rows (or ids) per statement in bulk writes and look-ups. asyncpg and SQLite both cap one statement at 32,766
-# parameters; a notification row has 10, so a thousand rows (10,000 parameters) stays well clear of the cap while a
-# 1,000-member circle is still one statement.
+# Rows (or ids) per statement in bulk writes and look-ups. Postgres (asyncpg) caps one statement at 32,767
+# parameters, SQLite at 32,766 by default (some builds allow more); a notification row has 10, so a thousand rows
+# (10,000 parameters) stays well clear of either cap while a 1,000-member circle is still one statement.
 CHUNK = 1000
 
 

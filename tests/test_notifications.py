@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from tests.client import ApiClient, User, make_circle
+from tests.client import ApiClient, Circle, User, make_circle
 from tests.push_service import PushService
 
 pytestmark = pytest.mark.anyio
@@ -252,3 +255,115 @@ async def test_a_stalled_push_service_does_not_hold_back_anyone_elses_frames(api
     assert note["data"]["kind"] == "reply" and note["data"]["post_id"] != mine["id"]
     push.release.set()
     await wait_for(lambda: len(push.received) == 1)
+
+
+# --- bulk: a drop-in going live to a big circle ------------------------------------------------------------------
+
+
+async def seed_members(circle_id: str, n: int) -> None:
+    """`n` more members of the circle, written straight to the tables: signing up thousands through the API would
+    only test the sign-up limits."""
+    from db.queries import chunks
+    from db.tables import Account, Membership
+
+    now = datetime.now(UTC)
+    tag = uuid.uuid4().hex[:6]
+    accounts = [
+        Account(
+            id=uuid.uuid4(),
+            email=f"bulk-{tag}-{i}@example.org",
+            name=f"Bulk {i}",
+            password_hash="not a hash: this account never signs in",
+            created_at=now,
+            password_changed_at=now,
+            timezone="UTC",
+        )
+        for i in range(n)
+    ]
+    for part in chunks(accounts, 500):
+        await Account.insert(*part)
+    members = [
+        Membership(
+            id=uuid.uuid4(),
+            circle=uuid.UUID(circle_id),
+            account=account.id,
+            alias=f"Bulk{tag}{i}",
+            alias_key=f"bulk{tag}{i}",
+            role="member",
+            joined_at=now,
+        )
+        for i, account in enumerate(accounts)
+    ]
+    for part in chunks(members, 500):
+        await Membership.insert(*part)
+
+
+async def start_dropin(c: Circle) -> dict[str, Any]:
+    starts = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
+    body = {"title": "Open door", "starts_at": starts, "duration_minutes": 30}
+    dropin = await c.coach.ok("POST", f"/api/v1/circles/{c.id}/dropins", body)
+    return await c.coach.ok("POST", f"/api/v1/dropins/{dropin['id']}/start", status=200)  # type: ignore[no-any-return]
+
+
+async def test_a_drop_in_goes_live_to_four_thousand_members(api: ApiClient) -> None:
+    from db.tables import Notification
+
+    c = await make_circle(api, members=1)
+    await seed_members(c.id, 4000)
+    ws = await c.members[0].ws()
+    started = await start_dropin(c)
+    assert started["state"] == "live"
+    written = await Notification.count().where(
+        (Notification.kind == "dropin.live") & (Notification.circle == uuid.UUID(c.id))
+    )
+    assert written == 4001
+    note = await ws.recv_until(lambda f: f.get("type") == "notification", timeout=20)
+    assert note["data"]["kind"] == "dropin.live"
+
+
+@contextmanager
+def counting_statements() -> Iterator[list[int]]:
+    """Count every statement Piccolo sends to the database while the block runs (the app shares this process)."""
+    from db.engine import current_engine
+
+    engine: Any = current_engine()
+    cls = type(engine)  # Piccolo's engines have slots: the methods are wrapped on the class, counted for this engine
+    count = [0]
+    originals = cls.run_querystring, cls.run_ddl
+
+    async def querystring(self: Any, *args: Any, **kwargs: Any) -> Any:
+        count[0] += self is engine
+        return await originals[0](self, *args, **kwargs)
+
+    async def ddl(self: Any, *args: Any, **kwargs: Any) -> Any:
+        count[0] += self is engine
+        return await originals[1](self, *args, **kwargs)
+
+    cls.run_querystring, cls.run_ddl = querystring, ddl
+    try:
+        yield count
+    finally:
+        cls.run_querystring, cls.run_ddl = originals
+
+
+async def test_statements_for_a_drop_in_do_not_grow_with_the_circle(api: ApiClient, push: PushService) -> None:
+    """Going live, writing everyone's notification, sending frames and pushes: the same statements for a circle of
+    ten as for a circle of a thousand."""
+    counts: dict[int, int] = {}
+    for size in (10, 1000):
+        c = await make_circle(api, members=2)
+        await seed_members(c.id, size - 2)
+        for i, member in enumerate(c.members):
+            await subscribe(member, push, f"{size}-{i}")
+        runs = []
+        # Twice, keeping the smaller count: a periodic job that happens to run meanwhile only ever adds statements.
+        for _ in range(2):
+            before = len(push.received)
+            with counting_statements() as count:
+                await start_dropin(c)
+                await wait_for(lambda before=before: len(push.received) == before + 2)
+                await asyncio.sleep(0.3)
+            runs.append(count[0])
+        counts[size] = min(runs)
+    assert counts[10] == counts[1000], counts
+    assert counts[10] < 40, counts

@@ -2,8 +2,9 @@
 
 A notification names its actor by membership (alias and role in that circle), never by account. Who gets what, and
 how, follows each recipient's preferences: per kind, per circle (a circle can be muted), with quiet hours in their
-own time zone. A coach's gestures always reach the feed. However many recipients, `notify` costs the same few
-queries and one INSERT; frames and pushes go out from a background worker, so no request waits on push services.
+own time zone. A coach's gestures always reach the feed. `notify` costs the same few queries and one INSERT for any
+circle up to a thousand recipients (one more of each per further thousand); frames and pushes go out from a
+background worker, so no request waits on push services.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from app.live import Delivery
 from app.services.common import membership_struct
 from app.services.outbox import Outbox
 from db import queries
-from db.queries import now
+from db.queries import chunks, now
 from db.tables import Account, Circle, Membership, NotificationPreference
 from db.tables import Notification as NotificationRow
 from realtime.events import Notification
@@ -119,31 +120,38 @@ async def notify(
 
     Must run inside the caller's write transaction; delivery starts when the caller publishes its outbox.
     """
-    wanted = {m for m in recipients if actor is None or m != actor["id"]}
+    wanted = list({m for m in recipients if actor is None or m != actor["id"]})
     if not wanted:
         return
-    rows = await Membership.select(Membership.id, Membership.account).where(
-        Membership.id.is_in(list(wanted)) & Membership.removed_at.is_null()
-    )
-    accounts = {r["account"] for r in rows}
+    # However many recipients: one look-up per thousand of them for memberships, preferences and clocks, and one
+    # INSERT per thousand rows (both backends cap a statement's parameters at 32,766). Never a query per recipient.
+    accounts: set[Any] = set()
+    for part in chunks(wanted):
+        accounts.update(
+            r["account"]
+            for r in await Membership.select(Membership.account).where(
+                Membership.id.is_in(part) & Membership.removed_at.is_null()
+            )
+        )
     if actor is not None:
         accounts.discard(actor["account"])
     if not accounts:
         return
     ids = list(accounts)
-    preferences = await NotificationPreference.select().where(
-        NotificationPreference.account.is_in(ids) & NotificationPreference.kind.is_in([kind, "*"])
-    )
+    here = NotificationPreference.circle.is_null()
+    if circle_id is not None:
+        here = here | (NotificationPreference.circle == circle_id)
     by_account: dict[Any, list[dict[str, Any]]] = {}
-    for row in preferences:
-        if row["circle"] is None or row["circle"] == circle_id:
+    clocks: dict[Any, dict[str, Any]] = {}
+    for part in chunks(ids):
+        for row in await NotificationPreference.select().where(
+            NotificationPreference.account.is_in(part) & NotificationPreference.kind.is_in([kind, "*"]) & here
+        ):
             by_account.setdefault(row["account"], []).append(row)
-    clocks = {
-        r["id"]: r
-        for r in await Account.select(Account.id, Account.timezone, Account.quiet_start, Account.quiet_end).where(
-            Account.id.is_in(ids)
-        )
-    }
+        for row in await Account.select(Account.id, Account.timezone, Account.quiet_start, Account.quiet_end).where(
+            Account.id.is_in(part)
+        ):
+            clocks[row["id"]] = row
     circle = await Circle.select(Circle.name).where(Circle.id == circle_id).first() if circle_id else None
     created = now()
     actor_struct = membership_struct(actor) if actor is not None else None
@@ -195,8 +203,8 @@ async def notify(
                 title=circle["name"] if circle else "Kindred",
             )
         )
-    if inserts:
-        await NotificationRow.insert(*inserts)
+    for rows in chunks(inserts):
+        await NotificationRow.insert(*rows)
 
 
 def _s(value: uuid.UUID | None) -> str | None:
