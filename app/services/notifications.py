@@ -138,7 +138,7 @@ async def notify(
     if not accounts:
         return
     ids = list(accounts)
-    here = NotificationPreference.circle.is_null()
+    here: Any = NotificationPreference.circle.is_null()
     if circle_id is not None:
         here = here | (NotificationPreference.circle == circle_id)
     by_account: dict[Any, list[dict[str, Any]]] = {}
