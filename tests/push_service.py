@@ -69,6 +69,10 @@ class PushService:
         self.stall: set[str] = set()
         self.release = asyncio.Event()
         self.stalled = 0  # requests that arrived for a stalled browser and are hanging
+        # Browsers whose push service answers a redirect to this stand-in's /elsewhere, which counts what reaches it.
+        self.redirect: set[str] = set()
+        self.redirected = 0
+        self.elsewhere = 0
         self.server_key: str | None = None  # the application server key the subscriptions were made with
         self._runner: web.AppRunner | None = None
 
@@ -79,6 +83,7 @@ class PushService:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/push/{name}", self._push)
+        app.router.add_route("*", "/elsewhere", self._elsewhere)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -87,6 +92,10 @@ class PushService:
         self.release.set()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _elsewhere(self, request: web.Request) -> web.Response:
+        self.elsewhere += 1
+        return web.Response(status=201)
 
     def _verify_vapid(self, authorization: str) -> dict[str, Any]:
         scheme, _, params = authorization.partition(" ")
@@ -109,6 +118,9 @@ class PushService:
         name = request.match_info["name"]
         if name in self.gone:
             return web.Response(status=410, text="subscription expired")
+        if name in self.redirect:
+            self.redirected += 1
+            raise web.HTTPTemporaryRedirect(f"{self.origin}/elsewhere")
         if name in self.stall:
             self.stalled += 1
             await self.release.wait()

@@ -31,8 +31,9 @@ async def push() -> AsyncIterator[PushService]:
 
 @pytest.fixture
 def settings_env(push: PushService) -> dict[str, str]:
-    # The allow-list points at the local stand-in instead of the browser vendors' push services.
-    return {"KINDRED_PUSH_ALLOWED_ORIGINS": push.origin}
+    # The allow-list points at the local stand-in instead of the browser vendors' push services (and keeps one
+    # wildcard entry, so the wildcard rules are checked through the API too).
+    return {"KINDRED_PUSH_ALLOWED_ORIGINS": f"{push.origin},https://*.notify.windows.com"}
 
 
 async def subscribe(user: User, push: PushService, name: str) -> str:
@@ -367,3 +368,64 @@ async def test_statements_for_a_drop_in_do_not_grow_with_the_circle(api: ApiClie
         counts[size] = min(runs)
     assert counts[10] == counts[1000], counts
     assert counts[10] < 40, counts
+
+
+def test_push_origins_match_scheme_host_and_port() -> None:
+    from app.push import DEFAULT_PUSH_ORIGINS, origin_allowed
+
+    defaults = DEFAULT_PUSH_ORIGINS
+    assert origin_allowed("https://db5.notify.windows.com/w/?token=x", defaults)
+    assert origin_allowed("https://db5.notify.windows.com:443/w/", defaults)
+    assert origin_allowed("https://fcm.googleapis.com/fcm/send/abc", defaults)
+    assert origin_allowed("https://fcm.googleapis.com:443/fcm/send/abc", defaults)
+    for refused in (
+        "https://evil.notify.windows.com:6379/x",  # a wildcard entry means its own port, not any port
+        "https://fcm.googleapis.com:8443/fcm/send/abc",
+        "http://db5.notify.windows.com/w/",
+        "https://notify.windows.com/w/",
+        "https://evilnotify.windows.com/w/",
+        "https://fcm.googleapis.com.evil.example/x",
+        "https://user:pw@fcm.googleapis.com/x",
+        "https://fcm.googleapis.com:99999/x",
+        "https://fcm.googleapis.com:port/x",
+        "file:///etc/passwd",
+    ):
+        assert not origin_allowed(refused, defaults), refused
+    local = ("http://127.0.0.1:8123", "https://*.push.example:8443")
+    assert origin_allowed("http://127.0.0.1:8123/push/a", local)
+    assert not origin_allowed("http://127.0.0.1:8124/push/a", local)
+    assert not origin_allowed("http://127.0.0.1/push/a", local)
+    assert origin_allowed("https://eu.push.example:8443/a", local)
+    assert not origin_allowed("https://eu.push.example/a", local)
+
+
+async def test_a_wildcard_push_origin_refuses_other_ports(api: ApiClient, push: PushService) -> None:
+    a = await api.signup()
+    keys = push.browser("tablet").subscription(push)["keys"]
+    r = await a.call(
+        "POST", "/api/v1/push/subscriptions", {"endpoint": "https://evil.notify.windows.com:6379/x", "keys": keys}
+    )
+    assert r.status_code == 400 and "push service" in r.json()["detail"]
+    r = await a.call(
+        "POST", "/api/v1/push/subscriptions", {"endpoint": "https://db5.notify.windows.com:99999/x", "keys": keys}
+    )
+    assert r.status_code == 400
+    await a.ok(
+        "POST", "/api/v1/push/subscriptions", {"endpoint": "https://db5.notify.windows.com/w/?t=1", "keys": keys}
+    )
+
+
+async def test_push_never_follows_a_redirect(api: ApiClient, push: PushService) -> None:
+    from db.tables import PushSubscription
+
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    await subscribe(a, push, "laptop")
+    push.redirect.add("laptop")
+    post = await a.post(c.room_id, "mine")
+    await b.post(c.room_id, "reply", parent_id=post["id"])
+    await wait_for(lambda: push.redirected == 1)
+    await asyncio.sleep(0.3)
+    assert push.elsewhere == 0 and push.received == []
+    # A redirect is a failure this time, not a sign that the subscription is gone.
+    assert await PushSubscription.count().where(PushSubscription.account == uuid.UUID(a.id)) == 1
