@@ -429,3 +429,46 @@ async def test_push_never_follows_a_redirect(api: ApiClient, push: PushService) 
     assert push.elsewhere == 0 and push.received == []
     # A redirect is a failure this time, not a sign that the subscription is gone.
     assert await PushSubscription.count().where(PushSubscription.account == uuid.UUID(a.id)) == 1
+
+
+BAD_ZONES = ("America", "Asia", "America/", "zone.tab", "../../etc/passwd", "/etc/localtime", "", "Mars/Olympus")
+BAD_TIMES = ("99:xx", "22:00:00", "25:00", "7:00", "24:00", "")
+
+
+async def test_bad_time_zones_and_quiet_hours_are_refused_by_the_api(api: ApiClient) -> None:
+    a = await api.signup()
+    prefs = await a.ok("GET", "/api/v1/notifications/preferences")
+    for zone in BAD_ZONES:
+        r = await a.call("PUT", "/api/v1/notifications/preferences", {**prefs, "timezone": zone})
+        assert r.status_code == 400, (zone, r.text)
+        assert "time zone" in r.json()["detail"], r.text
+    for time in BAD_TIMES:
+        for field in ("start", "end"):
+            quiet = {"start": "22:00", "end": "07:00", field: time}
+            r = await a.call("PUT", "/api/v1/notifications/preferences", {**prefs, "quiet_hours": quiet})
+            assert r.status_code == 400, (quiet, r.text)
+    assert await a.ok("GET", "/api/v1/notifications/preferences") == prefs, "nothing was saved"
+
+
+async def test_bad_time_zones_and_quiet_hours_are_refused_by_the_settings_page(api: ApiClient) -> None:
+    a = await api.signup()
+    before = await a.ok("GET", "/api/v1/notifications/preferences")
+
+    async def save(**fields: str) -> tuple[int, str]:
+        form = {"timezone": "Europe/Berlin", "quiet": "on", "quiet_start": "22:00", "quiet_end": "07:00", **fields}
+        r = await api.http.post("/settings/notifications", data=form, headers=a.headers)
+        return r.status_code, r.text
+
+    for zone in BAD_ZONES[:-2]:
+        status, text = await save(timezone=zone)
+        assert status == 400 and "unknown time zone" in text, (zone, status)
+    for time in BAD_TIMES:
+        status, text = await save(quiet_start=time)
+        assert status == 400 and "Quiet hours: give the start and the end as HH:MM" in text, (time, status)
+        status, text = await save(quiet_end=time)
+        assert status == 400, (time, status)
+    assert await a.ok("GET", "/api/v1/notifications/preferences") == before, "nothing was saved"
+    status, text = await save()
+    assert status == 200 and "Saved." in text
+    saved = await a.ok("GET", "/api/v1/notifications/preferences")
+    assert saved["timezone"] == "Europe/Berlin" and saved["quiet_hours"] == {"start": "22:00", "end": "07:00"}

@@ -7,9 +7,9 @@ replies and edits in place, and the page's socket brings everyone else's changes
 from __future__ import annotations
 
 import uuid
+from datetime import UTC
 from typing import Any, Literal
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post, put
@@ -23,7 +23,7 @@ from app.auth import tokens
 from app.auth.tokens import Principal
 from app.deps import base_url
 from app.routes.api_accounts import expired_session_cookie, session_cookie
-from app.schemas import ChannelPrefs, CircleCreate, InviteCreate, PostCreate, Preferences, QuietHours, RoomCreate
+from app.schemas import CircleCreate, InviteCreate, PostCreate, Preferences, RoomCreate
 from app.services import accounts, circles, dropins, gestures, moderation, notifications, posts, preferences, rights
 from app.services.dropins import LiveNow
 from app.services.moderation import Resolution
@@ -668,7 +668,7 @@ async def notifications_page(request: Request[Any, Any, Any], before: FromQuery[
     user = who(request)
     items = await notifications.feed(user.account_id, limit=50, before=before)
     prefs = await preferences.get(user.account_id)
-    zone = ZoneInfo(prefs.timezone)
+    zone = notifications.time_zone(prefs.timezone) or UTC
     days: list[tuple[str, list[Any]]] = []
     for note in items:
         day = note.created_at.astimezone(zone).strftime("%A, %d %B %Y")
@@ -725,29 +725,37 @@ async def notification_settings(request: Request[Any, Any, Any]) -> Template:
 async def save_notification_settings(request: Request[Any, Any, Any]) -> Template:
     user = who(request)
     form = await request.form()
-    kinds = {
-        kind: ChannelPrefs(**{channel: form.get(f"{kind}.{channel}") == "on" for channel in CHANNEL_LABELS})
-        for kind in notifications.KINDS
-    }
+    # Plain values into msgspec.convert, so every rule of the API's Preferences (HH:MM quiet hours...) holds here too.
     quiet = None
     if form.get("quiet") == "on":
-        quiet = QuietHours(start=str(form.get("quiet_start") or "22:00"), end=str(form.get("quiet_end") or "07:00"))
+        quiet = {"start": str(form.get("quiet_start") or ""), "end": str(form.get("quiet_end") or "")}
+    raw = {
+        "timezone": str(form.get("timezone") or "UTC").strip(),
+        "quiet_hours": quiet,
+        "kinds": {
+            kind: {channel: form.get(f"{kind}.{channel}") == "on" for channel in CHANNEL_LABELS}
+            for kind in notifications.KINDS
+        },
+        "muted_circles": [str(m) for m in form.getall("mute", [])],
+    }
     try:
-        prefs = msgspec.convert(
-            {
-                "timezone": str(form.get("timezone") or "UTC"),
-                "quiet_hours": quiet,
-                "kinds": kinds,
-                "muted_circles": [str(m) for m in form.getall("mute", [])],
-            },
-            Preferences,
-            from_attributes=True,
-        )
+        prefs = msgspec.convert(raw, Preferences)
         await preferences.put(user.account_id, prefs)
-    except (HTTPException, msgspec.ValidationError) as exc:
-        detail = exc.detail if isinstance(exc, HTTPException) else f"check the form: {exc}"
-        return await _settings_page(request, 400, error=detail)
+    except msgspec.ValidationError as exc:
+        return await _settings_page(request, 400, error=_form_problem(exc))
+    except HTTPException as exc:
+        return await _settings_page(request, exc.status_code, error=exc.detail)
     return await _settings_page(request, message="Saved.")
+
+
+def _form_problem(exc: msgspec.ValidationError) -> str:
+    """What to fix, in the form's words rather than msgspec's."""
+    where = str(exc)
+    if "quiet_hours" in where:
+        return "Quiet hours: give the start and the end as HH:MM, from 00:00 to 23:59 (for example 22:00 and 07:00)."
+    if "timezone" in where:
+        return "Time zone: use an IANA name of a place, like Europe/Berlin (at most 64 characters)."
+    return f"Please check the form: {where}"
 
 
 @get("/sw.js", include_in_schema=False)

@@ -80,14 +80,23 @@ def describe(kind: str, actor: str | None, reason: str | None) -> str:
     return template.format(actor=actor or "Someone", reason=reason or "A note from your coach")
 
 
+def time_zone(name: str | None) -> ZoneInfo | None:
+    """The IANA time zone called `name`, or None if there is none. ZoneInfo refuses bad names in more ways than
+    ZoneInfoNotFoundError: IsADirectoryError for a region ("America"), ValueError for paths and non-zone files."""
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
 def in_quiet_hours(account: dict[str, Any], at: datetime) -> bool:
     start, end = account.get("quiet_start"), account.get("quiet_end")
     if start is None or end is None or start == end:
         return False
-    try:
-        local = at.astimezone(ZoneInfo(account.get("timezone") or "UTC"))
-    except ZoneInfoNotFoundError:
-        local = at
+    zone = time_zone(account.get("timezone"))
+    local = at.astimezone(zone) if zone is not None else at
     minute = local.hour * 60 + local.minute
     if start < end:
         return bool(start <= minute < end)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from litestar.exceptions import ClientException
@@ -13,7 +12,7 @@ from app.errors import not_found
 from app.push import DEFAULT_PUSH_ORIGINS, origin_allowed, valid_keys
 from app.schemas import ChannelPrefs, Preferences, PushSubscriptionIn, PushSubscriptionOut, QuietHours
 from app.services.common import is_unique_violation
-from app.services.notifications import DEFAULTS, KINDS
+from app.services.notifications import DEFAULTS, KINDS, time_zone
 from db import queries
 from db.engine import write_transaction
 from db.queries import now
@@ -53,10 +52,10 @@ async def get(account_id: uuid.UUID) -> Preferences:
 
 
 async def put(account_id: uuid.UUID, prefs: Preferences) -> Preferences:
-    try:
-        ZoneInfo(prefs.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ClientException(f"unknown time zone {prefs.timezone!r}; use an IANA name like Europe/Berlin") from None
+    if time_zone(prefs.timezone) is None:
+        raise ClientException(
+            f"unknown time zone {prefs.timezone!r}: use an IANA name of a place, like Europe/Berlin or America/Chicago"
+        )
     unknown = set(prefs.kinds) - set(KINDS)
     if unknown:
         raise ClientException(f"unknown notification kinds: {', '.join(sorted(unknown))}")
