@@ -20,7 +20,7 @@ import msgspec
 
 from app.live import Delivery, Live
 from app.push import PushSender
-from db.queries import chunks
+from db.queries import chunks, now
 from db.tables import PushSubscription
 from realtime.events import encoder
 
@@ -136,7 +136,7 @@ class Notifier:
 
 
 async def _subscriptions(account_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    """The browsers of these accounts: one query per thousand accounts."""
+    """The browsers of these accounts whose sign-in is still valid: one query per thousand accounts."""
     by_account: dict[uuid.UUID, list[dict[str, Any]]] = {}
     for part in chunks(list(set(account_ids))):
         rows = await PushSubscription.select(
@@ -145,7 +145,7 @@ async def _subscriptions(account_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[d
             PushSubscription.endpoint,
             PushSubscription.p256dh,
             PushSubscription.auth,
-        ).where(PushSubscription.account.is_in(part))
+        ).where(PushSubscription.account.is_in(part) & (PushSubscription.token.expires_at > now()))
         for row in rows:
             by_account.setdefault(row["account"], []).append(row)
     return by_account

@@ -32,10 +32,9 @@ async def test_bell_browser_notification_and_feed(browser: Browser, server: Serv
             "Object.defineProperty(document, 'visibilityState', {get: () => 'hidden'});document.hasFocus = () => false;"
         )
         await settings.goto(f"{server.url}/settings/notifications")
+        await expect(settings.locator("#notification-status")).to_contain_text("off in this browser")
+        await settings.get_by_role("button", name="Turn on browser notifications").click()
         await expect(settings.locator("#notification-status")).to_contain_text("on for this browser")
-        # Permission came from the browser's settings here; a reader would press the button, which asks once.
-        await settings.evaluate("navigator.serviceWorker.register('/sw.js', {scope: '/'})")
-        await settings.evaluate("navigator.serviceWorker.ready.then(() => true)")
 
         home = await context.new_page()
         await home.goto(f"{server.url}/")

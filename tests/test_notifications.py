@@ -472,3 +472,108 @@ async def test_bad_time_zones_and_quiet_hours_are_refused_by_the_settings_page(a
     assert status == 200 and "Saved." in text
     saved = await a.ok("GET", "/api/v1/notifications/preferences")
     assert saved["timezone"] == "Europe/Berlin" and saved["quiet_hours"] == {"start": "22:00", "end": "07:00"}
+
+
+# --- push subscriptions belong to a sign-in -------------------------------------------------------------------------
+
+
+async def sign_in_again(api: ApiClient, user: User) -> User:
+    """A second sign-in of the same account (another browser), with its own token."""
+    from tests.client import PASSWORD
+
+    r = await api.http.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    api.http.cookies.clear()
+    return User(api, user.email, user.name, r.json()["token"], user.id, dict(user.aliases))
+
+
+async def subscribed_browsers(user: User) -> set[str]:
+    from db.tables import PushSubscription
+
+    rows = await PushSubscription.select(PushSubscription.endpoint).where(
+        PushSubscription.account == uuid.UUID(user.id)
+    )
+    return {r["endpoint"].rsplit("/", 1)[1] for r in rows}
+
+
+async def test_a_sign_in_ends_with_its_push_subscriptions(api: ApiClient, push: PushService) -> None:
+    from tests.client import PASSWORD
+
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    laptop, phone, tablet = a, await sign_in_again(api, a), await sign_in_again(api, a)
+    await subscribe(laptop, push, "laptop")
+    await subscribe(phone, push, "phone")
+    await subscribe(tablet, push, "tablet")
+    assert await subscribed_browsers(a) == {"laptop", "phone", "tablet"}
+
+    # Signing out (API) ends that sign-in's subscription only.
+    await phone.ok("POST", "/api/v1/auth/logout", status=204)
+    assert await subscribed_browsers(a) == {"laptop", "tablet"}
+    post = await a.post(c.room_id, "mine")
+    await b.post(c.room_id, "reply", parent_id=post["id"])
+    await wait_for(lambda: len(push.received) == 2)
+    await asyncio.sleep(0.2)
+    assert {r.browser for r in push.received} == {"laptop", "tablet"}
+
+    # A password change ends every other sign-in, and their subscriptions with them.
+    body = {"current_password": PASSWORD, "new_password": "another long passphrase 77"}
+    await tablet.ok("POST", "/api/v1/me/password", body, status=204)
+    assert await subscribed_browsers(a) == {"tablet"}
+
+    # A sign-in that expired is not pushed to, even before anything removes its row.
+    from db.tables import AuthToken
+
+    await AuthToken.update({AuthToken.expires_at: datetime.now(UTC) - timedelta(minutes=1)}).where(
+        AuthToken.account == uuid.UUID(a.id)
+    )
+    push.received.clear()
+    await b.post(c.room_id, "another reply", parent_id=post["id"])
+    await asyncio.sleep(0.5)
+    assert push.received == []
+
+
+async def test_page_sign_out_and_account_deletion_end_push_subscriptions(api: ApiClient, push: PushService) -> None:
+    from tests.client import PASSWORD
+
+    a = await api.signup()
+    browser = api.http
+    r = await browser.post("/api/v1/auth/login", json={"email": a.email, "password": PASSWORD})
+    assert r.status_code == 200
+    csrf = (await browser.get("/")).cookies.get("kindred_csrf") or browser.cookies.get("kindred_csrf")
+    key = (await browser.get("/api/v1/push/key")).json()["public_key"]
+    push.server_key = key
+    r = await browser.post(
+        "/api/v1/push/subscriptions", json=push.browser("home").subscription(push), headers={"x-csrftoken": csrf}
+    )
+    assert r.status_code == 201, r.text
+    assert await subscribed_browsers(a) == {"home"}
+    r = await browser.post("/signout", data={"_csrf_token": csrf})
+    assert r.status_code == 303
+    assert await subscribed_browsers(a) == set(), "the page's sign-out ends the browser's subscription"
+    browser.cookies.clear()
+
+    await subscribe(a, push, "work")
+    assert await subscribed_browsers(a) == {"work"}
+    await a.ok("DELETE", "/api/v1/me", {"password": PASSWORD}, status=204)
+    assert await subscribed_browsers(a) == set()
+
+
+async def test_one_browser_belongs_to_the_account_that_subscribed_it_last(api: ApiClient, push: PushService) -> None:
+    c = await make_circle(api, members=3)
+    a, b, d = c.members
+    shared = push.browser("shared").subscription(push)
+    push.server_key = (await a.ok("GET", "/api/v1/push/key"))["public_key"]
+    first = await a.ok("POST", "/api/v1/push/subscriptions", shared)
+    second = await b.ok("POST", "/api/v1/push/subscriptions", shared)
+    assert first != second
+    assert await subscribed_browsers(a) == set() and await subscribed_browsers(b) == {"shared"}
+    assert (await a.call("DELETE", f"/api/v1/push/subscriptions/{first['id']}")).status_code == 404
+    post_a, post_b = await a.post(c.room_id, "a's"), await b.post(c.room_id, "b's")
+    await d.post(c.room_id, "to a", parent_id=post_a["id"])
+    await d.post(c.room_id, "to b", parent_id=post_b["id"])
+    await wait_for(lambda: len(push.received) == 1)
+    await asyncio.sleep(0.3)
+    assert [r.payload["body"] for r in push.received] == ["Member3 replied to your post"]
+    note_b = (await b.ok("GET", "/api/v1/notifications"))[0]
+    assert push.received[0].payload["tag"] == note_b["id"], "the shared browser gets B's notification, not A's"

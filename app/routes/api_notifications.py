@@ -45,11 +45,18 @@ async def push_key(state: State) -> PushKey:
     return PushKey(public_key=state["vapid"].public_key)
 
 
-@post("/push/subscriptions", summary="Register a browser's PushSubscription")
+@post(
+    "/push/subscriptions",
+    summary="Register a browser's PushSubscription, for this sign-in",
+    description="The subscription ends when this sign-in does (logout, a password change elsewhere, account "
+    "deletion). An endpoint belongs to one account: subscribing it removes any other account's subscription of it.",
+)
 async def subscribe(
     data: JSONBody[PushSubscriptionIn], principal: PrincipalDep, settings: SettingsDep
 ) -> PushSubscriptionOut:
-    return await preferences.subscribe(principal.account_id, data, preferences.allowed_origins(settings))
+    return await preferences.subscribe(
+        principal.account_id, principal.token_id, data, preferences.allowed_origins(settings)
+    )
 
 
 @delete(

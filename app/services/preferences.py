@@ -104,36 +104,49 @@ async def put(account_id: uuid.UUID, prefs: Preferences) -> Preferences:
     return await get(account_id)
 
 
-async def subscribe(account_id: uuid.UUID, data: PushSubscriptionIn, allowed: tuple[str, ...]) -> PushSubscriptionOut:
+async def subscribe(
+    account_id: uuid.UUID, token_id: uuid.UUID, data: PushSubscriptionIn, allowed: tuple[str, ...]
+) -> PushSubscriptionOut:
+    """Register a browser for pushes, for this sign-in: when the sign-in ends, so does the subscription. An endpoint
+    is one browser's channel, so it belongs to one account only: whoever subscribed it last (a browser shared by two
+    people, one signing in after the other, must not keep receiving the first one's notifications)."""
     if not origin_allowed(data.endpoint, allowed):
         raise ClientException("that push service is not one this server sends to")
     if not valid_keys(data.keys.p256dh, data.keys.auth):
         raise ClientException("keys.p256dh must be a P-256 public key and keys.auth a 16-byte secret (base64url)")
-    existing = (
-        await PushSubscription.select(PushSubscription.id)
-        .where((PushSubscription.account == account_id) & (PushSubscription.endpoint == data.endpoint))
-        .first()
-    )
-    if existing is not None:
-        await PushSubscription.update(
-            {PushSubscription.p256dh: data.keys.p256dh, PushSubscription.auth: data.keys.auth}
-        ).where(PushSubscription.id == existing["id"])
-        return PushSubscriptionOut(id=str(existing["id"]))
-    sub_id = uuid.uuid4()
     try:
-        await PushSubscription.insert(
-            PushSubscription(
-                id=sub_id,
-                account=account_id,
-                endpoint=data.endpoint,
-                p256dh=data.keys.p256dh,
-                auth=data.keys.auth,
-                created_at=now(),
+        async with write_transaction():
+            existing = (
+                await PushSubscription.select(PushSubscription.id, PushSubscription.account)
+                .where(PushSubscription.endpoint == data.endpoint)
+                .first()
             )
-        )
+            if existing is not None and existing["account"] == account_id:
+                await PushSubscription.update(
+                    {
+                        PushSubscription.p256dh: data.keys.p256dh,
+                        PushSubscription.auth: data.keys.auth,
+                        PushSubscription.token: token_id,
+                    }
+                ).where(PushSubscription.id == existing["id"])
+                return PushSubscriptionOut(id=str(existing["id"]))
+            if existing is not None:
+                await PushSubscription.delete().where(PushSubscription.id == existing["id"])
+            sub_id = uuid.uuid4()
+            await PushSubscription.insert(
+                PushSubscription(
+                    id=sub_id,
+                    account=account_id,
+                    token=token_id,
+                    endpoint=data.endpoint,
+                    p256dh=data.keys.p256dh,
+                    auth=data.keys.auth,
+                    created_at=now(),
+                )
+            )
     except Exception as exc:
-        if is_unique_violation(exc):
-            return await subscribe(account_id, data, allowed)
+        if is_unique_violation(exc):  # the same browser subscribing twice at once: the other one won, go again
+            return await subscribe(account_id, token_id, data, allowed)
         raise
     return PushSubscriptionOut(id=str(sub_id))
 

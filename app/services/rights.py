@@ -21,7 +21,16 @@ from app.services.outbox import Outbox
 from app.services.posts import decode_shared_from, remove_post, shared_from_json
 from db.engine import write_transaction
 from db.queries import now
-from db.tables import Account, AuthToken, Circle, Membership, Notification, PostLike, RoomEvent
+from db.tables import (
+    Account,
+    AuthToken,
+    Circle,
+    Membership,
+    Notification,
+    PostLike,
+    PushSubscription,
+    RoomEvent,
+)
 from db.tables import Post as PostRow
 from realtime.events import Post, encode_event, encoder, event_decoder
 
@@ -242,6 +251,7 @@ async def delete_account(
             ).where(Membership.id == m["id"])
             await _rewrite_author_alias(m["id"], former)
         await Notification.delete().where(Notification.account == account_id)
+        await PushSubscription.delete().where(PushSubscription.account == account_id)
         await AuthToken.delete().where(AuthToken.account == account_id)
         await Account.update(
             {

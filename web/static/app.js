@@ -58,11 +58,6 @@
     document.querySelectorAll("input[data-detect-timezone]").forEach((input) => {
       if (input.value === "UTC") input.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
     });
-    // With notifications allowed, keep the service worker registered: it shows them and routes their clicks.
-    if (document.body.dataset.signedIn && "serviceWorker" in navigator && window.Notification &&
-        Notification.permission === "granted") {
-      navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
-    }
     const focus = document.body.dataset.focus && document.getElementById(document.body.dataset.focus);
     if (focus) {
       focus.classList.add("focused");

@@ -212,15 +212,18 @@
   }
 
   // A browser notification, shown only when the reader is not looking at this page (hidden tab or another window)
-  // and only if they turned browser notifications on. Shown through the service worker, so a click focuses the
+  // and only if they turned browser notifications on here. Shown through the service worker, so a click focuses the
   // right page even after this one is gone.
   async function alertReader(frame) {
     if (!frame.alert || !("Notification" in window) || Notification.permission !== "granted") return;
     if (document.visibilityState === "visible" && document.hasFocus()) return;
     const note = frame.data;
     const options = { body: note.text, tag: note.id, data: { url: "/notifications/" + note.id + "/open" } };
+    // The service worker is there only while browser notifications are turned on in this browser, for this sign-in
+    // (the settings page registers it, signing out removes it).
+    const registration = await navigator.serviceWorker.getRegistration("/");
+    if (!registration) return;
     try {
-      const registration = await navigator.serviceWorker.ready;
       await registration.showNotification("Kindred", options);
     } catch (err) {
       new Notification("Kindred", options);
