@@ -279,3 +279,7 @@ class Preferences(msgspec.Struct):
     quiet_hours: QuietHours | None = None
     kinds: dict[str, ChannelPrefs] = msgspec.field(default_factory=dict)
     muted_circles: list[Id] = msgspec.field(default_factory=list)
+    # Extension: per circle (by id), the kinds that have their own channels there; a kind not listed follows `kinds`
+    # ("as everywhere"). A kind listed here wins over the circle's mute. Always in answers; left out of a PUT, the
+    # per-circle settings stay as they are.
+    circles: Annotated[dict[Id, dict[str, ChannelPrefs]], Meta(max_length=500)] | msgspec.UnsetType = msgspec.UNSET

@@ -75,12 +75,17 @@ async def test_bell_browser_notification_and_feed(browser: Browser, server: Serv
 
         # Preferences from the page: likes from peers stay quiet unless turned on; a circle can be muted.
         await home.goto(f"{server.url}/settings/notifications")
-        await home.get_by_label("Likes from peers: push").check()
-        await home.get_by_label("Saying No").check()
+        await home.get_by_label("Likes from peers: push", exact=True).check()
+        await home.locator("summary", has_text="Saying No").click()
+        await home.get_by_label("Mute Saying No").check()
+        # Mentions from this circle: in Kindred only (the channel change gives the kind its own setting there).
+        await home.get_by_label("Saying No: Mentions: push").uncheck()
+        await expect(home.get_by_label("Saying No: Mentions", exact=True)).to_have_value("own")
         await home.get_by_role("button", name="Save").click()
         await expect(home.get_by_role("status")).to_have_text("Saved.")
         prefs = await a.ok("GET", "/api/v1/notifications/preferences")
         assert prefs["kinds"]["like"]["push"] is True and prefs["muted_circles"] == [c.id]
+        assert prefs["circles"] == {c.id: {"mention": {"in_app": True, "browser": True, "push": False}}}
         await shot(home, f"{backend}-notification-settings")
         await context.close()
     finally:

@@ -577,3 +577,84 @@ async def test_one_browser_belongs_to_the_account_that_subscribed_it_last(api: A
     assert [r.payload["body"] for r in push.received] == ["Member3 replied to your post"]
     note_b = (await b.ok("GET", "/api/v1/notifications"))[0]
     assert push.received[0].payload["tag"] == note_b["id"], "the shared browser gets B's notification, not A's"
+
+
+# --- per-circle preferences ----------------------------------------------------------------------------------------
+
+
+async def test_a_kind_set_for_one_circle_applies_there_and_nowhere_else(api: ApiClient, push: PushService) -> None:
+    one = await make_circle(api, members=2)
+    a, b = one.members
+    other = await make_circle(api, members=0, coach_name="Coach Eli")
+    await a.ok("POST", f"/api/v1/invites/{other.invite}/join", {"alias": "Wren"})
+    await b.ok("POST", f"/api/v1/invites/{other.invite}/join", {"alias": "Moss"})
+    other_room = (await a.ok("GET", f"/api/v1/circles/{other.id}/rooms"))[0]["id"]
+    await subscribe(a, push, "laptop")
+    prefs = await a.ok("GET", "/api/v1/notifications/preferences")
+    assert prefs["circles"] == {}
+    # In the first circle: no mentions at all, and peers' likes pushed (everywhere else they do not push).
+    prefs["circles"] = {
+        one.id: {
+            "mention": {"in_app": False, "browser": False, "push": False},
+            "like": {"in_app": True, "browser": True, "push": True},
+        }
+    }
+    saved = await a.ok("PUT", "/api/v1/notifications/preferences", prefs)
+    assert saved["circles"] == prefs["circles"] and saved["kinds"] == prefs["kinds"]
+
+    await b.post(one.room_id, "hey @Member1, in the first circle")
+    await b.post(other_room, "hey @Wren, in the other circle")
+    mine_one, mine_other = await a.post(one.room_id, "first"), await a.post(other_room, "other")
+    await b.ok("PUT", f"/api/v1/posts/{mine_other['id']}/like")
+    await b.ok("PUT", f"/api/v1/posts/{mine_one['id']}/like")
+    await wait_for(lambda: any(r.payload["kind"] == "like" for r in push.received))
+    await asyncio.sleep(0.3)
+    feed = await a.ok("GET", "/api/v1/notifications")
+    assert [(n["kind"], n["circle_id"]) for n in feed] == [("like", one.id), ("like", other.id), ("mention", other.id)]
+    # Pushed: the like in the first circle (its own setting) and the mention in the other (as everywhere).
+    assert sorted(r.payload["tag"] for r in push.received) == sorted([feed[0]["id"], feed[2]["id"]])
+
+    # Leaving the circle out of a PUT (an older client) keeps the per-circle settings; sending {} clears them.
+    del prefs["circles"]
+    assert (await a.ok("PUT", "/api/v1/notifications/preferences", prefs))["circles"] != {}
+    prefs["circles"] = {}
+    assert (await a.ok("PUT", "/api/v1/notifications/preferences", prefs))["circles"] == {}
+
+
+async def test_per_circle_settings_still_let_the_coach_through(api: ApiClient) -> None:
+    c = await make_circle(api, members=1)
+    a = c.members[0]
+    off = {"in_app": False, "browser": False, "push": False}
+    prefs = await a.ok("GET", "/api/v1/notifications/preferences")
+    prefs["circles"] = {c.id: {"question": off, "coach_like": off, "pin": off}}
+    await a.ok("PUT", "/api/v1/notifications/preferences", prefs)
+    post = await a.post(c.room_id, "mine")
+    await c.coach.post(c.room_id, "what made it hard?", kind="question", parent_id=post["id"])
+    await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/like")
+    await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin")
+    await asyncio.sleep(0.1)
+    assert sorted(n["kind"] for n in await a.ok("GET", "/api/v1/notifications")) == ["coach_like", "pin", "question"]
+
+
+async def test_per_circle_settings_are_checked(api: ApiClient) -> None:
+    c = await make_circle(api, members=1)
+    a = c.members[0]
+    elsewhere = await make_circle(api, members=0, coach_name="Coach Eli")
+    prefs = await a.ok("GET", "/api/v1/notifications/preferences")
+    for bad in ({elsewhere.id: {}}, {"nope": {}}, {c.id: {"gossip": {}}}, {c.id: {"like": {"push": "yes"}}}):
+        r = await a.call("PUT", "/api/v1/notifications/preferences", {**prefs, "circles": bad})
+        assert r.status_code == 400, (bad, r.text)
+
+
+async def test_per_circle_settings_from_the_page(api: ApiClient) -> None:
+    c = await make_circle(api, members=1)
+    a = c.members[0]
+    page = await api.http.get("/settings/notifications", headers=a.headers)
+    assert page.status_code == 200 and f'name="c.{c.id}.mention"' in page.text
+    form = {"timezone": "UTC", f"c.{c.id}.mention": "own", f"c.{c.id}.mention.in_app": "on"}
+    form.update({f"c.{c.id}.reply": "inherit", f"c.{c.id}.reply.push": "on"})  # ignored: follows "as everywhere"
+    r = await api.http.post("/settings/notifications", data=form, headers=a.headers)
+    assert r.status_code == 200 and "Saved." in r.text
+    prefs = await a.ok("GET", "/api/v1/notifications/preferences")
+    assert prefs["circles"] == {c.id: {"mention": {"in_app": True, "browser": False, "push": False}}}
+    assert 'value="own" selected' in r.text

@@ -737,6 +737,14 @@ async def save_notification_settings(request: Request[Any, Any, Any]) -> Templat
             for kind in notifications.KINDS
         },
         "muted_circles": [str(m) for m in form.getall("mute", [])],
+        "circles": {
+            str(c["circle_id"]): {
+                kind: {channel: form.get(f"c.{c['circle_id']}.{kind}.{channel}") == "on" for channel in CHANNEL_LABELS}
+                for kind in notifications.KINDS
+                if form.get(f"c.{c['circle_id']}.{kind}") == "own"
+            }
+            for c in await accounts.my_circles(user.account_id)
+        },
     }
     try:
         prefs = msgspec.convert(raw, Preferences)

@@ -30,6 +30,15 @@ def _minutes(hhmm: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
+async def _my_circles(account_id: uuid.UUID) -> set[uuid.UUID]:
+    return {
+        r["circle"]
+        for r in await Membership.select(Membership.circle).where(
+            (Membership.account == account_id) & Membership.removed_at.is_null()
+        )
+    }
+
+
 async def get(account_id: uuid.UUID) -> Preferences:
     account = (
         await Account.select(Account.timezone, Account.quiet_start, Account.quiet_end)
@@ -38,54 +47,69 @@ async def get(account_id: uuid.UUID) -> Preferences:
     )
     assert account is not None
     rows = await NotificationPreference.select().where(NotificationPreference.account == account_id)
+    # Circles the account has left keep their rows until the next save, but are not shown (nor could be saved back).
+    mine = await _my_circles(account_id)
     kinds = {kind: ChannelPrefs(**msgspec.structs.asdict(DEFAULTS[kind])) for kind in KINDS}
     muted = []
+    circles: dict[str, dict[str, ChannelPrefs]] = {}
     for row in rows:
-        if row["circle"] is None and row["kind"] in kinds:
-            kinds[row["kind"]] = ChannelPrefs(in_app=row["in_app"], browser=row["browser"], push=row["push"])
-        elif row["circle"] is not None and row["kind"] == MUTE:
-            muted.append(str(row["circle"]))
+        channels = ChannelPrefs(in_app=row["in_app"], browser=row["browser"], push=row["push"])
+        if row["circle"] is None:
+            if row["kind"] in kinds:
+                kinds[row["kind"]] = channels
+        elif row["circle"] in mine:
+            if row["kind"] == MUTE:
+                muted.append(str(row["circle"]))
+            elif row["kind"] in kinds:
+                circles.setdefault(str(row["circle"]), {})[row["kind"]] = channels
     quiet = None
     if account["quiet_start"] is not None and account["quiet_end"] is not None:
         quiet = QuietHours(start=_hhmm(account["quiet_start"]), end=_hhmm(account["quiet_end"]))
-    return Preferences(timezone=account["timezone"], quiet_hours=quiet, kinds=kinds, muted_circles=sorted(muted))
+    return Preferences(
+        timezone=account["timezone"],
+        quiet_hours=quiet,
+        kinds=kinds,
+        muted_circles=sorted(muted),
+        circles={c: dict(sorted(k.items())) for c, k in sorted(circles.items())},
+    )
 
 
 async def put(account_id: uuid.UUID, prefs: Preferences) -> Preferences:
+    """Replace the preferences. `circles` absent (a client that predates it) leaves the per-circle settings alone."""
     if time_zone(prefs.timezone) is None:
         raise ClientException(
             f"unknown time zone {prefs.timezone!r}: use an IANA name of a place, like Europe/Berlin or America/Chicago"
         )
-    unknown = set(prefs.kinds) - set(KINDS)
+    overrides = prefs.circles if not isinstance(prefs.circles, msgspec.UnsetType) else None
+    unknown = set(prefs.kinds).union(*(overrides or {}).values()) - set(KINDS)
     if unknown:
         raise ClientException(f"unknown notification kinds: {', '.join(sorted(unknown))}")
-    circles = [queries.as_uuid(c) for c in prefs.muted_circles]
-    mine = {
-        r["circle"]
-        for r in await Membership.select(Membership.circle).where(
-            (Membership.account == account_id) & Membership.removed_at.is_null()
-        )
-    }
-    if any(c is None or c not in mine for c in circles):
+    mine = await _my_circles(account_id)
+    muted = [queries.as_uuid(c) for c in prefs.muted_circles]
+    if any(c is None or c not in mine for c in muted):
         raise ClientException("muted_circles may only name circles you are in")
-    rows: list[NotificationPreference] = [
-        NotificationPreference(
+    per_circle = {queries.as_uuid(c): kinds for c, kinds in (overrides or {}).items()}
+    if any(c is None or c not in mine for c in per_circle):
+        raise ClientException("circles may only name circles you are in")
+
+    def row(circle: uuid.UUID | None, kind: str, ch: ChannelPrefs) -> NotificationPreference:
+        return NotificationPreference(
             id=uuid.uuid4(),
             account=account_id,
-            circle=None,
+            circle=circle,
             kind=kind,
             in_app=ch.in_app,
             browser=ch.browser,
             push=ch.push,
         )
-        for kind, ch in prefs.kinds.items()
-    ]
-    rows += [
-        NotificationPreference(
-            id=uuid.uuid4(), account=account_id, circle=c, kind=MUTE, in_app=False, browser=False, push=False
-        )
-        for c in set(circles)
-    ]
+
+    off = ChannelPrefs(in_app=False, browser=False, push=False)
+    rows = [row(None, kind, ch) for kind, ch in prefs.kinds.items()]
+    rows += [row(c, MUTE, off) for c in set(muted)]
+    rows += [row(c, kind, ch) for c, kinds in per_circle.items() for kind, ch in kinds.items()]
+    replaced = NotificationPreference.circle.is_null() | (NotificationPreference.kind == MUTE)
+    if overrides is not None:
+        replaced = replaced | NotificationPreference.circle.is_not_null()
     async with write_transaction():
         await Account.update(
             {
@@ -94,11 +118,8 @@ async def put(account_id: uuid.UUID, prefs: Preferences) -> Preferences:
                 Account.quiet_end: _minutes(prefs.quiet_hours.end) if prefs.quiet_hours else None,
             }
         ).where(Account.id == account_id)
-        # Global per-kind rows and circle mutes are replaced as a whole; other per-circle rows are kept.
-        await NotificationPreference.delete().where(
-            (NotificationPreference.account == account_id)
-            & (NotificationPreference.circle.is_null() | (NotificationPreference.kind == MUTE))
-        )
+        # Global per-kind rows and circle mutes are replaced as a whole, and per-circle kinds when they were sent.
+        await NotificationPreference.delete().where((NotificationPreference.account == account_id) & replaced)
         if rows:
             await NotificationPreference.insert(*rows)
     return await get(account_id)

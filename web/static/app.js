@@ -66,6 +66,15 @@
   });
   document.addEventListener("htmx:load", (e) => enhance(e.target));
 
+  // Notification settings per circle: changing a channel of a kind that follows "as everywhere" gives it its own
+  // setting there (otherwise the change would be ignored on save).
+  document.addEventListener("change", (e) => {
+    const box = e.target.closest && e.target.closest("input[data-own]");
+    if (!box) return;
+    const choice = document.querySelector('select[name="' + box.dataset.own + '"]');
+    if (choice) choice.value = "own";
+  });
+
   document.addEventListener("click", (e) => {
     const copy = e.target.closest("[data-copy]");
     if (copy) {
