@@ -41,9 +41,13 @@ class PushPayload(msgspec.Struct):
 
     title: str
     body: str
+    # Where a click leads: the feed entry's open link (which also marks it read) when the notification is in the
+    # feed, else straight to its target: a push-only notification has no feed entry to open.
     url: str
     tag: str
     kind: str
+    # Extension: the thread at the post (or the room, or the circle) the notification is about.
+    target: str = "/notifications"
 
 
 class Notifier:
@@ -99,7 +103,7 @@ class Notifier:
     async def _frames(self, batch: list[Delivery]) -> None:
         for delivery in batch:
             if delivery.frame:
-                await self._live.notification_frame(delivery.account_id, delivery.notification, delivery.alert)
+                await self._live.notification_frame(delivery)
 
     def _push_soon(self, batch: list[Delivery]) -> None:
         pushes = [d for d in batch if d.push]
@@ -156,7 +160,8 @@ def payload(delivery: Delivery) -> PushPayload:
     return PushPayload(
         title=delivery.title,
         body=note.text,
-        url=f"/notifications/{note.id}/open",
+        url=f"/notifications/{note.id}/open" if delivery.in_feed else delivery.target,
         tag=note.id,
         kind=note.kind,
+        target=delivery.target,
     )

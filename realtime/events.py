@@ -166,6 +166,12 @@ class NotificationFrame(msgspec.Struct, tag_field="type", tag="notification"):
     data: Notification
     # Extension: the recipient wants a browser notification for this one (their preferences, outside quiet hours).
     alert: bool = False
+    # Extension: whether it is in the recipient's feed (counted on the bell). False for a notification the recipient
+    # wants as a browser notification only (in-app off for its kind).
+    in_feed: bool = True
+    # Extension: where opening it leads: its feed entry's open link (which marks it read), or, when it is not in the
+    # feed, straight to the thread at the post (or the room, or the circle).
+    url: str | None = None
 
 
 class Revoke(msgspec.Struct, tag_field="type", tag="revoke"):

@@ -131,8 +131,7 @@ async def test_turning_a_kind_off_and_muting_a_circle(api: ApiClient) -> None:
     a, b = c.members
     post = await a.post(c.room_id, "hello")
     prefs = await a.ok("GET", "/api/v1/notifications/preferences")
-    prefs["kinds"]["reply"]["in_app"] = False
-    prefs["kinds"]["reply"]["push"] = False
+    prefs["kinds"]["reply"] = {"in_app": False, "browser": False, "push": False}
     await a.ok("PUT", "/api/v1/notifications/preferences", prefs)
     ws = await a.ws()
     await b.post(c.room_id, "a reply you asked not to hear about", parent_id=post["id"])
@@ -169,6 +168,7 @@ async def test_web_push_reaches_the_browser_encrypted_and_signed(api: ApiClient,
         "url": f"/notifications/{note['id']}/open",
         "tag": note["id"],
         "kind": "reply",
+        "target": f"/posts/{note['post_id']}",
     }
     assert push.received[0].claims["sub"].startswith("mailto:")
     no_identity([r.payload for r in push.received], a, b, c.coach)
@@ -658,3 +658,50 @@ async def test_per_circle_settings_from_the_page(api: ApiClient) -> None:
     prefs = await a.ok("GET", "/api/v1/notifications/preferences")
     assert prefs["circles"] == {c.id: {"mention": {"in_app": True, "browser": False, "push": False}}}
     assert 'value="own" selected' in r.text
+
+
+# --- channels on their own: push only, browser only -----------------------------------------------------------------
+
+
+async def test_a_push_only_notification_leads_straight_to_the_post(api: ApiClient, push: PushService) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    await subscribe(a, push, "phone")
+    prefs = await a.ok("GET", "/api/v1/notifications/preferences")
+    prefs["kinds"]["reply"] = {"in_app": False, "browser": False, "push": True}
+    prefs["kinds"]["dropin.live"] = {"in_app": False, "browser": False, "push": True}
+    await a.ok("PUT", "/api/v1/notifications/preferences", prefs)
+    post = await a.post(c.room_id, "mine")
+    reply = await b.post(c.room_id, "a reply", parent_id=post["id"])
+    await wait_for(lambda: len(push.received) == 1)
+    assert await a.ok("GET", "/api/v1/notifications") == [], "nothing in the feed: in-app is off"
+    sent = push.received[0].payload
+    # No feed entry to open, so the push leads to the thread at the reply itself.
+    assert sent["url"] == sent["target"] == f"/posts/{reply['id']}"
+    thread = await api.http.get(sent["url"], headers=a.headers)
+    assert thread.status_code == 200 and f'data-focus="post-{reply["id"]}"' in thread.text
+    # A drop-in has no post: it leads to its room. (The coach started it, so it is in the feed regardless, and the
+    # push opens the feed entry.)
+    await start_dropin(c)
+    await wait_for(lambda: len(push.received) == 2)
+    live = push.received[1].payload
+    assert live["target"].startswith("/rooms/") and live["url"] == f"/notifications/{live['tag']}/open"
+
+
+async def test_browser_notifications_work_with_the_feed_off(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    prefs = await a.ok("GET", "/api/v1/notifications/preferences")
+    prefs["kinds"]["mention"] = {"in_app": False, "browser": True, "push": False}
+    await a.ok("PUT", "/api/v1/notifications/preferences", prefs)
+    ws = await a.ws()
+    mention = await b.post(c.room_id, "hey @Member1")
+    frame = await ws.recv_until(lambda f: f.get("type") == "notification")
+    assert frame["alert"] is True and frame["in_feed"] is False
+    assert frame["url"] == f"/posts/{mention['id']}"
+    assert await a.ok("GET", "/api/v1/notifications") == []
+    # With the feed on, the frame's link opens the feed entry (and marks it read).
+    post = await a.post(c.room_id, "mine")
+    await b.post(c.room_id, "reply", parent_id=post["id"])
+    frame = await ws.recv_until(lambda f: f.get("type") == "notification")
+    assert frame["in_feed"] is True and frame["url"] == f"/notifications/{frame['data']['id']}/open"

@@ -166,13 +166,14 @@ async def notify(
     actor_struct = membership_struct(actor) if actor is not None else None
     text = describe(kind, actor_struct.alias if actor_struct else None, reason)
     coach_gesture = actor is not None and actor["role"] == "coach"
+    target = target_url(post_id, room_id, circle_id)
     inserts = []
     for account_id in ids:
         channels = resolve(kind, circle_id, by_account.get(account_id, []))
         channels.in_app = channels.in_app or coach_gesture
         if in_quiet_hours(clocks.get(account_id, {}), created):
             channels.browser = channels.push = False
-        if not (channels.in_app or channels.push):
+        if not (channels.in_app or channels.browser or channels.push):
             continue
         note_id = uuid.uuid4()
         notification = Notification(
@@ -206,9 +207,13 @@ async def notify(
             Delivery(
                 account_id=account_id,
                 notification=notification,
-                frame=channels.in_app,
-                alert=channels.in_app and channels.browser,
+                # Browser notifications are shown by the reader's open pages, so they travel as frames even when
+                # the feed is off for this kind; the frame then says it is not in the feed (no bell count).
+                frame=channels.in_app or channels.browser,
+                alert=channels.browser,
                 push=channels.push,
+                in_feed=channels.in_app,
+                target=target,
                 title=circle["name"] if circle else "Kindred",
             )
         )
@@ -294,10 +299,15 @@ async def open_target(account_id: uuid.UUID, notification_id: str) -> str:
     await NotificationRow.update({NotificationRow.read_at: now()}).where(
         (NotificationRow.id == row["id"]) & NotificationRow.read_at.is_null()
     )
-    if row["post_id"] is not None:
-        return f"/posts/{row['post_id']}"
-    if row["room"] is not None:
-        return f"/rooms/{row['room']}"
-    if row["circle"] is not None:
-        return f"/circles/{row['circle']}"
+    return target_url(row["post_id"], row["room"], row["circle"])
+
+
+def target_url(post_id: uuid.UUID | None, room_id: uuid.UUID | None, circle_id: uuid.UUID | None) -> str:
+    """Where a notification leads: the thread scrolled to the post, else the room, else the circle, else the feed."""
+    if post_id is not None:
+        return f"/posts/{post_id}"
+    if room_id is not None:
+        return f"/rooms/{room_id}"
+    if circle_id is not None:
+        return f"/circles/{circle_id}"
     return "/notifications"

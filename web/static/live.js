@@ -218,7 +218,8 @@
     if (!frame.alert || !("Notification" in window) || Notification.permission !== "granted") return;
     if (document.visibilityState === "visible" && document.hasFocus()) return;
     const note = frame.data;
-    const options = { body: note.text, tag: note.id, data: { url: "/notifications/" + note.id + "/open" } };
+    const url = frame.url || "/notifications/" + note.id + "/open";
+    const options = { body: note.text, tag: note.id, data: { url: url } };
     // The service worker is there only while browser notifications are turned on in this browser, for this sign-in
     // (the settings page registers it, signing out removes it).
     const registration = await navigator.serviceWorker.getRegistration("/");
@@ -231,7 +232,7 @@
   }
 
   function onNotification(frame) {
-    bumpUnread();
+    if (frame.in_feed !== false) bumpUnread(); // a browser-notification-only one is not in the feed
     if (frame.data.kind === "dropin.live") showLiveBanner(frame.data);
     alertReader(frame);
     document.dispatchEvent(new CustomEvent("kindred:notification", { detail: frame }));
