@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from realtime.events import Notification, NotificationFrame, Revoke, SignedOut, encode_event, encoder
+from realtime.events import Notification, NotificationFrame, NotificationsRead, Revoke, SignedOut, encode_event, encoder
 from realtime.hub import Hub
 from realtime.topics import Topics
 
@@ -60,6 +60,9 @@ class Live:
             url=f"/notifications/{note.id}/open" if delivery.in_feed else delivery.target,
         )
         await self._account(delivery.account_id, encoder.encode(frame))
+
+    async def notifications_read(self, account_id: uuid.UUID, unread: int) -> None:
+        await self._account(account_id, encoder.encode(NotificationsRead(unread=unread)))
 
     async def revoke(self, account_id: uuid.UUID, circle_id: uuid.UUID) -> None:
         await self._account(account_id, encoder.encode(Revoke(account_id=str(account_id), circle_id=str(circle_id))))

@@ -257,6 +257,20 @@ class PushSubscriptionOut(msgspec.Struct):
     id: str
 
 
+class PushRenewal(msgspec.Struct):
+    """Extension: a browser's new subscription, proven by its old one (see POST /push/subscriptions/renew)."""
+
+    old_endpoint: Annotated[str, Meta(min_length=8, max_length=2048)]
+    old_auth: Annotated[str, Meta(min_length=1, max_length=64, description="The old subscription's keys.auth")]
+    subscription: PushSubscriptionIn
+
+
+class UnreadCount(msgspec.Struct):
+    """Extension: GET /notifications/unread."""
+
+    unread: int
+
+
 class PushKey(msgspec.Struct):
     public_key: str
 

@@ -174,6 +174,13 @@ class NotificationFrame(msgspec.Struct, tag_field="type", tag="notification"):
     url: str | None = None
 
 
+class NotificationsRead(msgspec.Struct, tag_field="type", tag="notifications.read"):
+    """Extension: some of the account's notifications were marked read (in any tab, by any client); `unread` is how
+    many are left. Sent to every socket of the account, so every open page can lower its bell."""
+
+    unread: int
+
+
 class Revoke(msgspec.Struct, tag_field="type", tag="revoke"):
     """Internal: the account lost access to a circle; every instance drops its subscriptions there. Never sent out."""
 
@@ -188,7 +195,7 @@ class SignedOut(msgspec.Struct, tag_field="type", tag="signed_out"):
     token_id: str | None
 
 
-BusMessage = EventHead | PresenceFrame | NotificationFrame | Revoke | SignedOut
+BusMessage = EventHead | PresenceFrame | NotificationFrame | NotificationsRead | Revoke | SignedOut
 
 
 # --- Frames only the server sends. ---------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from realtime.events import (
     EventHead,
     Membership,
     NotificationFrame,
+    NotificationsRead,
     PresenceFrame,
     Resync,
     Revoke,
@@ -406,7 +407,7 @@ class Hub:
                 text = payload.decode()
                 for conn in (*feed.json, *feed.html):
                     conn.push(text)
-        elif isinstance(message, NotificationFrame):
+        elif isinstance(message, NotificationFrame | NotificationsRead):
             parsed = self.topics.parse(channel)
             if parsed is not None and parsed[0] == "account":
                 text = payload.decode()

@@ -705,3 +705,106 @@ async def test_browser_notifications_work_with_the_feed_off(api: ApiClient) -> N
     await b.post(c.room_id, "reply", parent_id=post["id"])
     frame = await ws.recv_until(lambda f: f.get("type") == "notification")
     assert frame["in_feed"] is True and frame["url"] == f"/notifications/{frame['data']['id']}/open"
+
+
+# --- the feed: paging, reading --------------------------------------------------------------------------------------
+
+
+async def test_paging_does_not_skip_notifications_made_at_the_same_instant(api: ApiClient) -> None:
+    from db.tables import Notification
+
+    a = await api.signup()
+    same = datetime.now(UTC).replace(microsecond=0)
+    rows = [
+        Notification(id=uuid.uuid4(), account=uuid.UUID(a.id), kind="dropin.reminder", created_at=same, read_at=None)
+        for _ in range(5)
+    ]
+    rows.append(
+        Notification(
+            id=uuid.uuid4(),
+            account=uuid.UUID(a.id),
+            kind="dropin.reminder",
+            created_at=same - timedelta(1),
+            read_at=None,
+        )
+    )
+    await Notification.insert(*rows)
+    seen: list[str] = []
+    page = await a.ok("GET", "/api/v1/notifications?limit=2")
+    while page:
+        seen += [n["id"] for n in page]
+        page = await a.ok("GET", f"/api/v1/notifications?limit=2&before={page[-1]['id']}")
+    assert len(seen) == len(set(seen)) == 6
+    assert seen[-1] == str(rows[-1].id), "newest first; the older one last"
+    assert sorted(seen[:5]) == sorted(str(r.id) for r in rows[:5])
+
+
+async def test_reading_lowers_the_count_on_every_socket(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    assert await a.ok("GET", "/api/v1/notifications/unread") == {"unread": 0}
+    post = await a.post(c.room_id, "mine")
+    for i in range(3):
+        await b.post(c.room_id, f"reply {i}", parent_id=post["id"])
+    await asyncio.sleep(0.1)
+    assert await a.ok("GET", "/api/v1/notifications/unread") == {"unread": 3}
+    tab1, tab2 = await a.ws(), await a.ws()
+    first = (await a.ok("GET", "/api/v1/notifications"))[0]
+    await a.ok("POST", "/api/v1/notifications/read", {"ids": [first["id"]]}, status=204)
+    for ws in (tab1, tab2):
+        frame = await ws.recv_until(lambda f: f.get("type") == "notifications.read")
+        assert frame == {"type": "notifications.read", "unread": 2}
+    # Marking it again changes nothing, and says nothing.
+    await a.ok("POST", "/api/v1/notifications/read", {"ids": [first["id"]]}, status=204)
+    # Opening one from the feed reads it too.
+    second = (await a.ok("GET", "/api/v1/notifications?unread=true"))[0]
+    r = await api.http.get(f"/notifications/{second['id']}/open", headers=a.headers)
+    assert r.status_code == 303 and r.headers["location"] == f"/posts/{second['post_id']}"
+    assert (await tab1.recv_until(lambda f: f.get("type") == "notifications.read"))["unread"] == 1
+    # One entry, marked read in place on the notifications page (htmx).
+    third = (await a.ok("GET", "/api/v1/notifications?unread=true"))[0]
+    r = await api.http.post(f"/notifications/{third['id']}/read", headers={**a.headers, "HX-Request": "true"})
+    assert r.status_code == 200 and r.text.startswith(f'<li class="notification" id="note-{third["id"]}"')
+    assert "Mark read" not in r.text
+    assert (await tab1.recv_until(lambda f: f.get("type") == "notifications.read"))["unread"] == 0
+    assert await a.ok("GET", "/api/v1/notifications/unread") == {"unread": 0}
+    other = await b.ok("GET", "/api/v1/notifications")
+    r = await api.http.post(f"/notifications/{third['id']}/read", headers={**b.headers, "HX-Request": "true"})
+    assert r.status_code == 404 and other == []
+
+
+async def test_a_renewed_subscription_keeps_its_account_and_sign_in(api: ApiClient, push: PushService) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    old_id = await subscribe(a, push, "old")
+    old = push.browsers["old"].subscription(push)
+    new = push.browser("new").subscription(push)
+    # Without a session (the service worker has none), the old subscription is the proof.
+    anonymous = api.http
+    r = await anonymous.post(
+        "/api/v1/push/subscriptions/renew",
+        json={"old_endpoint": old["endpoint"], "old_auth": new["keys"]["auth"], "subscription": new},
+    )
+    assert r.status_code == 404, "the wrong auth secret proves nothing"
+    r = await anonymous.post(
+        "/api/v1/push/subscriptions/renew",
+        json={
+            "old_endpoint": old["endpoint"],
+            "old_auth": old["keys"]["auth"],
+            "subscription": {**new, "endpoint": "http://169.254.169.254/x"},
+        },
+    )
+    assert r.status_code == 400
+    r = await anonymous.post(
+        "/api/v1/push/subscriptions/renew",
+        json={"old_endpoint": old["endpoint"], "old_auth": old["keys"]["auth"], "subscription": new},
+    )
+    assert r.status_code == 200 and r.json() == {"id": old_id}
+    assert await subscribed_browsers(a) == {"new"}
+    post = await a.post(c.room_id, "mine")
+    await b.post(c.room_id, "reply", parent_id=post["id"])
+    await wait_for(lambda: len(push.received) == 1)
+    assert push.received[0].browser == "new"
+    # Still this sign-in's: signing out ends it.
+    await a.ok("POST", "/api/v1/auth/logout", status=204)
+    assert await subscribed_browsers(a) == set()

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.datastructures import State
-from litestar.exceptions import ClientException, HTTPException
+from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import File, Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
@@ -687,16 +687,31 @@ async def notifications_page(request: Request[Any, Any, Any], before: FromQuery[
 
 
 @post("/notifications/read-all", include_in_schema=False)
-async def read_all(request: Request[Any, Any, Any]) -> Response[Any]:
+async def read_all(request: Request[Any, Any, Any], state: State) -> Response[Any]:
     user = who(request)
-    await notifications.mark_read(user.account_id, None, True)
+    await notifications.mark_read(user.account_id, None, True, state["live"])
     return Redirect("/notifications", status_code=HTTP_303_SEE_OTHER)
 
 
-@get("/notifications/{notification_id:str}/open", include_in_schema=False)
-async def open_notification(request: Request[Any, Any, Any], notification_id: FromPath[str]) -> Response[Any]:
+@post("/notifications/{notification_id:str}/read", include_in_schema=False)
+async def read_one(request: Request[Any, Any, Any], notification_id: FromPath[str], state: State) -> Template:
+    """One notification marked read in place (htmx): the answer is its entry, now read."""
     user = who(request)
-    return Redirect(await notifications.open_target(user.account_id, notification_id), status_code=HTTP_303_SEE_OTHER)
+    await notifications.mark_read(user.account_id, [notification_id], False, state["live"])
+    note = await notifications.one(user.account_id, notification_id)
+    if note is None:
+        raise NotFoundException("that notification is not yours, or no longer exists")
+    circle_names = {str(c["circle_id"]): c["circle_name"] for c in await accounts.my_circles(user.account_id)}
+    return fragment("notification", note=note, circle_names=circle_names)
+
+
+@get("/notifications/{notification_id:str}/open", include_in_schema=False)
+async def open_notification(
+    request: Request[Any, Any, Any], notification_id: FromPath[str], state: State
+) -> Response[Any]:
+    user = who(request)
+    target = await notifications.open_target(user.account_id, notification_id, state["live"])
+    return Redirect(target, status_code=HTTP_303_SEE_OTHER)
 
 
 async def _settings_page(request: Request[Any, Any, Any], status: int = 200, **context: Any) -> Template:
@@ -825,6 +840,7 @@ ROUTES: list[Any] = [
     delete_account,
     notifications_page,
     read_all,
+    read_one,
     open_notification,
     notification_settings,
     save_notification_settings,

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from litestar.exceptions import ClientException
 
-from app.live import Delivery
+from app.live import Delivery, Live
 from app.services.common import membership_struct
 from app.services.outbox import Outbox
 from db import queries
@@ -228,13 +228,15 @@ def _s(value: uuid.UUID | None) -> str | None:
 async def feed(
     account_id: uuid.UUID, *, unread: bool = False, limit: int | None = None, before: str | None = None
 ) -> list[Notification]:
+    """Newest first, in pages. Order and paging are by (created_at, id): one write notifies many accounts at the same
+    instant, so created_at alone has ties, and paging by it alone would skip some of them."""
     size = min(max(limit or DEFAULT_PAGE, 1), MAX_PAGE)
     query = NotificationRow.select().where(NotificationRow.account == account_id)
     if unread:
         query = query.where(NotificationRow.read_at.is_null())
     if before:
         anchor = (
-            await NotificationRow.select(NotificationRow.created_at)
+            await NotificationRow.select(NotificationRow.id, NotificationRow.created_at)
             .where(
                 (NotificationRow.id == (queries.as_uuid(before) or uuid.UUID(int=0)))
                 & (NotificationRow.account == account_id)
@@ -243,8 +245,24 @@ async def feed(
         )
         if anchor is None:
             raise ClientException("before must be the id of one of your notifications")
-        query = query.where(NotificationRow.created_at < anchor["created_at"])
-    rows = await query.order_by(NotificationRow.created_at, ascending=False).limit(size)
+        query = query.where(
+            (NotificationRow.created_at < anchor["created_at"])
+            | ((NotificationRow.created_at == anchor["created_at"]) & (NotificationRow.id < anchor["id"]))
+        )
+    rows = await query.order_by(NotificationRow.created_at, NotificationRow.id, ascending=False).limit(size)
+    return await _structs(rows)
+
+
+async def one(account_id: uuid.UUID, notification_id: str) -> Notification | None:
+    nid = queries.as_uuid(notification_id)
+    rows = await NotificationRow.select().where(
+        (NotificationRow.id == (nid or uuid.UUID(int=0))) & (NotificationRow.account == account_id)
+    )
+    found = await _structs(rows)
+    return found[0] if found else None
+
+
+async def _structs(rows: list[dict[str, Any]]) -> list[Notification]:
     actors = await queries.memberships_by_id(r["actor"] for r in rows if r["actor"] is not None)
     out = []
     for r in rows:
@@ -272,7 +290,8 @@ async def unread_count(account_id: uuid.UUID) -> int:
     )
 
 
-async def mark_read(account_id: uuid.UUID, ids: list[str] | None, everything: bool) -> None:
+async def mark_read(account_id: uuid.UUID, ids: list[str] | None, everything: bool, live: Live) -> None:
+    """Mark some (or all) of the account's notifications read; every open page of the account then lowers its bell."""
     if not everything and not ids:
         raise ClientException('send {"ids": [...]} or {"all": true}')
     query = NotificationRow.update({NotificationRow.read_at: now()}).where(
@@ -283,11 +302,12 @@ async def mark_read(account_id: uuid.UUID, ids: list[str] | None, everything: bo
         if not parsed:
             return
         query = query.where(NotificationRow.id.is_in(parsed))
-    await query
+    if await query.returning(NotificationRow.id):
+        await live.notifications_read(account_id, await unread_count(account_id))
 
 
-async def open_target(account_id: uuid.UUID, notification_id: str) -> str:
-    """Mark one notification read and say where it leads: the post (scrolled to), else the circle, else the feed."""
+async def open_target(account_id: uuid.UUID, notification_id: str, live: Live) -> str:
+    """Mark one notification read and say where it leads (see target_url)."""
     nid = queries.as_uuid(notification_id)
     row = (
         await NotificationRow.select()
@@ -296,9 +316,8 @@ async def open_target(account_id: uuid.UUID, notification_id: str) -> str:
     )
     if row is None:
         return "/notifications"
-    await NotificationRow.update({NotificationRow.read_at: now()}).where(
-        (NotificationRow.id == row["id"]) & NotificationRow.read_at.is_null()
-    )
+    if row["read_at"] is None:
+        await mark_read(account_id, [str(row["id"])], False, live)
     return target_url(row["post_id"], row["room"], row["circle"])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from typing import Any
 
@@ -10,7 +11,14 @@ from litestar.exceptions import ClientException
 
 from app.errors import not_found
 from app.push import DEFAULT_PUSH_ORIGINS, origin_allowed, valid_keys
-from app.schemas import ChannelPrefs, Preferences, PushSubscriptionIn, PushSubscriptionOut, QuietHours
+from app.schemas import (
+    ChannelPrefs,
+    Preferences,
+    PushRenewal,
+    PushSubscriptionIn,
+    PushSubscriptionOut,
+    QuietHours,
+)
 from app.services.common import is_unique_violation
 from app.services.notifications import DEFAULTS, KINDS, time_zone
 from db import queries
@@ -170,6 +178,35 @@ async def subscribe(
             return await subscribe(account_id, token_id, data, allowed)
         raise
     return PushSubscriptionOut(id=str(sub_id))
+
+
+async def renew(data: PushRenewal, allowed: tuple[str, ...]) -> PushSubscriptionOut:
+    """Move a subscription to the browser's new endpoint and keys, keeping its account and sign-in. The caller is
+    the service worker, with no session: knowing the old endpoint and its auth secret is the proof."""
+    new = data.subscription
+    if not origin_allowed(new.endpoint, allowed):
+        raise ClientException("that push service is not one this server sends to")
+    if not valid_keys(new.keys.p256dh, new.keys.auth):
+        raise ClientException("keys.p256dh must be a P-256 public key and keys.auth a 16-byte secret (base64url)")
+    async with write_transaction():
+        row = (
+            await PushSubscription.select(PushSubscription.id, PushSubscription.auth)
+            .where(PushSubscription.endpoint == data.old_endpoint)
+            .first()
+        )
+        if row is None or not hmac.compare_digest(row["auth"].encode(), data.old_auth.encode()):
+            raise not_found("push subscription")
+        if new.endpoint != data.old_endpoint:
+            # The new endpoint is this browser's now, whoever had it before.
+            await PushSubscription.delete().where(PushSubscription.endpoint == new.endpoint)
+        await PushSubscription.update(
+            {
+                PushSubscription.endpoint: new.endpoint,
+                PushSubscription.p256dh: new.keys.p256dh,
+                PushSubscription.auth: new.keys.auth,
+            }
+        ).where(PushSubscription.id == row["id"])
+    return PushSubscriptionOut(id=str(row["id"]))
 
 
 async def unsubscribe(account_id: uuid.UUID, subscription_id: str) -> None:
