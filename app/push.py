@@ -75,10 +75,10 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 def _origin(url: str) -> tuple[str, str, int] | None:
     """(scheme, host, port) of an http(s) URL, the port filled in when it is the scheme's default; None for anything
     else, including a URL that carries credentials or a port that is not a number."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = parts.port
-    except ValueError:
+    except ValueError:  # "http://[::1" (bad IPv6 literal), ":99999", ":port"
         return None
     if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or parts.username or parts.password:
         return None
@@ -140,10 +140,10 @@ class PushSender:
 
     async def _send(self, subscription: dict[str, Any], payload: bytes) -> bool:
         endpoint = subscription["endpoint"]
-        host = urlsplit(endpoint).hostname
         if not origin_allowed(endpoint, self.allowed):
-            log.warning("refusing to push to %s: not an allowed push service", host)
+            log.warning("refusing to push to subscription %s: not an allowed push service", subscription["id"])
             return False
+        host = urlsplit(endpoint).hostname
         assert self._session is not None, "PushSender.start() first"
         info = {"endpoint": endpoint, "keys": {"p256dh": subscription["p256dh"], "auth": subscription["auth"]}}
         async with self._gate:

@@ -388,6 +388,7 @@ def test_push_origins_match_scheme_host_and_port() -> None:
         "https://user:pw@fcm.googleapis.com/x",
         "https://fcm.googleapis.com:99999/x",
         "https://fcm.googleapis.com:port/x",
+        "https://[::1/x",
         "file:///etc/passwd",
     ):
         assert not origin_allowed(refused, defaults), refused
