@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.client import ApiClient, Circle, User, make_circle
+from tests.conftest import Server
 from tests.push_service import PushService
 
 pytestmark = pytest.mark.anyio
@@ -809,3 +810,54 @@ async def test_a_renewed_subscription_keeps_its_account_and_sign_in(api: ApiClie
     # Still this sign-in's: signing out ends it.
     await a.ok("POST", "/api/v1/auth/logout", status=204)
     assert await subscribed_browsers(a) == set()
+
+
+async def test_pushes_waiting_on_a_stalled_service_are_bounded(
+    api: ApiClient, push: PushService, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past PUSH_BATCHES waiting push batches, further pushes are dropped (and counted); frames still all go out."""
+    import app.notifier
+    from app.live import Delivery
+    from app.notifier import Notifier
+    from app.push import PushSender, VapidKey
+    from realtime.events import Notification
+    from tests.conftest import SECRET
+
+    monkeypatch.setattr(app.notifier, "PUSH_BATCHES", 2)
+    a = await api.signup()
+    await subscribe(a, push, "stuck")
+    push.stall.add("stuck")
+    ws = await a.ws()
+    notifier = Notifier(server.app.state["live"], PushSender(VapidKey(SECRET), (push.origin,), "mailto:t@example.org"))
+    await notifier.start()
+    try:
+        for i in range(3):
+            note = Notification(
+                id=str(uuid.uuid4()),
+                kind="dropin.reminder",
+                circle_id=None,
+                room_id=None,
+                post_id=None,
+                actor=None,
+                created_at=datetime.now(UTC),
+                read=False,
+                text=f"reminder {i}",
+            )
+            delivery = Delivery(
+                account_id=uuid.UUID(a.id),
+                notification=note,
+                frame=True,
+                alert=False,
+                push=True,
+                in_feed=False,
+                target="/notifications",
+                title="Kindred",
+            )
+            notifier.submit([delivery])
+        texts = [(await ws.recv_until(lambda f: f.get("type") == "notification"))["data"]["text"] for _ in range(3)]
+        assert texts == ["reminder 0", "reminder 1", "reminder 2"]
+        await wait_for(lambda: push.stalled == 2)
+        assert notifier.dropped_pushes == 1
+    finally:
+        push.release.set()
+        await notifier.stop()
