@@ -14,6 +14,7 @@ from realtime.events import (
     Membership,
     Notification,
     NotificationFrame,
+    NotificationsRead,
     Revoke,
     SignedOut,
     encode_event,
@@ -30,9 +31,11 @@ class Delivery(msgspec.Struct, kw_only=True):
 
     account_id: uuid.UUID
     notification: Notification
-    frame: bool  # to the account's open sockets (it is also in their feed)
+    frame: bool  # to the account's open sockets
     alert: bool  # ... and their page should show a browser notification
     push: bool  # Web Push to the account's subscribed browsers
+    in_feed: bool  # it has a row in their feed (in-app is on for it); else it is only a browser notification or push
+    target: str  # where opening it leads (app.services.notifications.target_url)
     title: str
 
 
@@ -59,8 +62,18 @@ class Live:
         except Exception:
             log.exception("publishing %s #%d of room %s failed; sockets will catch up from the log", name, seq, rid)
 
-    async def notification_frame(self, account_id: uuid.UUID, notification: Notification, alert: bool) -> None:
-        await self._account(account_id, encoder.encode(NotificationFrame(data=notification, alert=alert)))
+    async def notification_frame(self, delivery: Delivery) -> None:
+        note = delivery.notification
+        frame = NotificationFrame(
+            data=note,
+            alert=delivery.alert,
+            in_feed=delivery.in_feed,
+            url=f"/notifications/{note.id}/open" if delivery.in_feed else delivery.target,
+        )
+        await self._account(delivery.account_id, encoder.encode(frame))
+
+    async def notifications_read(self, account_id: uuid.UUID, unread: int) -> None:
+        await self._account(account_id, encoder.encode(NotificationsRead(unread=unread)))
 
     async def revoke(self, account_id: uuid.UUID, circle_id: uuid.UUID) -> None:
         await self._account(account_id, encoder.encode(Revoke(account_id=str(account_id), circle_id=str(circle_id))))

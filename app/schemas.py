@@ -258,6 +258,20 @@ class PushSubscriptionOut(msgspec.Struct):
     id: str
 
 
+class PushRenewal(msgspec.Struct):
+    """Extension: a browser's new subscription, proven by its old one (see POST /push/subscriptions/renew)."""
+
+    old_endpoint: Annotated[str, Meta(min_length=8, max_length=2048)]
+    old_auth: Annotated[str, Meta(min_length=1, max_length=64, description="The old subscription's keys.auth")]
+    subscription: PushSubscriptionIn
+
+
+class UnreadCount(msgspec.Struct):
+    """Extension: GET /notifications/unread."""
+
+    unread: int
+
+
 class PushKey(msgspec.Struct):
     public_key: str
 
@@ -280,3 +294,7 @@ class Preferences(msgspec.Struct):
     quiet_hours: QuietHours | None = None
     kinds: dict[str, ChannelPrefs] = msgspec.field(default_factory=dict)
     muted_circles: list[Id] = msgspec.field(default_factory=list)
+    # Extension: per circle (by id), the kinds that have their own channels there; a kind not listed follows `kinds`
+    # ("as everywhere"). A kind listed here wins over the circle's mute. Always in answers; left out of a PUT, the
+    # per-circle settings stay as they are.
+    circles: Annotated[dict[Id, dict[str, ChannelPrefs]], Meta(max_length=500)] | msgspec.UnsetType = msgspec.UNSET

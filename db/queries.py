@@ -233,3 +233,14 @@ async def current_pairs(pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
     )
     found = {(str(r["account"]), str(r["circle"])) for r in rows}
     return pairs & found
+
+
+# Rows (or ids) per statement in bulk writes and look-ups. Postgres (asyncpg) caps one statement at 32,767
+# parameters, SQLite at 32,766 by default (some builds allow more); a notification row has 10, so a thousand rows
+# (10,000 parameters) stays well clear of either cap while a 1,000-member circle is still one statement.
+CHUNK = 1000
+
+
+def chunks(items: list[Any], size: int = CHUNK) -> list[list[Any]]:
+    """`items` in consecutive slices of at most `size`: how bulk statements stay under the parameter cap."""
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -256,9 +256,23 @@ class NotificationPreference(Table, tablename="notification_preference"):
 
 
 class PushSubscription(Table, tablename="push_subscription"):
+    """One browser's Web Push channel, for one sign-in of one account."""
+
     id = UUID(primary_key=True)
     account = ForeignKey(references=Account, on_delete=OnDelete.cascade, index=True, null=False)
-    endpoint = Text(help_text="The push service URL for one browser; checked against the allowed push origins.")
+    token = ForeignKey(
+        references=AuthToken,
+        on_delete=OnDelete.cascade,
+        index=True,
+        null=True,
+        default=None,
+        help_text="The sign-in that subscribed this browser; the subscription ends with it (sign-out, password "
+        "change, account deletion). NULL only transiently; never pushed to.",
+    )
+    endpoint = Text(
+        help_text="The push service URL for one browser, unique: it belongs to the account that subscribed it "
+        "last. Checked against the allowed push origins."
+    )
     p256dh = Varchar(length=128, help_text="The browser's public key (base64url), for RFC 8291 encryption.")
     auth = Varchar(length=64, help_text="The browser's auth secret (base64url).")
     created_at = Timestamptz(default=TimestamptzNow())

@@ -166,6 +166,19 @@ class NotificationFrame(msgspec.Struct, tag_field="type", tag="notification"):
     data: Notification
     # Extension: the recipient wants a browser notification for this one (their preferences, outside quiet hours).
     alert: bool = False
+    # Extension: whether it is in the recipient's feed (counted on the bell). False for a notification the recipient
+    # wants as a browser notification only (in-app off for its kind).
+    in_feed: bool = True
+    # Extension: where opening it leads: its feed entry's open link (which marks it read), or, when it is not in the
+    # feed, straight to the thread at the post (or the room, or the circle).
+    url: str | None = None
+
+
+class NotificationsRead(msgspec.Struct, tag_field="type", tag="notifications.read"):
+    """Extension: some of the account's notifications were marked read (in any tab, by any client); `unread` is how
+    many are left. Sent to every socket of the account, so every open page can lower its bell."""
+
+    unread: int
 
 
 class Revoke(msgspec.Struct, tag_field="type", tag="revoke"):
@@ -198,7 +211,9 @@ class LogRewritten(msgspec.Struct, tag_field="type", tag="log_rewritten"):
     room_id: str
 
 
-BusMessage = EventHead | PresenceFrame | NotificationFrame | Revoke | SignedOut | AliasChanged | LogRewritten
+BusMessage = (
+    EventHead | PresenceFrame | NotificationFrame | NotificationsRead | Revoke | SignedOut | AliasChanged | LogRewritten
+)
 
 
 # --- Frames only the server sends. ---------------------------------------------------------------------------------

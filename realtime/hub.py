@@ -30,6 +30,7 @@ from realtime.events import (
     LogRewritten,
     Membership,
     NotificationFrame,
+    NotificationsRead,
     PresenceFrame,
     Resync,
     Revoke,
@@ -476,7 +477,7 @@ class Hub:
                 text = payload.decode()
                 for conn in feed.listeners():
                     conn.push(text)
-        elif isinstance(message, NotificationFrame):
+        elif isinstance(message, NotificationFrame | NotificationsRead):
             parsed = self.topics.parse(channel)
             if parsed is not None and parsed[0] == "account":
                 text = payload.decode()

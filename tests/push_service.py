@@ -7,6 +7,7 @@ subscription's private key and auth secret, which a real push service could not 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -64,6 +65,14 @@ class PushService:
         self.browsers: dict[str, Browser] = {}
         self.received: list[Received] = []
         self.gone: set[str] = set()  # browsers that answer 410, as after the user revoked permission
+        # Browsers whose push service hangs (as an overloaded one does) until `release` is set.
+        self.stall: set[str] = set()
+        self.release = asyncio.Event()
+        self.stalled = 0  # requests that arrived for a stalled browser and are hanging
+        # Browsers whose push service answers a redirect to this stand-in's /elsewhere, which counts what reaches it.
+        self.redirect: set[str] = set()
+        self.redirected = 0
+        self.elsewhere = 0
         self.server_key: str | None = None  # the application server key the subscriptions were made with
         self._runner: web.AppRunner | None = None
 
@@ -74,13 +83,19 @@ class PushService:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/push/{name}", self._push)
+        app.router.add_route("*", "/elsewhere", self._elsewhere)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
     async def stop(self) -> None:
+        self.release.set()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _elsewhere(self, request: web.Request) -> web.Response:
+        self.elsewhere += 1
+        return web.Response(status=201)
 
     def _verify_vapid(self, authorization: str) -> dict[str, Any]:
         scheme, _, params = authorization.partition(" ")
@@ -103,6 +118,12 @@ class PushService:
         name = request.match_info["name"]
         if name in self.gone:
             return web.Response(status=410, text="subscription expired")
+        if name in self.redirect:
+            self.redirected += 1
+            raise web.HTTPTemporaryRedirect(f"{self.origin}/elsewhere")
+        if name in self.stall:
+            self.stalled += 1
+            await self.release.wait()
         browser = self.browsers.get(name)
         if browser is None:
             return web.Response(status=404)

@@ -15,7 +15,7 @@ from typing import Literal
 import msgspec
 
 from db.queries import now
-from db.tables import Account, AuthToken
+from db.tables import Account, AuthToken, PushSubscription
 
 # Sign-ins last a month, then the member signs in again.
 TOKEN_TTL = timedelta(days=30)
@@ -59,13 +59,20 @@ async def resolve(token: str, via: Literal["bearer", "cookie"]) -> Principal | N
 
 
 async def revoke(token_id: uuid.UUID) -> None:
+    """End one sign-in, and with it the push subscriptions of the browsers it turned notifications on in."""
+    # The foreign key cascades too; saying it here keeps "sign-out stops pushes" visible where sign-out happens.
+    await PushSubscription.delete().where(PushSubscription.token == token_id)
     await AuthToken.delete().where(AuthToken.id == token_id)
 
 
 async def revoke_all(account_id: uuid.UUID, *, except_token: uuid.UUID | None = None) -> None:
+    """End every sign-in of the account (but `except_token`), and their push subscriptions."""
+    pushes = PushSubscription.delete().where(PushSubscription.account == account_id)
     query = AuthToken.delete().where(AuthToken.account == account_id)
     if except_token is not None:
+        pushes = pushes.where(PushSubscription.token.is_null() | (PushSubscription.token != except_token))
         query = query.where(AuthToken.id != except_token)
+    await pushes
     await query
 
 

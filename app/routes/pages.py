@@ -7,14 +7,14 @@ replies and edits in place, and the page's socket brings everyone else's changes
 from __future__ import annotations
 
 import uuid
+from datetime import UTC
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, unquote
-from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.datastructures import State
-from litestar.exceptions import ClientException, HTTPException
+from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import File, Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
@@ -25,14 +25,12 @@ from app.auth.tokens import Principal
 from app.deps import base_url
 from app.routes.api_accounts import expired_session_cookie, session_cookie
 from app.schemas import (
-    ChannelPrefs,
     CircleCreate,
     CircleUpdate,
     InviteCreate,
     MuteBody,
     PostCreate,
     Preferences,
-    QuietHours,
     RoomCreate,
 )
 from app.services import accounts, circles, dropins, gestures, moderation, notifications, posts, preferences, rights
@@ -730,7 +728,7 @@ async def notifications_page(request: Request[Any, Any, Any], before: FromQuery[
     user = who(request)
     items = await notifications.feed(user.account_id, limit=50, before=before)
     prefs = await preferences.get(user.account_id)
-    zone = ZoneInfo(prefs.timezone)
+    zone = notifications.time_zone(prefs.timezone) or UTC
     days: list[tuple[str, list[Any]]] = []
     for note in items:
         day = note.created_at.astimezone(zone).strftime("%A, %d %B %Y")
@@ -749,16 +747,31 @@ async def notifications_page(request: Request[Any, Any, Any], before: FromQuery[
 
 
 @post("/notifications/read-all", include_in_schema=False)
-async def read_all(request: Request[Any, Any, Any]) -> Response[Any]:
+async def read_all(request: Request[Any, Any, Any], state: State) -> Response[Any]:
     user = who(request)
-    await notifications.mark_read(user.account_id, None, True)
+    await notifications.mark_read(user.account_id, None, True, state["live"])
     return Redirect("/notifications", status_code=HTTP_303_SEE_OTHER)
 
 
-@get("/notifications/{notification_id:str}/open", include_in_schema=False)
-async def open_notification(request: Request[Any, Any, Any], notification_id: FromPath[str]) -> Response[Any]:
+@post("/notifications/{notification_id:str}/read", include_in_schema=False)
+async def read_one(request: Request[Any, Any, Any], notification_id: FromPath[str], state: State) -> Template:
+    """One notification marked read in place (htmx): the answer is its entry, now read."""
     user = who(request)
-    return Redirect(await notifications.open_target(user.account_id, notification_id), status_code=HTTP_303_SEE_OTHER)
+    await notifications.mark_read(user.account_id, [notification_id], False, state["live"])
+    note = await notifications.one(user.account_id, notification_id)
+    if note is None:
+        raise NotFoundException("that notification is not yours, or no longer exists")
+    circle_names = {str(c["circle_id"]): c["circle_name"] for c in await accounts.my_circles(user.account_id)}
+    return fragment("notification", note=note, circle_names=circle_names)
+
+
+@get("/notifications/{notification_id:str}/open", include_in_schema=False)
+async def open_notification(
+    request: Request[Any, Any, Any], notification_id: FromPath[str], state: State
+) -> Response[Any]:
+    user = who(request)
+    target = await notifications.open_target(user.account_id, notification_id, state["live"])
+    return Redirect(target, status_code=HTTP_303_SEE_OTHER)
 
 
 async def _settings_page(request: Request[Any, Any, Any], status: int = 200, **context: Any) -> Template:
@@ -787,29 +800,45 @@ async def notification_settings(request: Request[Any, Any, Any]) -> Template:
 async def save_notification_settings(request: Request[Any, Any, Any]) -> Template:
     user = who(request)
     form = await request.form()
-    kinds = {
-        kind: ChannelPrefs(**{channel: form.get(f"{kind}.{channel}") == "on" for channel in CHANNEL_LABELS})
-        for kind in notifications.KINDS
-    }
+    # Plain values into msgspec.convert, so every rule of the API's Preferences (HH:MM quiet hours...) holds here too.
     quiet = None
     if form.get("quiet") == "on":
-        quiet = QuietHours(start=str(form.get("quiet_start") or "22:00"), end=str(form.get("quiet_end") or "07:00"))
+        quiet = {"start": str(form.get("quiet_start") or ""), "end": str(form.get("quiet_end") or "")}
+    raw = {
+        "timezone": str(form.get("timezone") or "UTC").strip(),
+        "quiet_hours": quiet,
+        "kinds": {
+            kind: {channel: form.get(f"{kind}.{channel}") == "on" for channel in CHANNEL_LABELS}
+            for kind in notifications.KINDS
+        },
+        "muted_circles": [str(m) for m in form.getall("mute", [])],
+        "circles": {
+            str(c["circle_id"]): {
+                kind: {channel: form.get(f"c.{c['circle_id']}.{kind}.{channel}") == "on" for channel in CHANNEL_LABELS}
+                for kind in notifications.KINDS
+                if form.get(f"c.{c['circle_id']}.{kind}") == "own"
+            }
+            for c in await accounts.my_circles(user.account_id)
+        },
+    }
     try:
-        prefs = msgspec.convert(
-            {
-                "timezone": str(form.get("timezone") or "UTC"),
-                "quiet_hours": quiet,
-                "kinds": kinds,
-                "muted_circles": [str(m) for m in form.getall("mute", [])],
-            },
-            Preferences,
-            from_attributes=True,
-        )
+        prefs = msgspec.convert(raw, Preferences)
         await preferences.put(user.account_id, prefs)
-    except (HTTPException, msgspec.ValidationError) as exc:
-        detail = exc.detail if isinstance(exc, HTTPException) else f"check the form: {exc}"
-        return await _settings_page(request, 400, error=detail)
+    except msgspec.ValidationError as exc:
+        return await _settings_page(request, 400, error=_form_problem(exc))
+    except HTTPException as exc:
+        return await _settings_page(request, exc.status_code, error=exc.detail)
     return await _settings_page(request, message="Saved.")
+
+
+def _form_problem(exc: msgspec.ValidationError) -> str:
+    """What to fix, in the form's words rather than msgspec's."""
+    where = str(exc)
+    if "quiet_hours" in where:
+        return "Quiet hours: give the start and the end as HH:MM, from 00:00 to 23:59 (for example 22:00 and 07:00)."
+    if "timezone" in where:
+        return "Time zone: use an IANA name of a place, like Europe/Berlin (at most 64 characters)."
+    return f"Please check the form: {where}"
 
 
 @get("/sw.js", include_in_schema=False)
@@ -873,6 +902,7 @@ ROUTES: list[Any] = [
     delete_account,
     notifications_page,
     read_all,
+    read_one,
     open_notification,
     notification_settings,
     save_notification_settings,

@@ -2,8 +2,9 @@
 
 A notification names its actor by membership (alias and role in that circle), never by account. Who gets what, and
 how, follows each recipient's preferences: per kind, per circle (a circle can be muted), with quiet hours in their
-own time zone. A coach's gestures always reach the feed. However many recipients, `notify` costs the same few
-queries and one INSERT; frames and pushes go out from a background worker, so no request waits on push services.
+own time zone. A coach's gestures always reach the feed. `notify` costs the same few queries and one INSERT for any
+circle up to a thousand recipients (one more of each per further thousand); frames and pushes go out from a
+background worker, so no request waits on push services.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from litestar.exceptions import ClientException
 
-from app.live import Delivery
+from app.live import Delivery, Live
 from app.services.common import membership_struct
 from app.services.outbox import Outbox
 from db import queries
-from db.queries import now
+from db.queries import chunks, now
 from db.tables import Account, Circle, Membership, NotificationPreference
 from db.tables import Notification as NotificationRow
 from realtime.events import Notification
@@ -81,14 +82,23 @@ def describe(kind: str, actor: str | None, reason: str | None) -> str:
     return template.format(actor=actor or "Someone", reason=reason or "A note from your coach")
 
 
+def time_zone(name: str | None) -> ZoneInfo | None:
+    """The IANA time zone called `name`, or None if there is none. ZoneInfo refuses bad names in more ways than
+    ZoneInfoNotFoundError: IsADirectoryError for a region ("America"), ValueError for paths and non-zone files."""
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
 def in_quiet_hours(account: dict[str, Any], at: datetime) -> bool:
     start, end = account.get("quiet_start"), account.get("quiet_end")
     if start is None or end is None or start == end:
         return False
-    try:
-        local = at.astimezone(ZoneInfo(account.get("timezone") or "UTC"))
-    except ZoneInfoNotFoundError:
-        local = at
+    zone = time_zone(account.get("timezone"))
+    local = at.astimezone(zone) if zone is not None else at
     minute = local.hour * 60 + local.minute
     if start < end:
         return bool(start <= minute < end)
@@ -121,43 +131,51 @@ async def notify(
 
     Must run inside the caller's write transaction; delivery starts when the caller publishes its outbox.
     """
-    wanted = {m for m in recipients if actor is None or m != actor["id"]}
+    wanted = list({m for m in recipients if actor is None or m != actor["id"]})
     if not wanted:
         return
-    rows = await Membership.select(Membership.id, Membership.account).where(
-        Membership.id.is_in(list(wanted)) & Membership.removed_at.is_null()
-    )
-    accounts = {r["account"] for r in rows}
+    # However many recipients: one look-up per thousand of them for memberships, preferences and clocks, and one
+    # INSERT per thousand rows (both backends cap a statement's parameters at 32,766). Never a query per recipient.
+    accounts: set[Any] = set()
+    for part in chunks(wanted):
+        accounts.update(
+            r["account"]
+            for r in await Membership.select(Membership.account).where(
+                Membership.id.is_in(part) & Membership.removed_at.is_null()
+            )
+        )
     if actor is not None:
         accounts.discard(actor["account"])
     if not accounts:
         return
     ids = list(accounts)
-    preferences = await NotificationPreference.select().where(
-        NotificationPreference.account.is_in(ids) & NotificationPreference.kind.is_in([kind, "*"])
-    )
+    here: Any = NotificationPreference.circle.is_null()
+    if circle_id is not None:
+        here = here | (NotificationPreference.circle == circle_id)
     by_account: dict[Any, list[dict[str, Any]]] = {}
-    for row in preferences:
-        if row["circle"] is None or row["circle"] == circle_id:
+    clocks: dict[Any, dict[str, Any]] = {}
+    for part in chunks(ids):
+        for row in await NotificationPreference.select().where(
+            NotificationPreference.account.is_in(part) & NotificationPreference.kind.is_in([kind, "*"]) & here
+        ):
             by_account.setdefault(row["account"], []).append(row)
-    clocks = {
-        r["id"]: r
-        for r in await Account.select(Account.id, Account.timezone, Account.quiet_start, Account.quiet_end).where(
-            Account.id.is_in(ids)
-        )
-    }
+        for row in await Account.select(Account.id, Account.timezone, Account.quiet_start, Account.quiet_end).where(
+            Account.id.is_in(part)
+        ):
+            clocks[row["id"]] = row
     circle = await Circle.select(Circle.name).where(Circle.id == circle_id).first() if circle_id else None
     created = now()
     actor_struct = membership_struct(actor) if actor is not None else None
     text = describe(kind, actor_struct.alias if actor_struct else None, reason)
     coach_gesture = actor is not None and actor["role"] == "coach"
+    target = target_url(post_id, room_id, circle_id)
     inserts = []
     for account_id in ids:
         channels = resolve(kind, circle_id, by_account.get(account_id, []))
         channels.in_app = channels.in_app or coach_gesture
         if in_quiet_hours(clocks.get(account_id, {}), created):
             channels.browser = channels.push = False
-        if not (channels.in_app or channels.push):
+        if not (channels.in_app or channels.browser or channels.push):
             continue
         note_id = uuid.uuid4()
         notification = Notification(
@@ -191,14 +209,18 @@ async def notify(
             Delivery(
                 account_id=account_id,
                 notification=notification,
-                frame=channels.in_app,
-                alert=channels.in_app and channels.browser,
+                # Browser notifications are shown by the reader's open pages, so they travel as frames even when
+                # the feed is off for this kind; the frame then says it is not in the feed (no bell count).
+                frame=channels.in_app or channels.browser,
+                alert=channels.browser,
                 push=channels.push,
+                in_feed=channels.in_app,
+                target=target,
                 title=circle["name"] if circle else "Kindred",
             )
         )
-    if inserts:
-        await NotificationRow.insert(*inserts)
+    for rows in chunks(inserts):
+        await NotificationRow.insert(*rows)
 
 
 def _s(value: uuid.UUID | None) -> str | None:
@@ -208,13 +230,15 @@ def _s(value: uuid.UUID | None) -> str | None:
 async def feed(
     account_id: uuid.UUID, *, unread: bool = False, limit: int | None = None, before: str | None = None
 ) -> list[Notification]:
+    """Newest first, in pages. Order and paging are by (created_at, id): one write notifies many accounts at the same
+    instant, so created_at alone has ties, and paging by it alone would skip some of them."""
     size = min(max(limit or DEFAULT_PAGE, 1), MAX_PAGE)
     query = NotificationRow.select().where(NotificationRow.account == account_id)
     if unread:
         query = query.where(NotificationRow.read_at.is_null())
     if before:
         anchor = (
-            await NotificationRow.select(NotificationRow.created_at)
+            await NotificationRow.select(NotificationRow.id, NotificationRow.created_at)
             .where(
                 (NotificationRow.id == (queries.as_uuid(before) or uuid.UUID(int=0)))
                 & (NotificationRow.account == account_id)
@@ -223,8 +247,24 @@ async def feed(
         )
         if anchor is None:
             raise ClientException("before must be the id of one of your notifications")
-        query = query.where(NotificationRow.created_at < anchor["created_at"])
-    rows = await query.order_by(NotificationRow.created_at, ascending=False).limit(size)
+        query = query.where(
+            (NotificationRow.created_at < anchor["created_at"])
+            | ((NotificationRow.created_at == anchor["created_at"]) & (NotificationRow.id < anchor["id"]))
+        )
+    rows = await query.order_by(NotificationRow.created_at, NotificationRow.id, ascending=False).limit(size)
+    return await _structs(rows)
+
+
+async def one(account_id: uuid.UUID, notification_id: str) -> Notification | None:
+    nid = queries.as_uuid(notification_id)
+    rows = await NotificationRow.select().where(
+        (NotificationRow.id == (nid or uuid.UUID(int=0))) & (NotificationRow.account == account_id)
+    )
+    found = await _structs(rows)
+    return found[0] if found else None
+
+
+async def _structs(rows: list[dict[str, Any]]) -> list[Notification]:
     actors = await queries.memberships_by_id(r["actor"] for r in rows if r["actor"] is not None)
     out = []
     for r in rows:
@@ -252,7 +292,8 @@ async def unread_count(account_id: uuid.UUID) -> int:
     )
 
 
-async def mark_read(account_id: uuid.UUID, ids: list[str] | None, everything: bool) -> None:
+async def mark_read(account_id: uuid.UUID, ids: list[str] | None, everything: bool, live: Live) -> None:
+    """Mark some (or all) of the account's notifications read; every open page of the account then lowers its bell."""
     if not everything and not ids:
         raise ClientException('send {"ids": [...]} or {"all": true}')
     query = NotificationRow.update({NotificationRow.read_at: now()}).where(
@@ -263,11 +304,12 @@ async def mark_read(account_id: uuid.UUID, ids: list[str] | None, everything: bo
         if not parsed:
             return
         query = query.where(NotificationRow.id.is_in(parsed))
-    await query
+    if await query.returning(NotificationRow.id):
+        await live.notifications_read(account_id, await unread_count(account_id))
 
 
-async def open_target(account_id: uuid.UUID, notification_id: str) -> str:
-    """Mark one notification read and say where it leads: the post (scrolled to), else the circle, else the feed."""
+async def open_target(account_id: uuid.UUID, notification_id: str, live: Live) -> str:
+    """Mark one notification read and say where it leads (see target_url)."""
     nid = queries.as_uuid(notification_id)
     row = (
         await NotificationRow.select()
@@ -276,13 +318,17 @@ async def open_target(account_id: uuid.UUID, notification_id: str) -> str:
     )
     if row is None:
         return "/notifications"
-    await NotificationRow.update({NotificationRow.read_at: now()}).where(
-        (NotificationRow.id == row["id"]) & NotificationRow.read_at.is_null()
-    )
-    if row["post_id"] is not None:
-        return f"/posts/{row['post_id']}"
-    if row["room"] is not None:
-        return f"/rooms/{row['room']}"
-    if row["circle"] is not None:
-        return f"/circles/{row['circle']}"
+    if row["read_at"] is None:
+        await mark_read(account_id, [str(row["id"])], False, live)
+    return target_url(row["post_id"], row["room"], row["circle"])
+
+
+def target_url(post_id: uuid.UUID | None, room_id: uuid.UUID | None, circle_id: uuid.UUID | None) -> str:
+    """Where a notification leads: the thread scrolled to the post, else the room, else the circle, else the feed."""
+    if post_id is not None:
+        return f"/posts/{post_id}"
+    if room_id is not None:
+        return f"/rooms/{room_id}"
+    if circle_id is not None:
+        return f"/circles/{circle_id}"
     return "/notifications"

@@ -58,11 +58,6 @@
     document.querySelectorAll("input[data-detect-timezone]").forEach((input) => {
       if (input.value === "UTC") input.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
     });
-    // With notifications allowed, keep the service worker registered: it shows them and routes their clicks.
-    if (document.body.dataset.signedIn && "serviceWorker" in navigator && window.Notification &&
-        Notification.permission === "granted") {
-      navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
-    }
     const focus = document.body.dataset.focus && document.getElementById(document.body.dataset.focus);
     if (focus) {
       focus.classList.add("focused");
@@ -70,6 +65,15 @@
     }
   });
   document.addEventListener("htmx:load", (e) => enhance(e.target));
+
+  // Notification settings per circle: changing a channel of a kind that follows "as everywhere" gives it its own
+  // setting there (otherwise the change would be ignored on save).
+  document.addEventListener("change", (e) => {
+    const box = e.target.closest && e.target.closest("input[data-own]");
+    if (!box) return;
+    const choice = document.querySelector('select[name="' + box.dataset.own + '"]');
+    if (choice) choice.value = "own";
+  });
 
   document.addEventListener("click", (e) => {
     const copy = e.target.closest("[data-copy]");

@@ -193,6 +193,10 @@
       case "notification":
         onNotification(frame);
         break;
+      case "notifications.read":
+        // Read in another tab or client: every page of the account lowers its bell.
+        setUnread(frame.unread);
+        break;
       default:
         document.dispatchEvent(new CustomEvent("kindred:frame", { detail: frame }));
     }
@@ -203,24 +207,58 @@
   const unread = document.getElementById("unread-count");
   const bell = document.getElementById("bell");
 
-  function bumpUnread() {
+  function setUnread(count) {
     if (!unread) return;
-    const count = parseInt(unread.textContent || "0", 10) + 1;
     unread.textContent = String(count);
-    unread.hidden = false;
+    unread.hidden = count <= 0;
     if (bell) bell.setAttribute("aria-label", "Notifications: " + count + " unread");
   }
 
+  function bumpUnread() {
+    if (!unread) return;
+    if (refreshing) missed = true; // the count being fetched may not include this one: fetch again after
+    setUnread(parseInt(unread.textContent || "0", 10) + 1);
+  }
+
+  // The count the server has, fetched whenever it may have changed unseen: when the socket (re)opens (frames sent
+  // while it was down are not replayed) and when the tab comes back into view.
+  let refreshing = false;
+  let missed = false;
+  async function refreshUnread() {
+    if (!unread || refreshing) return;
+    refreshing = true;
+    missed = false;
+    try {
+      const response = await fetch("/api/v1/notifications/unread", { headers: { accept: "application/json" } });
+      if (response.ok) {
+        const body = await response.json();
+        if (!missed) setUnread(body.unread);
+      }
+    } catch (err) {
+      // Offline: the socket's reconnect will try again.
+    } finally {
+      refreshing = false;
+    }
+    if (missed) refreshUnread();
+  }
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") refreshUnread();
+  });
+
   // A browser notification, shown only when the reader is not looking at this page (hidden tab or another window)
-  // and only if they turned browser notifications on. Shown through the service worker, so a click focuses the
+  // and only if they turned browser notifications on here. Shown through the service worker, so a click focuses the
   // right page even after this one is gone.
   async function alertReader(frame) {
     if (!frame.alert || !("Notification" in window) || Notification.permission !== "granted") return;
     if (document.visibilityState === "visible" && document.hasFocus()) return;
     const note = frame.data;
-    const options = { body: note.text, tag: note.id, data: { url: "/notifications/" + note.id + "/open" } };
+    const url = frame.url || "/notifications/" + note.id + "/open";
+    const options = { body: note.text, tag: note.id, data: { url: url } };
+    // The service worker is there only while browser notifications are turned on in this browser, for this sign-in
+    // (the settings page registers it, signing out removes it).
+    const registration = await navigator.serviceWorker.getRegistration("/");
+    if (!registration) return;
     try {
-      const registration = await navigator.serviceWorker.ready;
       await registration.showNotification("Kindred", options);
     } catch (err) {
       new Notification("Kindred", options);
@@ -228,7 +266,7 @@
   }
 
   function onNotification(frame) {
-    bumpUnread();
+    if (frame.in_feed !== false) bumpUnread(); // a browser-notification-only one is not in the feed
     if (frame.data.kind === "dropin.live") showLiveBanner(frame.data);
     alertReader(frame);
     document.dispatchEvent(new CustomEvent("kindred:notification", { detail: frame }));
@@ -239,6 +277,7 @@
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     socket = new WebSocket(scheme + "//" + location.host + "/api/v1/ws?format=html");
     socket.addEventListener("open", () => {
+      refreshUnread();
       if (roomId) socket.send(JSON.stringify({ op: "subscribe", room_id: roomId, since: lastSeq }));
       else setStatus("");
     });
