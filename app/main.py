@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -90,7 +91,10 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
         await asyncio.sleep(seconds)
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -> Litestar:
+    """The application. `freeze_heap` (for `kindred serve`) moves everything alive once started into the collector's
+    permanent generation: full collections then skip the import-time heap, which in a 2,000-socket room were the
+    longest pauses (bench S2: gen2 pauses 180 ms -> 100 ms, p99 210 ms -> 129 ms)."""
     settings = settings or load_settings()
     engine = db_engine.make_engine(settings.database_url)
     db_engine.bind(engine)
@@ -150,6 +154,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await bus.start()
         await hub.start(bus)
         await notifier.start()
+        if freeze_heap:
+            gc.collect()
+            gc.freeze()
         jobs = [
             asyncio.create_task(_every(PURGE_INTERVAL, rights.purge_closed_circles), name="kindred-purge"),
             asyncio.create_task(_every(REMINDER_INTERVAL, lambda: dropins.send_reminders(live)), name="kindred-remind"),
@@ -221,4 +228,4 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 def app_factory() -> Litestar:
     """Entry point for `uvicorn --factory app.main:app_factory` (and `kindred serve`)."""
-    return create_app()
+    return create_app(freeze_heap=True)

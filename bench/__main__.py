@@ -57,9 +57,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "command": " ".join(["uv run python -m bench", *sys.argv[1:]]),
     }
-    if args.what_if_gc_freeze:
-        results["what_if"] = "Kindred ran with gc.freeze() after import (bench.instrumented): not how it ships"
-    async with services(args.out / "logs", gc_freeze=args.what_if_gc_freeze) as svc:
+    async with services(args.out / "logs") as svc:
         run = Run(
             svc=svc,
             accounts=KindredAccounts(),
@@ -114,9 +112,6 @@ def cli() -> None:
     parser.add_argument("--kindred-workers", type=int, default=1, help="`kindred serve --workers` per instance")
     parser.add_argument("--loadgen-processes", type=int, default=default_processes())
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy phase of S1 and S2")
-    parser.add_argument(
-        "--what-if-gc-freeze", action="store_true", help="experiment: Kindred with its import-time heap gc.freeze()d"
-    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
     (args.out / "logs").mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,9 @@ KINDRED_BENCH_ENV = {
     "KINDRED_LOGINS_PER_ADDRESS": "100000000",
     "KINDRED_LOGINS_PER_ACCOUNT": "100000000",
     "KINDRED_JOINS_PER_HOUR": "100000000",
+    # Default 10 circles and 30 rooms an hour per account; S3 and S4 open a hundred rooms from one coach.
+    "KINDRED_CIRCLES_PER_HOUR": "100000000",
+    "KINDRED_ROOMS_PER_HOUR": "100000000",
     # Default 512 frames; at the saturating rate a socket can be a few hundred frames behind for a moment, and the
     # capacity phase must measure throughput, not the slow-consumer cut-off (which is tested on its own).
     "KINDRED_WS_SEND_QUEUE": "4096",
@@ -62,8 +65,6 @@ class Services:
     _kindred_db: str | None = None
     _django_db: str | None = None
     _launches: int = 0
-    # What-if: start Kindred with its import-time heap frozen out of the garbage collector (bench.instrumented).
-    gc_freeze: bool = False
 
     def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> Proc:
         proc = spawn(name, args, self.logs / f"{name}.log", cwd, env or {})
@@ -189,8 +190,6 @@ class Services:
             env = {**self._kindred_env(), "BENCH_INSTRUMENT_OUT": str(self.logs / f"instrument-{self._launches}")}
             if trace_memory:
                 env["BENCH_TRACEMALLOC"] = "1"
-            if self.gc_freeze:
-                env["BENCH_GC_FREEZE"] = "1"
             procs.append(self.spawn(f"kindred-{i}", [sys.executable, "-m", "bench.instrumented", *args], env))
             urls.append(f"http://127.0.0.1:{port}")
         for url, proc in zip(urls, procs, strict=True):
@@ -267,9 +266,9 @@ class Services:
 
 
 @contextlib.asynccontextmanager
-async def services(logs: Path, *, gc_freeze: bool = False) -> AsyncIterator[Services]:
+async def services(logs: Path) -> AsyncIterator[Services]:
     """The run's services; `logs` (an existing folder) receives each process's output."""
-    svc = Services(logs, gc_freeze=gc_freeze)
+    svc = Services(logs)
     await svc.check_postgres()
     try:
         await svc.start_redis()

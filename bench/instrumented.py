@@ -6,10 +6,6 @@ The harness starts Kindred through this so it can ask a running instance two thi
 - with BENCH_TRACEMALLOC=1, what its memory is made of, by allocation site (`tracemalloc`; slows allocation, so
   only S3's memory breakdown pass turns it on).
 
-One what-if, off unless asked for (`python -m bench --what-if-gc-freeze`): BENCH_GC_FREEZE=1 imports the
-application, collects, and `gc.freeze()`s what is there, so the collector's full passes skip the import-time heap.
-It changes how Kindred runs; results taken with it say so.
-
 On SIGUSR1 the process writes what it has seen since the previous signal to `$BENCH_INSTRUMENT_OUT.<n>.json` (and a
 tracemalloc snapshot beside it), then starts counting afresh. With `--workers` above 1 only the supervisor is
 instrumented, and it serves nothing: the harness uses this with one worker per instance.
@@ -73,11 +69,6 @@ def main() -> int:
         partial.rename(out.with_name(f"{out.name}.{dumps}.json"))
 
     signal.signal(signal.SIGUSR1, dump)
-    if os.environ.get("BENCH_GC_FREEZE"):
-        import app.main  # noqa: F401  (everything the server will import, now, so that it is frozen)
-
-        gc.collect()
-        gc.freeze()
     from app.cli import main as kindred
 
     return kindred(sys.argv[1:])

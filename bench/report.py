@@ -213,8 +213,6 @@ def markdown(results: dict[str, Any]) -> str:
         f"took {_f(results.get('seconds'), 0)} s. Everything ran on this box, the load generator too.",
         "",
     ]
-    if "what_if" in results:
-        lines += [f"**What-if run: {results['what_if']}.**", ""]
     checks = targets(results)
     if checks:
         lines += ["## Targets", "", "| target | wants | measured | met |", "|---|---|---|---|"]

@@ -15,7 +15,6 @@ import uuid
 from collections import deque
 from typing import TYPE_CHECKING, Any, Literal
 
-import anyio
 import msgspec
 
 from realtime.events import ErrorFrame, Membership, Pong, encoder
@@ -59,14 +58,16 @@ class Access(msgspec.Struct, frozen=True):
 
 class Connection:
     __slots__ = (
-        "_cancel",
         "_closing",
+        "_ending",
         "_flood",
         "_hub",
         "_limit",
         "_max_frame",
         "_queue",
+        "_reading",
         "_socket",
+        "_tasks",
         "_wake",
         "account_id",
         "key",
@@ -101,7 +102,10 @@ class Connection:
         self._closing: tuple[int, str] | None = None
         self._flood = FloodGuard(limits.frames_per_second, limits.frames_per_second * 2, time.monotonic())
         self._max_frame = limits.max_frame_bytes
-        self._cancel: anyio.CancelScope | None = None
+        # The reader's task (the ASGI handler) and the writer's, while `run` runs; and whether `_end` cancelled them.
+        self._tasks: tuple[asyncio.Task[Any], asyncio.Task[None]] | None = None
+        self._ending = False
+        self._reading = True
 
     # --- called by the hub (synchronous, never blocks) ---------------------------------------------------------------
 
@@ -133,8 +137,17 @@ class Connection:
             asyncio.get_running_loop().call_later(CLOSE_GRACE, self._abandon)
 
     def _abandon(self) -> None:
-        if self._cancel is not None:
-            self._cancel.cancel()
+        self._end()
+
+    def _end(self) -> None:
+        """Stop both loops (the socket closed, or it is being abandoned); `run` then detaches it from the hub."""
+        if self._tasks is not None and not self._ending:
+            self._ending = True
+            reader, writer = self._tasks
+            if self._reading and reader is not asyncio.current_task():
+                reader.cancel()
+            if writer is not asyncio.current_task():
+                writer.cancel()
 
     @property
     def closing(self) -> bool:
@@ -147,18 +160,31 @@ class Connection:
     # --- the socket's two loops ----------------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        # Plain asyncio rather than an anyio task group: one task group per socket was a tenth of an idle socket's
+        # memory (bench S3). The reader runs in the caller's task, the writer in its own; either ending ends both.
+        reader = asyncio.current_task()
+        assert reader is not None
+        writer = asyncio.ensure_future(self._writer())
+        self._tasks = (reader, writer)
         try:
-            async with anyio.create_task_group() as tg:
-                self._cancel = tg.cancel_scope
-                tg.start_soon(self._writer)
-                await self._reader()
-                tg.cancel_scope.cancel()
+            await self._reader()
+        except asyncio.CancelledError:
+            if not self._ending:
+                raise  # cancelled from outside (the server shutting down): not ours to swallow
+            reader.uncancel()
         finally:
+            self._reading = False
+            if self._closing is None:
+                self._end()  # the client went away: nothing more to send
+            # Otherwise the writer sends the close frame itself; `_abandon` cancels it if it cannot within the grace.
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
             await self._hub.detach(self)
 
     async def _writer(self) -> None:
         send = self._socket.send
         queue, wake = self._queue, self._wake
+        abandoned = False
         try:
             while True:
                 if not queue:
@@ -170,15 +196,19 @@ class Connection:
                 if self._closing is not None:
                     break
                 await send({"type": "websocket.send", "text": queue.popleft()})
+        except asyncio.CancelledError:
+            # Abandoned (or the reader ended): a cancelled send is not retried, nor is a close sent to a client that
+            # stopped reading; asyncio's cancellation is one-shot, so that send would block for good.
+            abandoned = True
+            raise
         except Exception:  # the client went away mid-send; the reader sees the disconnect
             log.debug("send failed", exc_info=True)
         finally:
-            if self._closing is not None:
+            if self._closing is not None and not abandoned:
                 code, reason = self._closing
                 with contextlib.suppress(Exception):
                     await send({"type": "websocket.close", "code": code, "reason": reason})
-            if self._cancel is not None:
-                self._cancel.cancel()
+            self._end()
 
     async def _reader(self) -> None:
         receive = self._socket.receive
