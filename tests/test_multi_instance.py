@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -35,6 +36,20 @@ async def private_redis() -> AsyncIterator[RedisProcess]:
         redis.stop()
 
 
+@contextlib.asynccontextmanager
+async def two_instances(pg_url: str, redis_url: str) -> AsyncIterator[tuple[ApiClient, ApiClient]]:
+    """Two `kindred serve` processes sharing Postgres and Redis: a client for each; all stopped afterwards."""
+    a_proc, b_proc = await _instances(pg_url, redis_url)
+    api_a, api_b = ApiClient(a_proc.url, a_proc.ws_url), ApiClient(b_proc.url, b_proc.ws_url)
+    try:
+        yield api_a, api_b
+    finally:
+        await api_a.aclose()
+        await api_b.aclose()
+        for proc in (a_proc, b_proc):
+            proc.stop()
+
+
 async def _instances(pg_url: str, redis_url: str, n: int = 2) -> list[KindredProcess]:
     prefix = f"kt{uuid.uuid4().hex[:8]}"
     procs = [KindredProcess(pg_url, redis_url, prefix) for _ in range(n)]
@@ -47,9 +62,7 @@ def is_event(room_id: str):
 
 
 async def test_socket_on_one_instance_receives_post_made_through_the_other(pg_url: str) -> None:
-    a_proc, b_proc = await _instances(pg_url, REDIS_URL)
-    api_a, api_b = ApiClient(a_proc.url, a_proc.ws_url), ApiClient(b_proc.url, b_proc.ws_url)
-    try:
+    async with two_instances(pg_url, REDIS_URL) as (api_a, api_b):
         c = await make_circle(api_a, members=2)
         m1, m2 = c.members
         listener = await api_a.ws(m1.token)
@@ -82,17 +95,10 @@ async def test_socket_on_one_instance_receives_post_made_through_the_other(pg_ur
         assert r.status_code == 204
         notice = await listener.recv_until(lambda f: f.get("type") == "error")
         assert notice["code"] == "forbidden"
-    finally:
-        await api_a.aclose()
-        await api_b.aclose()
-        for p in (a_proc, b_proc):
-            p.stop()
 
 
 async def test_redis_restart_loses_nothing(pg_url: str, private_redis: RedisProcess) -> None:
-    a_proc, b_proc = await _instances(pg_url, private_redis.url)
-    api_a, api_b = ApiClient(a_proc.url, a_proc.ws_url), ApiClient(b_proc.url, b_proc.ws_url)
-    try:
+    async with two_instances(pg_url, private_redis.url) as (api_a, api_b):
         c = await make_circle(api_a, members=2)
         m1, m2 = c.members
         on_a = await api_a.ws(m1.token)
@@ -119,11 +125,6 @@ async def test_redis_restart_loses_nothing(pg_url: str, private_redis: RedisProc
             frames = await sock.events(c.room_id, 12, timeout=20)
             assert [f["seq"] for f in frames] == list(range(1, 13))
             assert [f for f in await sock.quiet(0.5) if f.get("type") == "event"] == []
-    finally:
-        await api_a.aclose()
-        await api_b.aclose()
-        for p in (a_proc, b_proc):
-            p.stop()
 
 
 async def test_unreachable_database_answers_503_and_publishes_nothing(pg_url: str) -> None:
@@ -252,9 +253,7 @@ async def test_a_drop_in_split_across_instances_survives_one_restarting(pg_url: 
 
 
 async def test_writers_on_both_instances_give_one_gap_free_order(pg_url: str) -> None:
-    a_proc, b_proc = await _instances(pg_url, REDIS_URL)
-    api_a, api_b = ApiClient(a_proc.url, a_proc.ws_url), ApiClient(b_proc.url, b_proc.ws_url)
-    try:
+    async with two_instances(pg_url, REDIS_URL) as (api_a, api_b):
         c = await make_circle(api_a, members=4)
         listeners = [await api_a.ws(c.coach.token), await api_b.ws(c.coach.token)]
         for sock in listeners:
@@ -275,18 +274,11 @@ async def test_writers_on_both_instances_give_one_gap_free_order(pg_url: str) ->
             frames = await sock.events(c.room_id, 100, timeout=20)
             assert [f["seq"] for f in frames] == list(range(1, 101))
             assert [f for f in await sock.quiet(0.5) if f.get("type") == "event"] == []
-    finally:
-        await api_a.aclose()
-        await api_b.aclose()
-        for p in (a_proc, b_proc):
-            p.stop()
 
 
 async def test_removed_during_an_outage_reads_nothing_more(pg_url: str, private_redis: RedisProcess) -> None:
     """The revoke is lost with Redis; the instance still checks membership before it delivers from the log."""
-    a_proc, b_proc = await _instances(pg_url, private_redis.url)
-    api_a, api_b = ApiClient(a_proc.url, a_proc.ws_url), ApiClient(b_proc.url, b_proc.ws_url)
-    try:
+    async with two_instances(pg_url, private_redis.url) as (api_a, api_b):
         c = await make_circle(api_a, members=2)
         m1, m2 = c.members
         removed = await api_a.ws(m1.token)
@@ -315,40 +307,30 @@ async def test_removed_during_an_outage_reads_nothing_more(pg_url: str, private_
         assert notice["code"] == "forbidden"
         await private_redis.start()
         assert [f for f in await removed.quiet(3) if f.get("type") == "event"] == []
-    finally:
-        await api_a.aclose()
-        await api_b.aclose()
-        for p in (a_proc, b_proc):
-            p.stop()
 
 
 async def test_a_hung_redis_costs_writers_a_moment_not_seconds(pg_url: str, private_redis: RedisProcess) -> None:
     """Redis stops answering (SIGSTOP, not a closed port): posts still answer at once, and arrive once it is back."""
-    a_proc, b_proc = await _instances(pg_url, private_redis.url)
-    api_a, api_b = ApiClient(a_proc.url, a_proc.ws_url), ApiClient(b_proc.url, b_proc.ws_url)
     assert private_redis.proc is not None
     pid = private_redis.proc.pid
-    try:
-        c = await make_circle(api_a, members=1)
-        poster = c.members[0]
-        on_b = await api_b.ws(c.coach.token)
-        await on_b.subscribe(c.room_id)
-        os.kill(pid, signal.SIGSTOP)
-        started = time.monotonic()
-        for i in range(3):
-            r = await api_a.http.post(
-                f"/api/v1/rooms/{c.room_id}/posts",
-                json={"body": f"while Redis hangs {i}"},
-                headers={"Authorization": f"Bearer {poster.token}"},
-            )
-            assert r.status_code == 201, r.text
-        assert time.monotonic() - started < 6, "three posts must not wait out Redis's silence"
-        os.kill(pid, signal.SIGCONT)
-        frames = await on_b.events(c.room_id, 3, timeout=20)
-        assert [f["seq"] for f in frames] == [1, 2, 3]
-    finally:
-        os.kill(pid, signal.SIGCONT)
-        await api_a.aclose()
-        await api_b.aclose()
-        for p in (a_proc, b_proc):
-            p.stop()
+    async with two_instances(pg_url, private_redis.url) as (api_a, api_b):
+        try:
+            c = await make_circle(api_a, members=1)
+            poster = c.members[0]
+            on_b = await api_b.ws(c.coach.token)
+            await on_b.subscribe(c.room_id)
+            os.kill(pid, signal.SIGSTOP)
+            started = time.monotonic()
+            for i in range(3):
+                r = await api_a.http.post(
+                    f"/api/v1/rooms/{c.room_id}/posts",
+                    json={"body": f"while Redis hangs {i}"},
+                    headers={"Authorization": f"Bearer {poster.token}"},
+                )
+                assert r.status_code == 201, r.text
+            assert time.monotonic() - started < 6, "three posts must not wait out Redis's silence"
+            os.kill(pid, signal.SIGCONT)
+            frames = await on_b.events(c.room_id, 3, timeout=20)
+            assert [f["seq"] for f in frames] == [1, 2, 3]
+        finally:
+            os.kill(pid, signal.SIGCONT)
