@@ -281,6 +281,26 @@ async def _change(row: dict[str, Any], values: dict[Any, Any], outbox: Outbox) -
     return fresh
 
 
+async def _notify_circle(
+    outbox: Outbox, row: dict[str, Any], kind: str, *, actor: dict[str, Any] | None, members_only: bool = False
+) -> None:
+    """Notify the drop-in's circle (its members only, or the coach too) in one INSERT, inside the caller's
+    transaction; the frames and pushes go out in the background once the outbox is published."""
+    who = (Membership.circle == row["circle"]) & Membership.removed_at.is_null()
+    if members_only:
+        who = who & (Membership.role == "member")
+    members = await Membership.select(Membership.id).where(who)
+    await notifications.notify(
+        outbox,
+        kind=kind,
+        recipients=[m["id"] for m in members],
+        actor=actor,
+        circle_id=row["circle"],
+        room_id=row["room"],
+        post_id=None,
+    )
+
+
 async def start(account_id: uuid.UUID, dropin_id: str, live: Live) -> Dropin:
     row, me = await _load(account_id, dropin_id)
     require_coach_role(me, "start a drop-in")
@@ -292,19 +312,7 @@ async def start(account_id: uuid.UUID, dropin_id: str, live: Live) -> Dropin:
     outbox = Outbox()
     async with write_transaction():
         fresh = await _change(row, {DropinRow.state: "live", DropinRow.started_at: now()}, outbox)
-        members = await Membership.select(Membership.id).where(
-            (Membership.circle == row["circle"]) & Membership.removed_at.is_null()
-        )
-        # Everyone in the circle, in one INSERT; the frames and pushes go out in the background.
-        await notifications.notify(
-            outbox,
-            kind="dropin.live",
-            recipients=[m["id"] for m in members],
-            actor=me,
-            circle_id=row["circle"],
-            room_id=row["room"],
-            post_id=None,
-        )
+        await _notify_circle(outbox, row, "dropin.live", actor=me)
     await outbox.publish(live)
     # Whoever was already waiting in the room when the door opened takes part, even if they never say a word.
     waiting = await live.hub.presence.members(str(row["room"]))
@@ -467,18 +475,7 @@ async def send_reminders(live: Live) -> int:
             )
             if not taken:
                 continue  # another instance sent it
-            members = await Membership.select(Membership.id).where(
-                (Membership.circle == row["circle"]) & Membership.removed_at.is_null() & (Membership.role == "member")
-            )
-            await notifications.notify(
-                outbox,
-                kind="dropin.reminder",
-                recipients=[m["id"] for m in members],
-                actor=None,
-                circle_id=row["circle"],
-                room_id=row["room"],
-                post_id=None,
-            )
+            await _notify_circle(outbox, row, "dropin.reminder", actor=None, members_only=True)
         await outbox.publish(live)
     return len(due)
 
