@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.settings import ConfigError, load_settings
+from db.migrate import UnknownHistory
 
 
 def _with_engine(database_url: str, job: Callable[[Any], Awaitable[list[str]]]) -> list[str]:
@@ -66,6 +67,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 2
         try:
             todo = _pending(settings.database_url)
+        except UnknownHistory:
+            raise
         except Exception as exc:
             print(f"kindred: cannot reach the database ({exc})", file=sys.stderr)
             return 2
@@ -122,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"kindred: configuration problem: {exc}", file=sys.stderr)
+        return 2
+    except UnknownHistory as exc:
+        print(f"kindred: {exc}", file=sys.stderr)
         return 2
 
 

@@ -28,15 +28,26 @@ def _install(engine: Engine[Any]) -> None:
     conf.DB = engine  # type: ignore[attr-defined]
 
 
+class UnknownHistory(RuntimeError):
+    """The database records migrations this code does not have: made by another (e.g. a pre-squash) history."""
+
+
 async def pending(engine: Engine[Any]) -> list[str]:
     _install(engine)
     manager = BaseMigrationManager()
     app_config = manager.get_app_config(APP_NAME)
-    known = manager.get_migration_ids(manager.get_migration_modules(app_config.resolved_migrations_folder_path))
+    known = set(manager.get_migration_ids(manager.get_migration_modules(app_config.resolved_migrations_folder_path)))
     if not await Migration.table_exists().run():
         return sorted(known)
     ran = set(await Migration.get_migrations_which_ran(app_name=APP_NAME))
-    return sorted(set(known) - ran)
+    if ran - known:
+        # Applying "pending" migrations on top would re-create tables that exist; say what happened instead.
+        raise UnknownHistory(
+            f"the database records {len(ran - known)} migration(s) this version does not know "
+            f"(e.g. {min(ran - known)}); it was made by an older migration history (see docs/migrations.md): "
+            "use a fresh database"
+        )
+    return sorted(known - ran)
 
 
 @contextlib.asynccontextmanager

@@ -270,8 +270,9 @@ class PushSubscription(Table, tablename="push_subscription"):
         "change, account deletion). NULL only transiently; never pushed to.",
     )
     endpoint = Text(
+        unique=True,
         help_text="The push service URL for one browser, unique: it belongs to the account that subscribed it "
-        "last. Checked against the allowed push origins."
+        "last. Checked against the allowed push origins.",
     )
     p256dh = Varchar(length=128, help_text="The browser's public key (base64url), for RFC 8291 encryption.")
     auth = Varchar(length=64, help_text="The browser's auth secret (base64url).")
