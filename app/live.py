@@ -82,11 +82,8 @@ class Live:
         frame = SignedOut(account_id=str(account_id), token_id=str(token_id) if token_id else None)
         await self._account(account_id, encoder.encode(frame))
 
-    async def alias_changed(
-        self, account_id: uuid.UUID, circle_id: uuid.UUID, who: Membership, room_ids: list[uuid.UUID]
-    ) -> None:
-        """After an alias change has committed: every instance drops its cached copies of those rooms' events, and
-        the account's sockets re-join presence under the new alias."""
+    async def log_rewritten(self, room_ids: list[uuid.UUID]) -> None:
+        """After a commit that rewrote stored events: every instance drops its cached copies of those rooms."""
         for room_id in room_ids:
             rid = str(room_id)
             try:
@@ -95,6 +92,13 @@ class Live:
                 )
             except Exception:
                 log.exception("publishing the rewrite of room %s failed", rid)
+
+    async def alias_changed(
+        self, account_id: uuid.UUID, circle_id: uuid.UUID, who: Membership, room_ids: list[uuid.UUID]
+    ) -> None:
+        """After an alias change has committed: every instance drops its cached copies of those rooms' events, and
+        the account's sockets re-join presence under the new alias."""
+        await self.log_rewritten(room_ids)
         frame = AliasChanged(account_id=str(account_id), circle_id=str(circle_id), who=who)
         await self._account(account_id, encoder.encode(frame))
 

@@ -27,6 +27,7 @@ from app.limits import Limiter, MemoryLimiter, RateLimits, RedisLimiter, rate_li
 from app.live import Live
 from app.notifier import Notifier
 from app.push import DEFAULT_PUSH_ORIGINS, PushSender, VapidKey
+from app.requests import KindredRequest
 from app.routes import (
     api_accounts,
     api_circles,
@@ -212,6 +213,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         dependencies=DEPENDENCIES,
         middleware=[DefineMiddleware(AuthMiddleware, settings=settings, csrf=csrf)],
         exception_handlers=db_handlers,
+        request_class=KindredRequest,
         request_max_body_size=limits.max_body_bytes,
         response_headers=SECURITY_HEADERS,
         template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment)),

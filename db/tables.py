@@ -71,6 +71,11 @@ class Membership(Table, tablename="membership"):
     alias_key = Varchar(
         length=40, help_text="casefold() of alias; unique per circle among current members (partial index)."
     )
+    alias_skeleton = Varchar(
+        length=160,
+        default="",
+        help_text="TR39 skeleton of alias (app/services/aliases.py); unique per circle among current members.",
+    )
     role = Varchar(length=16, help_text="'coach' or 'member'.")
     joined_at = Timestamptz(default=TimestamptzNow())
     removed_at = Timestamptz(null=True, default=None, help_text="Set when the member left or was removed.")
@@ -142,6 +147,16 @@ class Post(Table, tablename="post"):
     pinned = Boolean(default=False)
     shared_from = Text(
         null=True, default=None, help_text="JSON SharedFrom when this post is a share of another post; NULL otherwise."
+    )
+    # Never sent to anyone: across circles `shared_from` withholds the original, but the copy must still follow it.
+    # Indexed by a partial index (raw migration): most posts are not shares.
+    origin = UUID(
+        null=True,
+        default=None,
+        help_text="The post this one is a share of (the first original, for a share of a share); NULL otherwise.",
+    )
+    hidden_with_origin = Boolean(
+        default=False, help_text="Hidden because its original was hidden; restored with it, shown to nobody meanwhile."
     )
 
 

@@ -54,6 +54,11 @@ def parse_client_frame(data: str | bytes) -> ClientFrame | FrameError:
         return FrameError("bad_frame", f"frame does not match the protocol: {exc}")
     except msgspec.DecodeError:
         return FrameError("bad_frame", "frame is not valid JSON")
+    except UnicodeDecodeError:
+        # msgspec decodes strings itself and raises this for invalid UTF-8 (a binary frame can carry any bytes).
+        return FrameError("bad_frame", "frame is not valid UTF-8")
+    except RecursionError:
+        return FrameError("bad_frame", "frame nests too deeply")
     if isinstance(frame, (Subscribe, Unsubscribe)) and not 0 < len(frame.room_id) <= MAX_ID_LENGTH:
         return FrameError("bad_frame", "room_id must be a room id")
     return frame

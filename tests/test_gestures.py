@@ -385,16 +385,23 @@ async def test_a_share_across_circles_mentions_nobody_there(api: ApiClient) -> N
     assert "mention" not in across["html"] and "data-membership" not in across["html"]
     assert "Thanks @Member2 and @Coach Dana!" in across["html"], "the text still reads the same"
     assert "<code>@Member2</code>" in across["html"] and "mailto:me@example.org" in across["html"]
-    # The body itself names nobody, so an edit (or any client rendering it) does not link it either.
-    edited = await c.coach.ok("PATCH", f"/api/v1/posts/{across['id']}", {"body": across["body"] + " (shared)"})
-    assert "mention" not in edited["html"]
-    assert not [f for f in await ws.quiet(0.4) if f.get("type") == "notification"]
-    assert await namesake.ok("GET", "/api/v1/notifications") == []
+    # A share shows its original's words: the sharer cannot change them; the copy follows the author's edit, and
+    # across circles the edit's @alias still names nobody there.
+    refused = await c.coach.call("PATCH", f"/api/v1/posts/{across['id']}", {"body": "words put in a mouth"})
+    assert refused.status_code == 409 and "share" in refused.json()["detail"]
+    await a.ok("PATCH", f"/api/v1/posts/{post['id']}", {"body": post["body"] + " Again, @Member2."})
+    followed = await namesake.ok("GET", f"/api/v1/posts/{across['id']}")
+    assert "Again, @Member2." in followed["html"] and "mention" not in followed["html"]
+    # Control: a mention in the second circle does reach the namesake, and it is the only notification they have.
+    await c.coach.post(second_room["id"], "Welcome, @Member2")
+    note = await ws.recv_until(lambda f: f.get("type") == "notification")
+    assert note["data"]["kind"] == "mention"
+    assert [n["kind"] for n in await namesake.ok("GET", "/api/v1/notifications")] == ["mention"]
 
     # Within the circle, mentions stay mentions of the same members.
     room = await c.coach.ok("POST", f"/api/v1/circles/{c.id}/rooms", {"name": "Wins"})
     within = await b.ok("POST", f"/api/v1/posts/{post['id']}/shares", {"room_id": room["id"]})
-    assert within["html"].count('class="mention"') == 2 and within["body"] == post["body"]
+    assert within["html"].count('class="mention"') == 3 and within["body"] == post["body"] + " Again, @Member2."
 
 
 async def test_page_prompts_arrive_as_typed(api: ApiClient) -> None:

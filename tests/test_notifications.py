@@ -291,6 +291,7 @@ async def seed_members(circle_id: str, n: int) -> None:
             account=account.id,
             alias=f"Bulk{tag}{i}",
             alias_key=f"bulk{tag}{i}",
+            alias_skeleton=f"bulk{tag}{i}",
             role="member",
             joined_at=now,
         )

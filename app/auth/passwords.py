@@ -130,8 +130,11 @@ def _dummy_hash() -> str:
 
 
 def _verify(stored: str | None, password: str) -> bool:
+    # No hash (unknown email) or an empty one (an erased account) spends the same time on the dummy, then says no
+    # whatever the password: the dummy's password is in this file, so it must never be the reason for a yes.
+    usable = bool(stored)
     try:
-        return _hasher.verify(stored or _dummy_hash(), password) and stored is not None
+        return _hasher.verify(stored if usable else _dummy_hash(), password) and usable  # type: ignore[arg-type]
     except (VerificationError, InvalidHashError):
         return False
 

@@ -30,7 +30,11 @@ class Principal(msgspec.Struct, frozen=True):
     via: Literal["bearer", "cookie"]
 
 
-_RESOLVE = "SELECT id, account, expires_at FROM auth_token WHERE token_hash = {}"
+# An erased account never authenticates, whatever token survived: the join says so on every request.
+_RESOLVE = (
+    "SELECT t.id, t.account, t.expires_at FROM auth_token t JOIN account a ON a.id = t.account "
+    "WHERE t.token_hash = {} AND a.deleted_at IS NULL"
+)
 
 
 def _digest(token: str) -> str:
@@ -79,4 +83,4 @@ async def revoke_all(account_id: uuid.UUID, *, except_token: uuid.UUID | None = 
 
 
 async def account_exists(account_id: uuid.UUID) -> bool:
-    return await Account.exists().where(Account.id == account_id)
+    return await Account.exists().where((Account.id == account_id) & Account.deleted_at.is_null())

@@ -67,7 +67,11 @@ async def register(email: str, password: str, name: str) -> AccountOut:
 
 async def authenticate(email: str, password: str) -> uuid.UUID:
     """The account id for these credentials. Unknown email and wrong password take the same time and answer."""
-    row = await Account.select(Account.id, Account.password_hash).where(Account.email == normalise_email(email)).first()
+    row = (
+        await Account.select(Account.id, Account.password_hash)
+        .where((Account.email == normalise_email(email)) & Account.deleted_at.is_null())
+        .first()
+    )
     ok = await passwords.verify_password(row["password_hash"] if row else None, password)
     if not ok or row is None:
         raise NotAuthorizedException("email or password is wrong")
@@ -83,7 +87,11 @@ async def sign_in(email: str, password: str) -> tuple[str, uuid.UUID, uuid.UUID]
 
 
 async def me(account_id: uuid.UUID) -> Me:
-    account = await Account.select(Account.id, Account.email, Account.name).where(Account.id == account_id).first()
+    account = (
+        await Account.select(Account.id, Account.email, Account.name)
+        .where((Account.id == account_id) & Account.deleted_at.is_null())
+        .first()
+    )
     if account is None:
         raise not_found("account")
     rows = (

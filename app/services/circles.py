@@ -24,7 +24,7 @@ from app.schemas import (
     RoomCreate,
     RoomOut,
 )
-from app.services import audit, notifications
+from app.services import aliases, audit, notifications
 from app.services.common import (
     is_unique_violation,
     membership_struct,
@@ -48,7 +48,7 @@ DEFAULT_ROOM = ("General", "Anything on the path: reflections, experiments, wins
 
 
 def clean_alias(alias: str) -> str:
-    cleaned = " ".join(alias.split())
+    cleaned = " ".join(aliases.normalise(alias).split())
     if not (ALIAS_MIN <= len(cleaned) <= ALIAS_MAX) or not _ALIAS.match(cleaned):
         raise ClientException(
             f"choose an alias of {ALIAS_MIN}-{ALIAS_MAX} letters or digits (spaces, dots, dashes and underscores "
@@ -114,7 +114,8 @@ async def create_circle(account_id: uuid.UUID, data: CircleCreate) -> CircleOut:
                 circle=circle_id,
                 account=account_id,
                 alias=alias,
-                alias_key=alias.casefold(),
+                alias_key=aliases.alias_key(alias),
+                alias_skeleton=aliases.alias_skeleton(alias),
                 role="coach",
                 joined_at=now(),
                 coach_sees_identity=True,
@@ -253,17 +254,35 @@ async def _usable_invite(code: str) -> dict[str, Any]:
 
 async def alias_taken(
     circle_id: uuid.UUID, alias: str, account_id: uuid.UUID, *, except_membership: uuid.UUID | None = None
-) -> bool:
-    """Whether someone else holds the alias in this circle: a current member, or a former one whose old posts still
-    show it (anyone else taking it could pass as them). A former member's alias stays theirs to use again."""
-    query = Membership.exists().where(
+) -> str | None:
+    """Why someone else holds the alias in this circle, or None: a current member, or a former one whose old posts
+    still show it (anyone else taking it could pass as them), by the same letters in any case or by letters that
+    look the same (aliases.py). A former member's alias stays theirs to use again."""
+    key, skeleton = aliases.alias_key(alias), aliases.alias_skeleton(alias)
+    query = Membership.select(Membership.alias_key, Membership.role).where(
         (Membership.circle == circle_id)
-        & (Membership.alias_key == alias.casefold())
+        & ((Membership.alias_key == key) | (Membership.alias_skeleton == skeleton))
         & (Membership.removed_at.is_null() | (Membership.account != account_id))
     )
     if except_membership is not None:
         query = query.where(Membership.id != except_membership)
-    return bool(await query)
+    holders = await query
+    if not holders:
+        return None
+    if any(h["alias_key"] == key for h in holders):
+        return ALIAS_TAKEN
+    if any(h["role"] == "coach" for h in holders):
+        return f"“{alias}” looks too much like your coach's alias; choose a name that reads differently"
+    return f"“{alias}” looks too much like an alias someone in this circle already has; choose a name that reads differently"
+
+
+def alias_columns(alias: str) -> dict[Any, str]:
+    """The membership columns an alias sets, for an update."""
+    return {
+        Membership.alias: alias,
+        Membership.alias_key: aliases.alias_key(alias),
+        Membership.alias_skeleton: aliases.alias_skeleton(alias),
+    }
 
 
 ALIAS_TAKEN = "that alias is taken in this circle; choose another"
@@ -288,8 +307,8 @@ async def join(account_id: uuid.UUID, code: str, alias: str) -> MyMembership:
             # Only the person removed is told, and only that the coach removed them; leaving by yourself does not bar you.
             if any(m["rejoin_blocked"] for m in before):
                 raise PermissionDeniedException(REMOVED_BY_COACH)
-            if await alias_taken(circle_id, alias, account_id):
-                raise Conflict(ALIAS_TAKEN)
+            if clash := await alias_taken(circle_id, alias, account_id):
+                raise Conflict(clash)
             circle = await Circle.select(Circle.coach_sees_identity).where(Circle.id == circle_id).first()
             if circle is None:
                 raise not_found("invite")
@@ -308,7 +327,8 @@ async def join(account_id: uuid.UUID, code: str, alias: str) -> MyMembership:
                     circle=circle_id,
                     account=account_id,
                     alias=alias,
-                    alias_key=alias.casefold(),
+                    alias_key=aliases.alias_key(alias),
+                    alias_skeleton=aliases.alias_skeleton(alias),
                     role="member",
                     joined_at=now(),
                     # Consent is what the join page said at this moment; turning the setting on later does not change it.

@@ -277,7 +277,8 @@ async def _change(row: dict[str, Any], values: dict[Any, Any], outbox: Outbox) -
     await DropinRow.update(values).where(DropinRow.id == row["id"])
     fresh = await DropinRow.select().where(DropinRow.id == row["id"]).first()
     assert fresh is not None
-    await outbox.event(fresh["room"], "dropin.state", await dropin_struct(fresh))
+    # The spotlighted post's id marks the event, so the post's edits, hiding and deletion can find and rewrite it.
+    await outbox.event(fresh["room"], "dropin.state", await dropin_struct(fresh), post_id=fresh["spotlight"])
     return fresh
 
 

@@ -322,6 +322,9 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
             "liked_by_coach": False,
             "pinned": False,
             "shared_from": shared_from_json(shared_from),
+            # Never shown: the copy follows the first original (a share of a share follows the same words).
+            "origin": row.get("origin") or row["id"],
+            "hidden_with_origin": False,
         }
         await PostRow.insert(PostRow(**new_row))
         post = post_struct(new_row, membership_struct(target_me))

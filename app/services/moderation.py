@@ -15,7 +15,7 @@ from app.live import Live
 from app.services import audit, notifications
 from app.services.common import membership_struct, parse_id, require_coach_role, require_member
 from app.services.outbox import Outbox
-from app.services.posts import authors_of, post_and_access, post_struct, remove_post
+from app.services.posts import authors_of, follow_original, post_and_access, post_struct, remove_post
 from db import queries
 from db.engine import write_transaction
 from db.queries import now
@@ -97,6 +97,7 @@ async def _set_hidden(outbox: Outbox, row: dict[str, Any], me: dict[str, Any], r
     peer_view = post_struct(changed, (await authors_of([row]))[row["author"]])
     await queries.rewrite_post_events(row["id"], encoder.encode(peer_view))
     await outbox.append(row["room"], seq, "post.updated", peer_view, post_id=row["id"])
+    await follow_original(outbox, changed, peer_view, "hidden" if reason is not None else "restored")
 
 
 async def hide_post(account_id: uuid.UUID, post_id: str, reason: str | None, live: Live) -> Post:
@@ -126,6 +127,8 @@ async def restore_post(account_id: uuid.UUID, post_id: str, live: Live) -> Post:
     row, room, me = await _coach_on_post(account_id, post_id)
     if row["hidden_at"] is None:
         raise Conflict("that post is not hidden")
+    if row.get("hidden_with_origin"):
+        raise Conflict("this share is hidden because the post it shares is hidden; show the original again instead")
     outbox = Outbox()
     async with write_transaction():
         await _set_hidden(outbox, row, me, None)

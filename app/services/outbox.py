@@ -22,11 +22,12 @@ from realtime.events import encoder
 
 
 class Outbox:
-    __slots__ = ("_deliveries", "_events")
+    __slots__ = ("_deliveries", "_events", "_rewritten")
 
     def __init__(self) -> None:
         self._events: list[tuple[uuid.UUID, int, str, bytes]] = []
         self._deliveries: list[Delivery] = []
+        self._rewritten: set[uuid.UUID] = set()
 
     async def next_seq(self, room_id: uuid.UUID) -> int:
         return await queries.allocate_seq(room_id)
@@ -54,7 +55,15 @@ class Outbox:
     def deliver(self, delivery: Delivery) -> None:
         self._deliveries.append(delivery)
 
+    def rewrote(self, room_id: uuid.UUID) -> None:
+        """Stored events of this room were rewritten in the transaction: after commit every instance drops its
+        cached copies, so a replay reads the log instead of resending what was taken away."""
+        self._rewritten.add(room_id)
+
     async def publish(self, live: Live) -> None:
+        if self._rewritten:
+            await live.log_rewritten(sorted(self._rewritten, key=str))
+            self._rewritten.clear()
         for room_id, seq, name, data_json in self._events:
             await live.room_event(room_id, seq, name, data_json)
         if self._deliveries:

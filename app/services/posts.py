@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar.exceptions import ClientException, PermissionDeniedException
@@ -23,16 +23,18 @@ from app.services.outbox import Outbox
 from db import queries
 from db.engine import write_transaction
 from db.queries import now
-from db.tables import Membership
+from db.tables import Dropin as DropinRow
+from db.tables import Membership, Room, RoomEvent
 from db.tables import Post as PostRow
+from realtime.events import Dropin, Post, PostRef, SharedFrom, encoder
 from realtime.events import Membership as PublicMembership
-from realtime.events import Post, PostRef, SharedFrom, encoder
-from web.markdown import render
+from web.markdown import neutralise_mentions, render
 
 MAX_BODY = 20_000
 # The post table's client_id column size (the API checks it too; the pages reach the service directly).
 CLIENT_ID_MAX = 64
 _shared_from_decoder = msgspec.json.Decoder(SharedFrom)
+_dropin_decoder = msgspec.json.Decoder(Dropin)
 
 
 def shared_from_json(shared_from: SharedFrom) -> str:
@@ -50,7 +52,9 @@ def post_struct(row: dict[str, Any], author: PublicMembership, viewer: dict[str,
     """The post as `viewer` may see it. With no viewer it is the peer view, which is what events carry: a post the
     coach hid has no text in it, and no reason. Its author and the coach see the text and the reason."""
     hidden = row.get("hidden_at") is not None
-    privileged = viewer is not None and (viewer["role"] == "coach" or viewer["id"] == row["author"])
+    # A share hidden with its original holds someone else's hidden words: only the coach sees them, not the sharer.
+    own = viewer is not None and viewer["id"] == row["author"] and not row.get("hidden_with_origin")
+    privileged = viewer is not None and (viewer["role"] == "coach" or own)
     blank = hidden and not privileged
     return Post(
         id=str(row["id"]),
@@ -294,6 +298,10 @@ async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) 
     require_room_open(room)
     if row.get("hidden_at") is not None:
         raise Conflict("your coach has hidden this post; it cannot be edited while hidden")
+    if row.get("shared_from"):
+        raise Conflict(
+            "a share shows its original's words, which only their author can change; delete the share instead"
+        )
     body = check_body(body)
     aliases = await circle_aliases(room["circle"])
     html, mentioned = render(body, aliases)
@@ -309,6 +317,7 @@ async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) 
         # The log keeps no earlier wording: replay shows the post as it is now.
         await queries.rewrite_post_events(row["id"], _encode(post))
         await outbox.append(row["room"], seq, "post.updated", post, post_id=row["id"])
+        await follow_original(outbox, row, post, "edited")
         await _notify_for_post(outbox, row, me, room, None, [m for m in mentioned if m not in already])
     await outbox.publish(live)
     return post
@@ -341,6 +350,89 @@ async def remove_post(outbox: Outbox, row: dict[str, Any], *, reason: str | None
     await outbox.append(
         row["room"], seq, "post.deleted", PostRef(id=str(row["id"]), room_id=str(row["room"])), post_id=row["id"]
     )
+    await follow_original(outbox, gone, None, "deleted")
+
+
+Change = Literal["edited", "hidden", "restored", "deleted"]
+
+
+async def follow_original(outbox: Outbox, row: dict[str, Any], peer_view: Post | None, change: Change) -> None:
+    """Everything that embeds a post's words follows the post, inside the caller's transaction (the post's own
+    events are the caller's; `peer_view` is the post as peers now see it, None once it is gone):
+
+    - the drop-in states that spotlight it, in the log and (for a drop-in that still shows it) live;
+    - its shares: gone when it is gone, hidden while it is hidden, its current words after an edit.
+    """
+    await _follow_in_dropins(outbox, row["id"], peer_view)
+    copies = await PostRow.select().where((PostRow.origin == row["id"]) & PostRow.deleted_at.is_null())
+    for copy in copies:
+        if change == "deleted":
+            await remove_post(outbox, copy, reason=None)
+        elif change == "edited":
+            await _copy_words(outbox, copy, row)
+        elif change == "hidden" and copy["hidden_at"] is None:
+            await _set_copy_hidden(outbox, copy, True)
+        elif change == "restored" and copy["hidden_with_origin"]:
+            await _set_copy_hidden(outbox, copy, False)
+
+
+async def _republish_copy(outbox: Outbox, copy: dict[str, Any]) -> None:
+    seq = await outbox.next_seq(copy["room"])
+    view = post_struct(copy, (await authors_of([copy]))[copy["author"]])
+    await queries.rewrite_post_events(copy["id"], _encode(view))
+    await outbox.append(copy["room"], seq, "post.updated", view, post_id=copy["id"])
+    await _follow_in_dropins(outbox, copy["id"], view)
+
+
+async def _copy_words(outbox: Outbox, copy: dict[str, Any], original: dict[str, Any]) -> None:
+    shared = decode_shared_from(copy["shared_from"]) if copy["shared_from"] else None
+    across = shared is not None and shared.post_id is None
+    # As when it was shared: across circles an @alias names nobody in the target circle.
+    body = neutralise_mentions(original["body"]) if across else original["body"]
+    circle = await Room.select(Room.circle).where(Room.id == copy["room"]).first()
+    html, _ = render(body, await circle_aliases(circle["circle"]) if circle else {})
+    copy = {**copy, "body": body, "html": html, "edited_at": original["edited_at"] or now()}
+    await PostRow.update({PostRow.body: body, PostRow.html: html, PostRow.edited_at: copy["edited_at"]}).where(
+        PostRow.id == copy["id"]
+    )
+    await _republish_copy(outbox, copy)
+
+
+async def _set_copy_hidden(outbox: Outbox, copy: dict[str, Any], hidden: bool) -> None:
+    hidden_at = now() if hidden else None
+    copy = {**copy, "hidden_at": hidden_at, "hidden_with_origin": hidden, "moderation_reason": None}
+    await PostRow.update(
+        {PostRow.hidden_at: hidden_at, PostRow.hidden_with_origin: hidden, PostRow.moderation_reason: None}
+    ).where(PostRow.id == copy["id"])
+    await _republish_copy(outbox, copy)
+
+
+async def _follow_in_dropins(outbox: Outbox, post_id: uuid.UUID, peer_view: Post | None) -> None:
+    """Drop-in states embed their spotlighted post: rewrite every stored one that carries this post, and give a
+    drop-in that spotlights it now a fresh state (without it, once it is gone)."""
+    stored = await RoomEvent.select(RoomEvent.id, RoomEvent.room, RoomEvent.data).where(
+        (RoomEvent.post_id == post_id) & (RoomEvent.type == "dropin.state")
+    )
+    for event in stored:
+        state = _dropin_decoder.decode(event["data"])
+        state.spotlight_post = peer_view
+        await RoomEvent.update({RoomEvent.data: encoder.encode(state).decode()}).where(RoomEvent.id == event["id"])
+        outbox.rewrote(event["room"])
+    for dropin in await DropinRow.select(DropinRow.id, DropinRow.room).where(DropinRow.spotlight == post_id):
+        latest = (
+            await RoomEvent.select(RoomEvent.data)
+            .where((RoomEvent.room == dropin["room"]) & (RoomEvent.type == "dropin.state"))
+            .order_by(RoomEvent.seq, ascending=False)
+            .first()
+        )
+        if latest is None:
+            continue
+        state = _dropin_decoder.decode(latest["data"])
+        state.spotlight_post = peer_view
+        if peer_view is None:
+            state.spotlight = None
+            await DropinRow.update({DropinRow.spotlight: None}).where(DropinRow.id == dropin["id"])
+        await outbox.event(dropin["room"], "dropin.state", state, post_id=post_id if peer_view else None)
 
 
 def _encode(post: Post) -> bytes:

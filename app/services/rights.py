@@ -15,7 +15,7 @@ from app.errors import Conflict
 from app.live import Live
 from app.schemas import CircleClosed, MyMembership, Preferences
 from app.services import audit, notifications, preferences
-from app.services.circles import ALIAS_TAKEN, alias_taken, clean_alias
+from app.services.circles import ALIAS_TAKEN, alias_columns, alias_taken, clean_alias
 from app.services.common import is_unique_violation, parse_id, require_coach_role, require_member
 from app.services.outbox import Outbox
 from app.services.posts import decode_shared_from, remove_post, shared_from_json
@@ -388,11 +388,9 @@ async def change_alias(account_id: uuid.UUID, circle_id: str, alias: str, live: 
     alias = clean_alias(alias)
     try:
         async with write_transaction():
-            if await alias_taken(cid, alias, account_id, except_membership=me["id"]):
-                raise Conflict(ALIAS_TAKEN)
-            await Membership.update({Membership.alias: alias, Membership.alias_key: alias.casefold()}).where(
-                Membership.id == me["id"]
-            )
+            if clash := await alias_taken(cid, alias, account_id, except_membership=me["id"]):
+                raise Conflict(clash)
+            await Membership.update(alias_columns(alias)).where(Membership.id == me["id"])
             await _rewrite_author_alias(me["id"], alias)
     except Exception as exc:
         if is_unique_violation(exc):
@@ -480,8 +478,7 @@ async def delete_account(
             former = f"{FORMER_MEMBER} {str(m['id'])[:4]}"
             await Membership.update(
                 {
-                    Membership.alias: former,
-                    Membership.alias_key: former.casefold(),
+                    **alias_columns(former),
                     Membership.removed_at: m["removed_at"] or now(),
                     Membership.ended_by: m["ended_by"] or "deleted",
                     Membership.mute_reason: None,
