@@ -208,6 +208,20 @@
     if (mention.field && e.target === mention.field) setTimeout(closeMentions, 100);
   });
 
+  // The site menu (a <details>): Escape closes it and gives focus back to its button; a tap outside closes it.
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape") return;
+    const open = document.querySelector("details.nav-menu[open]");
+    if (!open) return;
+    open.open = false;
+    open.querySelector("summary").focus();
+  });
+  document.addEventListener("click", (e) => {
+    document.querySelectorAll("details.nav-menu[open]").forEach((menu) => {
+      if (!menu.contains(e.target)) menu.open = false;
+    });
+  });
+
   // Ctrl/Cmd+Enter sends from any textarea in a form.
   document.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && e.target.matches("form textarea")) {
