@@ -19,9 +19,16 @@ pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
-async def context_for(browser: Browser, server: Server, size: str, token: str | None = None) -> BrowserContext:
+async def context_for(
+    browser: Browser, server: Server, size: str, token: str | None = None, scheme: str = "light"
+) -> BrowserContext:
     phone = size == "phone"
-    context = await browser.new_context(viewport=SIZES[size], is_mobile=phone, has_touch=phone)
+    context = await browser.new_context(
+        viewport=SIZES[size],
+        is_mobile=phone,
+        has_touch=phone,
+        color_scheme="dark" if scheme == "dark" else "light",
+    )
     if token:
         await context.add_cookies([{"name": "kindred_session", "value": token, "url": server.url}])
     return context
@@ -114,23 +121,65 @@ async def check_page(page: Page, server: Server, path: str) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("size", ["desktop", "phone"])
+@pytest.mark.parametrize(("size", "scheme"), [("desktop", "light"), ("phone", "light"), ("phone", "dark")])
 async def test_no_serious_accessibility_violations_on_the_main_pages(
-    browser: Browser, server: Server, backend: str, size: str
+    browser: Browser, server: Server, backend: str, size: str, scheme: str
 ) -> None:
     api = server.client()
     try:
         c, ids = await a_lived_in_circle(api)
         problems: list[str] = []
         for role, token in (("member", c.members[0].token), ("coach", c.coach.token), ("signed-out", None)):
-            context = await context_for(browser, server, size, token)
+            context = await context_for(browser, server, size, token, scheme)
             page = await context.new_page()
             for path in pages_for(c, ids, role):
-                problems += [f"{role} {size} {p}" for p in await check_page(page, server, path)]
+                problems += [f"{role} {size} {scheme} {p}" for p in await check_page(page, server, path)]
             if role != "signed-out":
                 await page.goto(f"{server.url}/rooms/{c.room_id}")
-                await shot(page, f"{backend}-a11y-{role}-{size}-room")
+                await expect(page.locator("#presence-names")).to_contain_text("Here now", timeout=5000)
+                await shot(page, f"{backend}-a11y-{role}-{size}-{scheme}-room")
             await context.close()
     finally:
         await api.aclose()
     assert problems == [], "\n".join(problems)
+
+
+async def test_focus_follows_what_you_send_and_the_composer_shows_its_focus(
+    browser: Browser, server: Server, backend: str
+) -> None:
+    api = server.client()
+    try:
+        c = await make_circle(api, members=2)
+        first = await c.members[1].post(c.room_id, "Anyone else find Mondays hardest?")
+        context = await context_for(browser, server, "phone", c.members[0].token)
+        page = await context.new_page()
+        await page.goto(f"{server.url}/rooms/{c.room_id}")
+        await expect(page.locator("#presence-names")).to_contain_text("Here now", timeout=5000)
+
+        # The composer's card carries a visible focus ring while its text box has the focus.
+        composer = page.locator("#composer")
+        assert await composer.evaluate("(el) => getComputedStyle(el).outlineStyle") == "none"
+        await page.get_by_label("Your post").focus()
+        await expect(composer).to_have_css("outline-style", "solid")
+        assert await composer.evaluate("(el) => parseFloat(getComputedStyle(el).outlineWidth)") >= 2
+
+        # Sent from the keyboard: focus moves to the new post, and a polite live region says so.
+        await page.keyboard.type("Mondays, yes. I plan one small no for each.")
+        await page.keyboard.press("Control+Enter")
+        mine = page.locator("article.post", has_text="one small no for each")
+        await expect(mine).to_be_focused()
+        await expect(page.locator("#announce")).to_have_text("Your post is shared with the circle.")
+        await expect(page.locator("#announce")).to_have_attribute("aria-live", "polite")
+
+        # A reply: focus lands on the reply itself, inside its thread.
+        theirs = page.locator(f"#post-{first['id']}")
+        await theirs.get_by_role("button", name="Reply").first.click()
+        await page.get_by_placeholder("Reply to Member2…").fill("Same here.")
+        await page.locator(".reply-form").get_by_role("button", name="Reply").click()
+        reply = theirs.locator(".replies article.post", has_text="Same here.")
+        await expect(reply).to_be_focused()
+        await expect(page.locator("#announce")).to_have_text("Your reply is posted.")
+        await shot(page, f"{backend}-focus-after-reply-phone")
+        await context.close()
+    finally:
+        await api.aclose()

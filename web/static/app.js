@@ -117,7 +117,25 @@
     }
     const empty = document.getElementById("empty-room");
     if (empty && form.id === "composer") empty.remove();
+    // Focus moves to what was just sent (shown by this answer, or already by the socket), and is announced.
+    const sent = /^\s*<article[^>]*\bid="(post-[0-9a-f-]+)"/.exec(e.detail.xhr.responseText || "");
+    const article = sent && document.getElementById(sent[1]);
+    if (article) {
+      article.tabIndex = -1;
+      article.focus({ preventScroll: true });
+      article.scrollIntoView({ block: "nearest" });
+      announce(form.classList.contains("reply-form") ? "Your reply is posted." : "Your post is shared with the circle.");
+    }
   });
+
+  // A polite live region for what just happened (a screen reader says it when it is free).
+  function announce(text) {
+    const region = document.getElementById("announce");
+    if (!region) return;
+    region.textContent = "";
+    setTimeout(() => (region.textContent = text), 50);
+  }
+  window.kindredAnnounce = announce;
 
   // @mention autocomplete: type @ and a few letters in a composer, pick an alias with the arrows and Enter (or Tab),
   // or with the mouse. The aliases come from the page (data-aliases); nothing is fetched.
