@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from playwright.async_api import Browser, Dialog, Page, expect
+from playwright.async_api import Browser, Page, expect
 
-from tests.browser import shot
+from tests.browser import post_action, shot
 from tests.client import make_circle
 from tests.conftest import Server
 from tests.test_browser_live import signed_in
@@ -100,11 +100,9 @@ async def test_a_drop_in_from_schedule_to_summary(browser: Browser, server: Serv
         for page in (member1, member2):
             await expect(page.locator("#spotlight .spotlit")).to_contain_text("I declined a meeting", timeout=5000)
 
-        async def note(dialog: Dialog) -> None:
-            await dialog.accept("Nothing broke")
-
-        coach.once("dialog", note)
-        await mine.get_by_role("button", name="Pin as key insight").click()
+        await post_action(mine, "Pin as key insight")
+        await coach.get_by_label("A note for the circle").fill("Nothing broke")
+        await coach.locator(".post-form").get_by_role("button", name="Pin as key insight").click()
         await expect(member1.locator(".badge.insight")).to_be_visible(timeout=5000)
         await shot(member1, f"{backend}-dropin-live-member")
         await shot(coach, f"{backend}-dropin-live-coach")

@@ -165,6 +165,8 @@ async def _walk_pages(walk: Walk, viewer: User, world: dict[str, Any], api: ApiC
                 pid = item["id"]
                 paths += [f"/posts/{pid}", f"/posts/{pid}/share", f"/posts/{pid}/tag", f"/posts/{pid}/reply"]
                 paths += [f"/posts/{pid}/edit", f"/posts/{pid}/main"]
+                paths += [f"/posts/{pid}/reply?kind=question"]
+                paths += [f"/posts/{pid}/form/{which}" for which in ("pin", "hide", "remove", "report")]
         for path in paths:
             response = await browser.get(path)
             # Sharing or tagging a hidden post is refused (404 to peers, 409 to its author and the coach); the

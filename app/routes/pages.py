@@ -7,7 +7,7 @@ replies and edits in place, and the page's socket brings everyone else's changes
 from __future__ import annotations
 
 import uuid
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, unquote
 
@@ -98,6 +98,17 @@ def prompt_answer(request: Request[Any, Any, Any]) -> str | None:
     if answer is not None and request.headers.get("hx-prompt-uri-autoencoded") == "true":
         return unquote(answer)
     return answer
+
+
+async def typed(request: Request[Any, Any, Any], field: str) -> str | None:
+    """A few words typed for an action: the in-page form's field, or (older pages, scripts) an `hx-prompt` answer."""
+    if "urlencoded" in request.headers.get("content-type", "") or "multipart" in request.headers.get(
+        "content-type", ""
+    ):
+        value = (await request.form()).get(field)
+        if isinstance(value, str):
+            return value
+    return prompt_answer(request)
 
 
 def safe_next(value: str | None) -> str:
@@ -401,10 +412,28 @@ async def thread_page(request: Request[Any, Any, Any], post_id: FromPath[str]) -
 
 
 @get("/posts/{post_id:str}/reply", include_in_schema=False)
-async def reply_form(request: Request[Any, Any, Any], post_id: FromPath[str]) -> Template:
+async def reply_form(
+    request: Request[Any, Any, Any], post_id: FromPath[str], kind: FromQuery[str | None] = None
+) -> Template:
+    """The reply form under a post; `?kind=question` is the coach's "Ask a question" (the server still decides who
+    may ask one: a member's question-kind reply is an ordinary question)."""
     user = who(request)
     target = await posts.get_thread(user.account_id, post_id)
-    return fragment("reply_form", post=target)
+    return fragment("reply_form", post=target, kind="question" if kind == "question" else None)
+
+
+POST_FORMS = ("pin", "hide", "remove", "report")
+
+
+@get("/posts/{post_id:str}/form/{which:str}", include_in_schema=False)
+async def post_form(request: Request[Any, Any, Any], post_id: FromPath[str], which: FromPath[str]) -> Template:
+    """A small in-page form for what needs a few words (instead of a browser prompt): the pin's note, the reason to
+    hide or remove, a report."""
+    user = who(request)
+    if which not in POST_FORMS:
+        raise NotFoundException("there is no such form: pin, hide, remove or report")
+    target = await posts.get_thread(user.account_id, post_id)
+    return fragment("post_form", post=target, which=which)
 
 
 @get("/posts/{post_id:str}/edit", include_in_schema=False)
@@ -453,8 +482,7 @@ async def toggle_like(request: Request[Any, Any, Any], post_id: FromPath[str], s
 @put("/posts/{post_id:str}/pin", include_in_schema=False, opt={"rate": "gesture"})
 async def pin_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    note = prompt_answer(request)  # the coach's note, typed into the prompt
-    result = await gestures.pin(user.account_id, post_id, note, state["live"])
+    result = await gestures.pin(user.account_id, post_id, await typed(request, "note"), state["live"])
     return fragment("pin", pin=result)
 
 
@@ -521,7 +549,7 @@ async def insights_page(request: Request[Any, Any, Any], circle_id: FromPath[str
 @put("/posts/{post_id:str}/hidden", include_in_schema=False)
 async def hide_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    hidden = await moderation.hide_post(user.account_id, post_id, prompt_answer(request), state["live"])
+    hidden = await moderation.hide_post(user.account_id, post_id, await typed(request, "reason"), state["live"])
     return fragment("post_main", post=hidden)
 
 
@@ -534,7 +562,7 @@ async def restore_post(request: Request[Any, Any, Any], post_id: FromPath[str], 
 @post("/posts/{post_id:str}/removal", include_in_schema=False, status_code=200)
 async def remove_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    reason = prompt_answer(request)
+    reason = await typed(request, "reason")
     await moderation.remove_post_with_reason(user.account_id, post_id, reason, state["live"])
     return fragment("post_deleted")
 
@@ -542,8 +570,24 @@ async def remove_post(request: Request[Any, Any, Any], post_id: FromPath[str], s
 @post("/posts/{post_id:str}/report", include_in_schema=False, status_code=200, opt={"rate": "report"})
 async def report_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    await moderation.report(user.account_id, post_id, prompt_answer(request), state["live"])
-    return fragment("done", message="Thank you. Your coach will look at it.", slot=f"reply-slot-{post_id}")
+    reason = await typed(request, "reason")
+    if not (reason or "").strip():
+        raise ClientException("Say in a few words what is wrong, so your coach knows what to look at.")
+    asked_at = datetime.now(UTC)
+    report = await moderation.report(user.account_id, post_id, reason, state["live"])
+    # One report per member and post: a second one answers with the first. Say what really happened to it.
+    if report.resolved_at is not None:
+        outcome = {"dismissed": "kept the post up", "hidden": "hid the post", "removed": "removed the post"}
+        message = (
+            f"You reported this post before, and your coach already looked at it and "
+            f"{outcome.get(report.resolution or '', 'dealt with it')}, so nothing new was sent. "
+            "If something else is wrong, tell your coach directly."
+        )
+    elif report.created_at < asked_at:
+        message = "You already reported this post; your coach has your report and will look at it."
+    else:
+        message = "Thank you. Your coach will look at it."
+    return fragment("done", message=message, slot=f"reply-slot-{post_id}")
 
 
 @put("/circles/{circle_id:str}/members/{membership_id:str}/mute", include_in_schema=False)
@@ -573,7 +617,7 @@ async def remove_member(
     request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str], state: State
 ) -> Template:
     user = who(request)
-    reason = prompt_answer(request)
+    reason = await typed(request, "reason")
     await moderation.remove_member(user.account_id, circle_id, membership_id, reason, state["live"])
     return fragment("done", message="Removed from the circle.", slot=f"member-{membership_id}-result")
 
@@ -871,6 +915,7 @@ ROUTES: list[Any] = [
     create_post,
     thread_page,
     reply_form,
+    post_form,
     edit_form,
     post_main,
     edit_post,

@@ -111,6 +111,8 @@
     if (!form || !e.detail.successful || e.detail.xhr.status >= 400) return;
     const error = document.getElementById(form.id + "-error");
     if (error) error.innerHTML = "";
+    // A small form under a post (a pin's note, a reason) goes once its work is done elsewhere on the post.
+    if (form.classList.contains("slot-form") && form.parentElement) form.parentElement.innerHTML = "";
     if (form.classList.contains("resets")) {
       form.reset();
       if (form.classList.contains("reply-form")) form.parentElement.innerHTML = "";
@@ -226,17 +228,21 @@
     if (mention.field && e.target === mention.field) setTimeout(closeMentions, 100);
   });
 
-  // The site menu (a <details>): Escape closes it and gives focus back to its button; a tap outside closes it.
+  // The menus (the site menu, each post's "⋯"): plain <details>. Escape closes one and gives focus back to its
+  // button; a tap outside closes it; choosing an action in a post's menu closes that menu.
+  const MENUS = "details.nav-menu[open], details.more[open]";
   document.addEventListener("keydown", (e) => {
     if (e.key !== "Escape") return;
-    const open = document.querySelector("details.nav-menu[open]");
-    if (!open) return;
-    open.open = false;
-    open.querySelector("summary").focus();
+    const open = e.target.closest ? e.target.closest(MENUS) : null;
+    const menu = open || document.querySelector(MENUS);
+    if (!menu) return;
+    menu.open = false;
+    menu.querySelector("summary").focus();
   });
   document.addEventListener("click", (e) => {
-    document.querySelectorAll("details.nav-menu[open]").forEach((menu) => {
+    document.querySelectorAll(MENUS).forEach((menu) => {
       if (!menu.contains(e.target)) menu.open = false;
+      else if (menu.matches(".more") && e.target.closest(".more-menu button")) menu.open = false;
     });
   });
 
