@@ -6,6 +6,8 @@ replies and edits in place, and the page's socket brings everyone else's changes
 
 from __future__ import annotations
 
+import html as html_text
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -37,6 +39,8 @@ from app.services import accounts, circles, dropins, gestures, moderation, notif
 from app.services.dropins import LiveNow
 from app.services.moderation import Resolution
 from app.settings import Settings
+from db.tables import Dropin as DropinRow
+from db.tables import Post as PostRow
 from db.tables import Room
 from realtime.events import PostKind, encoder
 from web.templating import STATIC
@@ -167,7 +171,48 @@ async def home(request: Request[Any, Any, Any]) -> Template:
     user = request.scope.get("user")
     if not isinstance(user, Principal):
         return page("welcome", me=None)
-    return page("home", me=await _me(request), circles=await accounts.my_circles(user.account_id))
+    mine = await accounts.my_circles(user.account_id)
+    return page(
+        "home",
+        me=await _me(request),
+        circles=mine,
+        coaches=any(c["role"] == "coach" for c in mine),
+        news=await circle_news(user.account_id, mine),
+    )
+
+
+class CircleNews(msgspec.Struct):
+    """What a circle's card on the home page says is new: the reader's unread notifications there, the latest post
+    (a few words of it), and the next drop-in."""
+
+    unread: int
+    latest: str | None
+    latest_by: str | None
+    next_dropin: Any
+
+
+async def circle_news(account_id: uuid.UUID, mine: list[dict[str, Any]]) -> dict[str, CircleNews]:
+    unread: dict[str, int] = {}
+    for note in await notifications.feed(account_id, unread=True, limit=100):
+        if note.circle_id:
+            unread[note.circle_id] = unread.get(note.circle_id, 0) + 1
+    out: dict[str, CircleNews] = {}
+    for c in mine:
+        cid = str(c["circle_id"])
+        latest = (
+            await PostRow.select(PostRow.html, PostRow.author.alias.as_alias("alias"))
+            .where((PostRow.room.circle == c["circle_id"]) & PostRow.deleted_at.is_null() & PostRow.hidden_at.is_null())
+            .order_by(PostRow.created_at, ascending=False)
+            .first()
+        )
+        coming = await dropins.upcoming(account_id, cid)
+        out[cid] = CircleNews(
+            unread=unread.get(cid, 0),
+            latest=excerpt(latest["html"]) if latest else None,
+            latest_by=latest["alias"] if latest else None,
+            next_dropin=coming[0] if coming else None,
+        )
+    return out
 
 
 @get("/signup", include_in_schema=False)
@@ -243,11 +288,20 @@ async def new_circle(request: Request[Any, Any, Any], data: Form) -> Response[An
 
 
 @get("/circles/{circle_id:str}", include_in_schema=False)
-async def circle_page(request: Request[Any, Any, Any], circle_id: FromPath[str]) -> Template:
+async def circle_page(
+    request: Request[Any, Any, Any],
+    circle_id: FromPath[str],
+    welcome: FromQuery[str | None] = None,
+    already: FromQuery[str | None] = None,
+) -> Template:
+    """The circle. Right after joining (`?welcome=1`) a member gets a welcome card once; someone who opened an
+    invite to a circle they are already in (`?already=1`) is told under which alias they are here."""
     user = who(request)
     circle, membership = await circles.get_circle(user.account_id, circle_id)
     return page(
         "circle",
+        welcome=welcome == "1" and membership["role"] != "coach",
+        already=already == "1",
         closed=await rights.closed_state(circle_id),
         open_reports=len(await moderation.reports(user.account_id, circle_id)) if membership["role"] == "coach" else 0,
         me=await _me(request),
@@ -287,8 +341,14 @@ async def create_room(request: Request[Any, Any, Any], circle_id: FromPath[str],
 
 
 @get("/join/{code:str}", include_in_schema=False)
-async def join_page(request: Request[Any, Any, Any], code: FromPath[str]) -> Template:
+async def join_page(request: Request[Any, Any, Any], code: FromPath[str]) -> Response[Any]:
     circle = await circles.invite_circle(code)
+    user = request.scope.get("user")
+    # Already in this circle: no alias to ask for; the circle's page says under which alias they are there.
+    if isinstance(user, Principal) and any(
+        str(c["circle_id"]) == str(circle["id"]) for c in await accounts.my_circles(user.account_id)
+    ):
+        return Redirect(f"/circles/{circle['id']}?already=1", status_code=HTTP_303_SEE_OTHER)
     return page("join", me=await _me(request), circle=circle, code=code, form={}, error=None)
 
 
@@ -300,7 +360,7 @@ async def join(request: Request[Any, Any, Any], code: FromPath[str], data: Form)
         membership = await circles.join(user.account_id, code, data.get("alias", ""))
     except HTTPException as exc:
         if exc.status_code == 409 and "already a member" in str(exc.detail):
-            return Redirect(f"/circles/{circle['id']}", status_code=HTTP_303_SEE_OTHER)
+            return Redirect(f"/circles/{circle['id']}?already=1", status_code=HTTP_303_SEE_OTHER)
         return page(
             "join",
             exc.status_code,
@@ -310,7 +370,7 @@ async def join(request: Request[Any, Any, Any], code: FromPath[str], data: Form)
             form={"alias": data.get("alias", "")},
             error=exc.detail,
         )
-    return Redirect(f"/circles/{membership.circle_id}", status_code=HTTP_303_SEE_OTHER)
+    return Redirect(f"/circles/{membership.circle_id}?welcome=1", status_code=HTTP_303_SEE_OTHER)
 
 
 # --- rooms and posts -----------------------------------------------------------------------------------------------
@@ -350,8 +410,28 @@ async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str], sta
         next_before=next_before,
         aliases=[m.alias for m in members if m.membership_id != str(membership["id"])],
         dropin=await dropins.for_room(room, state["live"]),
+        pinned_by_coach=await coach_pins(room["id"]),
         **await viewer_context(membership, threads),
     )
+
+
+async def coach_pins(room_id: Any) -> list[dict[str, Any]]:
+    """The coach's own top-level posts in a room that they pinned (a welcome, the room's purpose): shown at the top
+    of the room, newest first, above the conversation (where they also stay, in their place)."""
+    rows: list[dict[str, Any]] = (
+        await PostRow.select(PostRow.id, PostRow.html, PostRow.author.alias.as_alias("alias"))
+        .where(
+            (PostRow.room == room_id)
+            & PostRow.pinned.eq(True)
+            & PostRow.parent.is_null()
+            & PostRow.deleted_at.is_null()
+            & PostRow.hidden_at.is_null()
+            & (PostRow.author.role == "coach")
+        )
+        .order_by(PostRow.created_at, ascending=False)
+        .limit(3)
+    )
+    return [{"id": str(r["id"]), "alias": r["alias"], "excerpt": excerpt(r["html"], 280)} for r in rows]
 
 
 @get("/rooms/{room_id:str}/threads", include_in_schema=False)
@@ -651,9 +731,18 @@ async def moderation_page(request: Request[Any, Any, Any], circle_id: FromPath[s
         circle=circle,
         membership=membership,
         reports=await moderation.reports(user.account_id, circle_id),
+        resolved=[r for r in await moderation.reports(user.account_id, circle_id, open_only=False) if r.resolved_at][
+            -20:
+        ][::-1],
         audit=await moderation.audit_log(user.account_id, circle_id),
         former=await moderation.former_members(user.account_id, circle_id),
     )
+
+
+async def moderation_circle(report: Any) -> str:
+    room = await Room.select(Room.circle).where(Room.id == uuid.UUID(report.post.room_id)).first()
+    assert room is not None
+    return str(room["circle"])
 
 
 @post("/reports/{report_id:str}/resolve", include_in_schema=False, status_code=200)
@@ -671,7 +760,9 @@ async def resolve_report(
         data.get("reason"),
         state["live"],
     )
-    return fragment("report", report=resolved)
+    # The log rides along (out of band), so the page shows what was just done without a reload.
+    circle_id = await moderation_circle(resolved)
+    return fragment("report", report=resolved, audit_oob=await moderation.audit_log(user.account_id, circle_id))
 
 
 @post("/circles/{circle_id:str}/close", include_in_schema=False)
@@ -767,6 +858,48 @@ COMMON_ZONES = (
 )
 
 
+TAGS = re.compile(r"<[^>]+>")
+EXCERPT = 80
+
+
+def excerpt(rendered: str, size: int = EXCERPT) -> str:
+    """About `size` characters of a post's sanitised HTML as plain text, cut at a word where one is near."""
+    text = " ".join(html_text.unescape(TAGS.sub(" ", rendered)).split())
+    if len(text) <= size:
+        return text
+    cut = text[: size - 1]
+    if " " in cut[size // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,.;:—-") + "…"
+
+
+class NoteContext(msgspec.Struct):
+    """What a notification's entry shows besides its sentence: a few words of the post, and whether the drop-in it
+    announced is over (then its "join now" is retired)."""
+
+    excerpts: dict[str, str]
+    dropins: dict[str, tuple[str, str]]  # room id -> (title, state) of the drop-ins the notifications are about
+
+
+async def note_context(notes: list[Any], circle_ids: set[str]) -> NoteContext:
+    # Only posts still there for everyone (not deleted, not hidden), in circles the reader is still in.
+    ids = {uuid.UUID(n.post_id) for n in notes if n.post_id and n.circle_id in circle_ids}
+    excerpts: dict[str, str] = {}
+    if ids:
+        rows = await PostRow.select(PostRow.id, PostRow.html).where(
+            PostRow.id.is_in(list(ids)) & PostRow.deleted_at.is_null() & PostRow.hidden_at.is_null()
+        )
+        excerpts = {str(r["id"]): excerpt(r["html"]) for r in rows}
+    rooms = {uuid.UUID(n.room_id) for n in notes if n.kind.startswith("dropin.") and n.room_id}
+    found: dict[str, tuple[str, str]] = {}
+    if rooms:
+        rows = await DropinRow.select(DropinRow.room, DropinRow.title, DropinRow.state).where(
+            DropinRow.room.is_in(list(rooms))
+        )
+        found = {str(r["room"]): (r["title"], r["state"]) for r in rows}
+    return NoteContext(excerpts=excerpts, dropins=found)
+
+
 @get("/notifications", include_in_schema=False)
 async def notifications_page(request: Request[Any, Any, Any], before: FromQuery[str | None] = None) -> Template:
     user = who(request)
@@ -785,6 +918,7 @@ async def notifications_page(request: Request[Any, Any, Any], before: FromQuery[
         me=await _me(request),
         days=days,
         circle_names=circle_names,
+        context=await note_context(items, set(circle_names)),
         unread=await notifications.unread_count(user.account_id),
         next_before=items[-1].id if len(items) == 50 else None,
     )
@@ -806,7 +940,8 @@ async def read_one(request: Request[Any, Any, Any], notification_id: FromPath[st
     if note is None:
         raise NotFoundException("that notification is not yours, or no longer exists")
     circle_names = {str(c["circle_id"]): c["circle_name"] for c in await accounts.my_circles(user.account_id)}
-    return fragment("notification", note=note, circle_names=circle_names)
+    context = await note_context([note], set(circle_names))
+    return fragment("notification", note=note, circle_names=circle_names, context=context)
 
 
 @get("/notifications/{notification_id:str}/open", include_in_schema=False)

@@ -41,10 +41,20 @@
     syncLikeButtons(article);
   });
 
+  // In a drop-in, the member whose post the coach spotlights is told it is their turn.
+  function markYourTurn(root) {
+    const me = document.body.dataset.me;
+    if (!me) return;
+    root.querySelectorAll(".youre-up[data-for]").forEach((el) => {
+      el.hidden = el.dataset.for !== me;
+    });
+  }
+
   function enhance(root) {
     localiseTimes(root);
     markMine(root);
     syncLikeButtons(root);
+    markYourTurn(root);
   }
   window.kindredEnhance = enhance;
 
@@ -108,9 +118,14 @@
   document.addEventListener("htmx:afterRequest", (e) => {
     const form = e.target.closest && e.target.closest("form");
     // 4xx answers are swapped in as messages (see responseHandling in base.html), so htmx calls them successful.
-    if (!form || !e.detail.successful || e.detail.xhr.status >= 400) return;
-    const error = document.getElementById(form.id + "-error");
+    if (!e.detail.successful || e.detail.xhr.status >= 400) return;
+    // Success clears the message an earlier try left: beside a form, beside a button, or in the flash.
+    const source = form || e.target;
+    const error = source.id && document.getElementById(source.id + "-error");
     if (error) error.innerHTML = "";
+    const flash = document.getElementById("flash");
+    if (flash && flash.querySelector(".error")) flash.innerHTML = "";
+    if (!form) return;
     // A small form under a post (a pin's note, a reason) goes once its work is done elsewhere on the post.
     if (form.classList.contains("slot-form") && form.parentElement) form.parentElement.innerHTML = "";
     if (form.classList.contains("resets")) {
