@@ -3,7 +3,9 @@ coach and signed out: no serious or critical violation anywhere, one h1 per page
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,14 @@ from tests.conftest import Server
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
 SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+# KINDRED_SCREENSHOTS=1 refreshes docs/screenshots/ from this walk (light scheme): <page>-<role>-<size>.png.
+DOC_SHOTS = os.environ.get("KINDRED_SCREENSHOTS") == "1"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+DOC_PAGES = {
+    "member": {"home", "circle", "room", "dropin-live", "notifications"},
+    "coach": {"circle", "room", "dropin-live", "moderation"},
+    "signed-out": {"join"},
+}
 
 
 async def context_for(
@@ -86,6 +96,19 @@ async def a_lived_in_circle(api: ApiClient) -> tuple[Circle, dict[str, Any]]:
     }
 
 
+def doc_name(c: Circle, ids: dict[str, Any], path: str) -> str | None:
+    names = {
+        "/": "home",
+        f"/circles/{c.id}": "circle",
+        f"/rooms/{c.room_id}": "room",
+        f"/rooms/{ids['live_room']}": "dropin-live",
+        "/notifications": "notifications",
+        f"/circles/{c.id}/moderation": "moderation",
+        f"/join/{c.invite}": "join",
+    }
+    return names.get(path)
+
+
 def pages_for(c: Circle, ids: dict[str, Any], role: str) -> list[str]:
     if role == "signed-out":
         return ["/", "/signin", "/signup", f"/join/{c.invite}"]
@@ -134,6 +157,9 @@ async def test_no_serious_accessibility_violations_on_the_main_pages(
             page = await context.new_page()
             for path in pages_for(c, ids, role):
                 problems += [f"{role} {size} {scheme} {p}" for p in await check_page(page, server, path)]
+                name = doc_name(c, ids, path)
+                if DOC_SHOTS and scheme == "light" and backend == "sqlite" and name in DOC_PAGES[role]:
+                    await page.screenshot(path=str(DOCS / f"{name}-{role}-{size}.png"))
             if role != "signed-out":
                 await page.goto(f"{server.url}/rooms/{c.room_id}")
                 await expect(page.locator("#presence-names")).to_contain_text("Here now", timeout=5000)
