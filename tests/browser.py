@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Locator, Page, async_playwright
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 CHROMIUM = os.environ.get("KINDRED_CHROMIUM", "/usr/bin/chromium")
@@ -45,3 +45,10 @@ async def browser() -> AsyncIterator[Browser]:
 async def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def post_action(post: Locator, action: str) -> None:
+    """Open a post's "⋯" menu and choose an action there (the post's own menu, not one of its replies')."""
+    own = post.locator(":scope > .post-card > .post-actions")
+    await own.locator("details.more > summary").click()
+    await own.locator(".more-menu").get_by_role("button", name=action).click()

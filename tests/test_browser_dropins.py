@@ -3,12 +3,13 @@ a member's other page, hands queued in order, the spotlight reaching everyone, a
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import pytest
-from playwright.async_api import Browser, Dialog, Page, expect
+from playwright.async_api import Browser, Page, expect
 
-from tests.browser import shot
+from tests.browser import post_action, shot
 from tests.client import make_circle
 from tests.conftest import Server
 from tests.test_browser_live import signed_in
@@ -46,7 +47,9 @@ async def test_a_drop_in_from_schedule_to_summary(browser: Browser, server: Serv
         await coach.get_by_label("Title").fill("Too late")
         await coach.get_by_label("Starts (your local time)").fill("2001-03-05T18:30")
         await coach.get_by_role("button", name="Schedule").click()
-        await expect(coach.locator("#dropin-form-error")).to_contain_text("past")
+        await expect(coach.locator("#dropin-form-error")).to_have_text(
+            "Pick a time in the future: that start has already passed."
+        )
         await shot(coach, f"{backend}-dropin-circle-coach")
 
         await listed.get_by_role("link", name="Thursday drop-in: saying no at work").click()
@@ -66,7 +69,14 @@ async def test_a_drop_in_from_schedule_to_summary(browser: Browser, server: Serv
         await coach.get_by_role("button", name="Open the door: go live").click()
         await expect(member1.locator("#dropin-panel .badge.state")).to_have_text("Live now", timeout=5000)
         banner = member2_elsewhere.locator("#live-banners .live-banner")
-        await expect(banner).to_contain_text("has started a drop-in", timeout=5000)
+        await expect(banner).to_have_text(
+            re.compile(r"Live now: Thursday drop-in: saying no at work\s+Join the drop-in"), timeout=5000
+        )
+        # The circle's list of drop-ins says it is live too, without a reload.
+        listed_live = member2_elsewhere.locator(".dropin-list li", has_text="Thursday drop-in")
+        await expect(listed_live).to_have_class(re.compile(r"\blive\b"))
+        await expect(listed_live.locator(".badge.state")).to_have_text("Live now")
+        await expect(listed_live.get_by_role("link", name="Join")).to_be_visible()
         await shot(member2_elsewhere, f"{backend}-dropin-banner")
         await banner.get_by_role("link", name="Join the drop-in").click()
         member2 = member2_elsewhere
@@ -87,11 +97,22 @@ async def test_a_drop_in_from_schedule_to_summary(browser: Browser, server: Serv
         for page in (coach, member1, member2):
             await expect(page.locator("#hands li")).to_have_text(["Member2", "Member1"], timeout=5000)
 
-        # The coach calls on the next hand: Member2's latest post is in the spotlight for everyone.
+        # The coach calls on the next hand: Member2's latest post is in the spotlight for everyone, and Member2 is
+        # told it is their turn (the others are not).
+        await expect(coach.get_by_role("button", name="Call on the next hand")).to_be_enabled()
         await coach.get_by_role("button", name="Call on the next hand").click()
         for page in (coach, member1, member2):
             await expect(page.locator("#spotlight .spotlit")).to_contain_text("I said yes again. Why?", timeout=5000)
             await expect(page.locator("#hands li")).to_have_text(["Member1"], timeout=5000)
+        await expect(member2.locator("#spotlight .youre-up")).to_be_visible()
+        await expect(member2.locator("#spotlight .youre-up")).to_contain_text("You're up")
+        await expect(member1.locator("#spotlight .youre-up")).to_be_hidden()
+        await expect(coach.locator("#spotlight .youre-up")).to_be_hidden()
+        # With the last hand called on, there is nobody to call: the button says so by being disabled.
+        await coach.get_by_role("button", name="Call on the next hand").click()
+        await expect(coach.locator("#no-hands")).to_be_visible(timeout=5000)
+        await expect(coach.get_by_role("button", name="Call on the next hand")).to_be_disabled()
+        await expect(member1.locator("#spotlight .youre-up")).to_be_visible(timeout=5000)
         await expect(member2.get_by_role("button", name="Raise my hand")).to_be_visible()
 
         # The coach can spotlight any post, and pins one and asks a probing question.
@@ -100,11 +121,9 @@ async def test_a_drop_in_from_schedule_to_summary(browser: Browser, server: Serv
         for page in (member1, member2):
             await expect(page.locator("#spotlight .spotlit")).to_contain_text("I declined a meeting", timeout=5000)
 
-        async def note(dialog: Dialog) -> None:
-            await dialog.accept("Nothing broke")
-
-        coach.once("dialog", note)
-        await mine.get_by_role("button", name="Pin as key insight").click()
+        await post_action(mine, "Pin as key insight")
+        await coach.get_by_label("A note for the circle").fill("Nothing broke")
+        await coach.locator(".post-form").get_by_role("button", name="Pin as key insight").click()
         await expect(member1.locator(".badge.insight")).to_be_visible(timeout=5000)
         await shot(member1, f"{backend}-dropin-live-member")
         await shot(coach, f"{backend}-dropin-live-coach")

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.async_api import Browser, Dialog, expect
+from playwright.async_api import Browser, expect
 
-from tests.browser import shot
+from tests.browser import post_action, shot
 from tests.client import make_circle
 from tests.conftest import Server
 from tests.test_browser_live import open_room, signed_in
@@ -43,17 +43,20 @@ async def test_coach_gestures_land_live_on_the_members_page(browser: Browser, se
         await expect(on_member.locator(".likes .count")).to_have_text("1 like")
         await expect(on_member.get_by_role("button", name="Like")).to_have_attribute("aria-pressed", "false")
 
-        # Two clicks: pin as key insight, with a note typed into the prompt. Beyond Latin-1, htmx percent-encodes the
-        # prompt's header; the note arrives as typed.
-        async def answer(dialog: Dialog) -> None:
-            await dialog.accept(NOTE)
-
-        coach.once("dialog", answer)
-        await on_coach.get_by_role("button", name="Pin as key insight").click()
+        # Pin as key insight from the post's menu, with a note typed into a small form under the post (beyond
+        # Latin-1: it arrives as typed).
+        await post_action(on_coach, "Pin as key insight")
+        await coach.get_by_label("A note for the circle").fill(NOTE)
+        await coach.locator(".post-form").get_by_role("button", name="Pin as key insight").click()
         await expect(on_member.locator(".badge.insight")).to_have_text("Key insight", timeout=5000)
         await expect(on_member.locator(".pin-note")).to_have_text(NOTE)
         await expect(on_coach.locator(".pin-note")).to_have_text(NOTE)
         await expect(on_member.get_by_role("button", name="Pin as key insight")).to_be_hidden()
+        await expect(coach.locator(".post-form")).to_have_count(0)
+        await on_coach.locator("details.more > summary").click()
+        await expect(on_coach.get_by_role("button", name="Unpin")).to_be_visible()
+        await expect(on_coach.get_by_role("button", name="Pin as key insight")).to_be_hidden()
+        await on_coach.locator("details.more > summary").click()
 
         # Sharing it to another room of the circle.
         await on_coach.get_by_role("button", name="Share").click()
@@ -107,10 +110,9 @@ async def test_a_probing_question_lands_live_and_leads_to_a_whole_thread(
 
         # The coach replies as a probing question: two clicks and a sentence.
         on_coach = coach.locator(f"#post-{post['id']}")
-        await on_coach.get_by_role("button", name="Reply").click()
-        await coach.get_by_placeholder("Reply to Member1…").fill("What would “not yet” have sounded like?")
-        await coach.get_by_label("Ask as a probing question").check()
-        await coach.locator(".reply-form").get_by_role("button", name="Reply").click()
+        await on_coach.get_by_role("button", name="Ask a question").click()
+        await coach.get_by_label("Ask Member1 a question").fill("What would “not yet” have sounded like?")
+        await coach.locator(".reply-form").get_by_role("button", name="Ask").click()
         question = coach.locator(f"#replies-{post['id']} article.post")
         await expect(question).to_have_class(re.compile(r"\bprobe\b"))
 
@@ -176,10 +178,10 @@ async def test_drawing_a_member_in_and_sharing_into_another_circle(
         await elsewhere.goto(f"{server.url}/rooms/{second_room['id']}")
         await expect(elsewhere.locator("#presence-names")).to_contain_text("Here now", timeout=5000)
 
-        # "Draw someone in": the member picked is notified, live, wherever they are.
+        # "Invite a member to reply": the member picked is notified, live, wherever they are.
         on_coach = coach.locator(f"#post-{post['id']}")
-        await on_coach.get_by_role("button", name="Draw someone in").click()
-        await coach.get_by_label("Draw a member into this thread").select_option(label="Member2")
+        await post_action(on_coach, "Invite a member to reply")
+        await coach.get_by_label("Invite a member to reply").select_option(label="Member2")
         await coach.get_by_role("button", name="Notify them").click()
         await expect(on_coach.locator(".done")).to_contain_text("Member2 was notified.")
         await expect(drawn.locator("#unread-count")).to_have_text("2", timeout=5000)

@@ -4,21 +4,14 @@ is told why; aliases change from the account page; sign-in rotates the session."
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Browser, Dialog, expect
+from playwright.async_api import Browser, expect
 
-from tests.browser import shot
+from tests.browser import post_action, shot
 from tests.client import PASSWORD, make_circle
 from tests.conftest import Server
 from tests.test_browser_live import open_room, signed_in
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
-
-
-def answer_prompt(text: str):
-    async def answer(dialog: Dialog) -> None:
-        await dialog.accept(text)
-
-    return answer
 
 
 async def test_report_hide_and_pause_through_the_pages(browser: Browser, server: Server, backend: str) -> None:
@@ -34,10 +27,13 @@ async def test_report_hide_and_pause_through_the_pages(browser: Browser, server:
         author = await open_room(peer_ctx, server, c)
 
         # A member reports the post from its menu.
-        reporter.once("dialog", answer_prompt("It names a real person and company"))
-        await reporter.locator(f"#post-{post['id']}").get_by_role("button", name="Report").click()
+        await post_action(reporter.locator(f"#post-{post['id']}"), "Report to the coach")
+        await reporter.get_by_label("What is wrong with this post?").fill("It names a real person and company")
+        await reporter.get_by_role("button", name="Send to your coach").click()
         await expect(reporter.locator(".done")).to_contain_text("Your coach will look at it")
-        await expect(author.locator(f"#post-{post['id']}").get_by_role("button", name="Report")).to_be_hidden()
+        await expect(
+            author.locator(f"#post-{post['id']}").get_by_role("button", name="Report to the coach")
+        ).to_be_hidden()
 
         # The coach sees it waiting, and hides the post from the queue with a reason.
         coach = await coach_ctx.new_page()

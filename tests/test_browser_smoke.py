@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser import shot
+from tests.browser import post_action, shot
 from tests.client import PASSWORD
 from tests.conftest import Server
 
@@ -73,26 +73,32 @@ async def test_coach_and_client_hold_a_threaded_discussion(browser: Browser, ser
     await member.get_by_role("button", name="Post").click()
     mine = member.locator("article.post").first
     await expect(mine).to_contain_text("the sky did not fall")
+    await mine.locator("details.more > summary").click()
     await expect(mine.get_by_role("button", name="Edit")).to_be_visible()
+    await mine.locator("details.more > summary").click()
     theirs = coach.locator("article.post").first
     await expect(theirs).to_contain_text("the sky did not fall", timeout=5000)
     await expect(theirs.locator(".kind")).to_have_text("Small win")
+    await theirs.locator("details.more > summary").click()
     await expect(theirs.get_by_role("button", name="Edit")).to_be_hidden()
+    await expect(theirs.get_by_role("button", name="Hide from the circle")).to_be_visible()
+    await theirs.locator("details.more > summary").click()
 
     # The coach replies with a probing question; it lands in the client's thread live.
-    await theirs.get_by_role("button", name="Reply").click()
-    await coach.get_by_placeholder("Reply to Quiet River…").fill("What did you tell yourself just before you said it?")
-    await coach.get_by_label("Ask as a probing question").check()
-    await coach.locator(".reply-form").get_by_role("button", name="Reply").click()
+    await theirs.get_by_role("button", name="Ask a question").click()
+    await coach.get_by_label("Ask Quiet River a question").fill("What did you tell yourself just before you said it?")
+    await coach.locator(".reply-form").get_by_role("button", name="Ask").click()
     question = member.locator(".replies article.post").first
     await expect(question).to_contain_text("just before you said it", timeout=5000)
     await expect(question).to_contain_text("A question from your coach")
+    # The coach who asked is not told it is a question from their coach.
+    await expect(coach.locator(".replies article.post .probe-note")).to_be_hidden()
     # Shown once on both sides, though the coach's page got it both as the form's answer and over the socket.
     await expect(coach.locator(".replies article.post")).to_have_count(1)
     await expect(member.locator(".replies article.post")).to_have_count(1)
 
     # The client edits their post in place; the coach sees the edit live.
-    await mine.locator(".post-main").first.get_by_role("button", name="Edit").click()
+    await post_action(mine, "Edit")
     await member.locator("form.edit-form textarea").fill("I said **no** to an extra project today. Twice!")
     await member.get_by_role("button", name="Save").click()
     await expect(mine.locator(".post-main").first).to_contain_text("Twice!")

@@ -159,17 +159,24 @@ async def _walk_pages(walk: Walk, viewer: User, world: dict[str, Any], api: ApiC
                 f"/rooms/{rid}",
                 f"/rooms/{rid}/threads",
                 f"/join/{c['invite']}",
+                f"/circles/{cid}?welcome=1",
+                f"/circles/{cid}?already=1",
             ]
         for rid in rooms:
             for item in (await viewer.ok("GET", f"/api/v1/rooms/{rid}/posts"))["items"]:
                 pid = item["id"]
                 paths += [f"/posts/{pid}", f"/posts/{pid}/share", f"/posts/{pid}/tag", f"/posts/{pid}/reply"]
                 paths += [f"/posts/{pid}/edit", f"/posts/{pid}/main"]
+                paths += [f"/posts/{pid}/reply?kind=question"]
+                paths += [f"/posts/{pid}/form/{which}" for which in ("pin", "hide", "remove", "report")]
         for path in paths:
             response = await browser.get(path)
             # Sharing or tagging a hidden post is refused (404 to peers, 409 to its author and the coach); the
             # refusal is walked like any page.
             refusals = (404, 409) if path.endswith(("/share", "/tag")) else ()
+            # An invite to a circle the viewer is already in sends them to it ("You're already here as ...").
+            if path.startswith("/join/"):
+                refusals = (303,)
             assert response.status_code in (200, 403, *refusals), (path, response.status_code)
             text = response.text
             # User HTML only ever sits inside an hx-disable container, and never carries hx-* attributes of its own.

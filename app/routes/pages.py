@@ -6,8 +6,10 @@ replies and edits in place, and the page's socket brings everyone else's changes
 
 from __future__ import annotations
 
+import html as html_text
+import re
 import uuid
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, unquote
 
@@ -37,6 +39,8 @@ from app.services import accounts, circles, dropins, gestures, moderation, notif
 from app.services.dropins import LiveNow
 from app.services.moderation import Resolution
 from app.settings import Settings
+from db.tables import Dropin as DropinRow
+from db.tables import Post as PostRow
 from db.tables import Room
 from realtime.events import PostKind, encoder
 from web.templating import STATIC
@@ -100,6 +104,17 @@ def prompt_answer(request: Request[Any, Any, Any]) -> str | None:
     return answer
 
 
+async def typed(request: Request[Any, Any, Any], field: str) -> str | None:
+    """A few words typed for an action: the in-page form's field, or (older pages, scripts) an `hx-prompt` answer."""
+    if "urlencoded" in request.headers.get("content-type", "") or "multipart" in request.headers.get(
+        "content-type", ""
+    ):
+        value = (await request.form()).get(field)
+        if isinstance(value, str):
+            return value
+    return prompt_answer(request)
+
+
 def safe_next(value: str | None) -> str:
     """Only same-site paths: `//evil.example` or `https://...` would make sign-in an open redirect."""
     if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
@@ -156,7 +171,48 @@ async def home(request: Request[Any, Any, Any]) -> Template:
     user = request.scope.get("user")
     if not isinstance(user, Principal):
         return page("welcome", me=None)
-    return page("home", me=await _me(request), circles=await accounts.my_circles(user.account_id))
+    mine = await accounts.my_circles(user.account_id)
+    return page(
+        "home",
+        me=await _me(request),
+        circles=mine,
+        coaches=any(c["role"] == "coach" for c in mine),
+        news=await circle_news(user.account_id, mine),
+    )
+
+
+class CircleNews(msgspec.Struct):
+    """What a circle's card on the home page says is new: the reader's unread notifications there, the latest post
+    (a few words of it), and the next drop-in."""
+
+    unread: int
+    latest: str | None
+    latest_by: str | None
+    next_dropin: Any
+
+
+async def circle_news(account_id: uuid.UUID, mine: list[dict[str, Any]]) -> dict[str, CircleNews]:
+    unread: dict[str, int] = {}
+    for note in await notifications.feed(account_id, unread=True, limit=100):
+        if note.circle_id:
+            unread[note.circle_id] = unread.get(note.circle_id, 0) + 1
+    out: dict[str, CircleNews] = {}
+    for c in mine:
+        cid = str(c["circle_id"])
+        latest = (
+            await PostRow.select(PostRow.html, PostRow.author.alias.as_alias("alias"))
+            .where((PostRow.room.circle == c["circle_id"]) & PostRow.deleted_at.is_null() & PostRow.hidden_at.is_null())
+            .order_by(PostRow.created_at, ascending=False)
+            .first()
+        )
+        coming = await dropins.upcoming(account_id, cid)
+        out[cid] = CircleNews(
+            unread=unread.get(cid, 0),
+            latest=excerpt(latest["html"]) if latest else None,
+            latest_by=latest["alias"] if latest else None,
+            next_dropin=coming[0] if coming else None,
+        )
+    return out
 
 
 @get("/signup", include_in_schema=False)
@@ -232,11 +288,20 @@ async def new_circle(request: Request[Any, Any, Any], data: Form) -> Response[An
 
 
 @get("/circles/{circle_id:str}", include_in_schema=False)
-async def circle_page(request: Request[Any, Any, Any], circle_id: FromPath[str]) -> Template:
+async def circle_page(
+    request: Request[Any, Any, Any],
+    circle_id: FromPath[str],
+    welcome: FromQuery[str | None] = None,
+    already: FromQuery[str | None] = None,
+) -> Template:
+    """The circle. Right after joining (`?welcome=1`) a member gets a welcome card once; someone who opened an
+    invite to a circle they are already in (`?already=1`) is told under which alias they are here."""
     user = who(request)
     circle, membership = await circles.get_circle(user.account_id, circle_id)
     return page(
         "circle",
+        welcome=welcome == "1" and membership["role"] != "coach",
+        already=already == "1",
         closed=await rights.closed_state(circle_id),
         open_reports=len(await moderation.reports(user.account_id, circle_id)) if membership["role"] == "coach" else 0,
         me=await _me(request),
@@ -276,8 +341,14 @@ async def create_room(request: Request[Any, Any, Any], circle_id: FromPath[str],
 
 
 @get("/join/{code:str}", include_in_schema=False)
-async def join_page(request: Request[Any, Any, Any], code: FromPath[str]) -> Template:
+async def join_page(request: Request[Any, Any, Any], code: FromPath[str]) -> Response[Any]:
     circle = await circles.invite_circle(code)
+    user = request.scope.get("user")
+    # Already in this circle: no alias to ask for; the circle's page says under which alias they are there.
+    if isinstance(user, Principal) and any(
+        str(c["circle_id"]) == str(circle["id"]) for c in await accounts.my_circles(user.account_id)
+    ):
+        return Redirect(f"/circles/{circle['id']}?already=1", status_code=HTTP_303_SEE_OTHER)
     return page("join", me=await _me(request), circle=circle, code=code, form={}, error=None)
 
 
@@ -289,7 +360,7 @@ async def join(request: Request[Any, Any, Any], code: FromPath[str], data: Form)
         membership = await circles.join(user.account_id, code, data.get("alias", ""))
     except HTTPException as exc:
         if exc.status_code == 409 and "already a member" in str(exc.detail):
-            return Redirect(f"/circles/{circle['id']}", status_code=HTTP_303_SEE_OTHER)
+            return Redirect(f"/circles/{circle['id']}?already=1", status_code=HTTP_303_SEE_OTHER)
         return page(
             "join",
             exc.status_code,
@@ -299,7 +370,7 @@ async def join(request: Request[Any, Any, Any], code: FromPath[str], data: Form)
             form={"alias": data.get("alias", "")},
             error=exc.detail,
         )
-    return Redirect(f"/circles/{membership.circle_id}", status_code=HTTP_303_SEE_OTHER)
+    return Redirect(f"/circles/{membership.circle_id}?welcome=1", status_code=HTTP_303_SEE_OTHER)
 
 
 # --- rooms and posts -----------------------------------------------------------------------------------------------
@@ -339,8 +410,28 @@ async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str], sta
         next_before=next_before,
         aliases=[m.alias for m in members if m.membership_id != str(membership["id"])],
         dropin=await dropins.for_room(room, state["live"]),
+        pinned_by_coach=await coach_pins(room["id"]),
         **await viewer_context(membership, threads),
     )
+
+
+async def coach_pins(room_id: Any) -> list[dict[str, Any]]:
+    """The coach's own top-level posts in a room that they pinned (a welcome, the room's purpose): shown at the top
+    of the room, newest first, above the conversation (where they also stay, in their place)."""
+    rows: list[dict[str, Any]] = (
+        await PostRow.select(PostRow.id, PostRow.html, PostRow.author.alias.as_alias("alias"))
+        .where(
+            (PostRow.room == room_id)
+            & PostRow.pinned.eq(True)
+            & PostRow.parent.is_null()
+            & PostRow.deleted_at.is_null()
+            & PostRow.hidden_at.is_null()
+            & (PostRow.author.role == "coach")
+        )
+        .order_by(PostRow.created_at, ascending=False)
+        .limit(3)
+    )
+    return [{"id": str(r["id"]), "alias": r["alias"], "excerpt": excerpt(r["html"], 280)} for r in rows]
 
 
 @get("/rooms/{room_id:str}/threads", include_in_schema=False)
@@ -401,10 +492,28 @@ async def thread_page(request: Request[Any, Any, Any], post_id: FromPath[str]) -
 
 
 @get("/posts/{post_id:str}/reply", include_in_schema=False)
-async def reply_form(request: Request[Any, Any, Any], post_id: FromPath[str]) -> Template:
+async def reply_form(
+    request: Request[Any, Any, Any], post_id: FromPath[str], kind: FromQuery[str | None] = None
+) -> Template:
+    """The reply form under a post; `?kind=question` is the coach's "Ask a question" (the server still decides who
+    may ask one: a member's question-kind reply is an ordinary question)."""
     user = who(request)
     target = await posts.get_thread(user.account_id, post_id)
-    return fragment("reply_form", post=target)
+    return fragment("reply_form", post=target, kind="question" if kind == "question" else None)
+
+
+POST_FORMS = ("pin", "hide", "remove", "report")
+
+
+@get("/posts/{post_id:str}/form/{which:str}", include_in_schema=False)
+async def post_form(request: Request[Any, Any, Any], post_id: FromPath[str], which: FromPath[str]) -> Template:
+    """A small in-page form for what needs a few words (instead of a browser prompt): the pin's note, the reason to
+    hide or remove, a report."""
+    user = who(request)
+    if which not in POST_FORMS:
+        raise NotFoundException("there is no such form: pin, hide, remove or report")
+    target = await posts.get_thread(user.account_id, post_id)
+    return fragment("post_form", post=target, which=which)
 
 
 @get("/posts/{post_id:str}/edit", include_in_schema=False)
@@ -453,8 +562,7 @@ async def toggle_like(request: Request[Any, Any, Any], post_id: FromPath[str], s
 @put("/posts/{post_id:str}/pin", include_in_schema=False, opt={"rate": "gesture"})
 async def pin_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    note = prompt_answer(request)  # the coach's note, typed into the prompt
-    result = await gestures.pin(user.account_id, post_id, note, state["live"])
+    result = await gestures.pin(user.account_id, post_id, await typed(request, "note"), state["live"])
     return fragment("pin", pin=result)
 
 
@@ -521,7 +629,7 @@ async def insights_page(request: Request[Any, Any, Any], circle_id: FromPath[str
 @put("/posts/{post_id:str}/hidden", include_in_schema=False)
 async def hide_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    hidden = await moderation.hide_post(user.account_id, post_id, prompt_answer(request), state["live"])
+    hidden = await moderation.hide_post(user.account_id, post_id, await typed(request, "reason"), state["live"])
     return fragment("post_main", post=hidden)
 
 
@@ -534,7 +642,7 @@ async def restore_post(request: Request[Any, Any, Any], post_id: FromPath[str], 
 @post("/posts/{post_id:str}/removal", include_in_schema=False, status_code=200)
 async def remove_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    reason = prompt_answer(request)
+    reason = await typed(request, "reason")
     await moderation.remove_post_with_reason(user.account_id, post_id, reason, state["live"])
     return fragment("post_deleted")
 
@@ -542,8 +650,24 @@ async def remove_post(request: Request[Any, Any, Any], post_id: FromPath[str], s
 @post("/posts/{post_id:str}/report", include_in_schema=False, status_code=200, opt={"rate": "report"})
 async def report_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
     user = who(request)
-    await moderation.report(user.account_id, post_id, prompt_answer(request), state["live"])
-    return fragment("done", message="Thank you. Your coach will look at it.", slot=f"reply-slot-{post_id}")
+    reason = await typed(request, "reason")
+    if not (reason or "").strip():
+        raise ClientException("Say in a few words what is wrong, so your coach knows what to look at.")
+    asked_at = datetime.now(UTC)
+    report = await moderation.report(user.account_id, post_id, reason, state["live"])
+    # One report per member and post: a second one answers with the first. Say what really happened to it.
+    if report.resolved_at is not None:
+        outcome = {"dismissed": "kept the post up", "hidden": "hid the post", "removed": "removed the post"}
+        message = (
+            f"You reported this post before, and your coach already looked at it and "
+            f"{outcome.get(report.resolution or '', 'dealt with it')}, so nothing new was sent. "
+            "If something else is wrong, tell your coach directly."
+        )
+    elif report.created_at < asked_at:
+        message = "You already reported this post; your coach has your report and will look at it."
+    else:
+        message = "Thank you. Your coach will look at it."
+    return fragment("done", message=message, slot=f"reply-slot-{post_id}")
 
 
 @put("/circles/{circle_id:str}/members/{membership_id:str}/mute", include_in_schema=False)
@@ -573,7 +697,7 @@ async def remove_member(
     request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str], state: State
 ) -> Template:
     user = who(request)
-    reason = prompt_answer(request)
+    reason = await typed(request, "reason")
     await moderation.remove_member(user.account_id, circle_id, membership_id, reason, state["live"])
     return fragment("done", message="Removed from the circle.", slot=f"member-{membership_id}-result")
 
@@ -607,9 +731,18 @@ async def moderation_page(request: Request[Any, Any, Any], circle_id: FromPath[s
         circle=circle,
         membership=membership,
         reports=await moderation.reports(user.account_id, circle_id),
+        resolved=[r for r in await moderation.reports(user.account_id, circle_id, open_only=False) if r.resolved_at][
+            -20:
+        ][::-1],
         audit=await moderation.audit_log(user.account_id, circle_id),
         former=await moderation.former_members(user.account_id, circle_id),
     )
+
+
+async def moderation_circle(report: Any) -> str:
+    room = await Room.select(Room.circle).where(Room.id == uuid.UUID(report.post.room_id)).first()
+    assert room is not None
+    return str(room["circle"])
 
 
 @post("/reports/{report_id:str}/resolve", include_in_schema=False, status_code=200)
@@ -627,7 +760,9 @@ async def resolve_report(
         data.get("reason"),
         state["live"],
     )
-    return fragment("report", report=resolved)
+    # The log rides along (out of band), so the page shows what was just done without a reload.
+    circle_id = await moderation_circle(resolved)
+    return fragment("report", report=resolved, audit_oob=await moderation.audit_log(user.account_id, circle_id))
 
 
 @post("/circles/{circle_id:str}/close", include_in_schema=False)
@@ -723,6 +858,48 @@ COMMON_ZONES = (
 )
 
 
+TAGS = re.compile(r"<[^>]+>")
+EXCERPT = 80
+
+
+def excerpt(rendered: str, size: int = EXCERPT) -> str:
+    """About `size` characters of a post's sanitised HTML as plain text, cut at a word where one is near."""
+    text = " ".join(html_text.unescape(TAGS.sub(" ", rendered)).split())
+    if len(text) <= size:
+        return text
+    cut = text[: size - 1]
+    if " " in cut[size // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,.;:—-") + "…"
+
+
+class NoteContext(msgspec.Struct):
+    """What a notification's entry shows besides its sentence: a few words of the post, and whether the drop-in it
+    announced is over (then its "join now" is retired)."""
+
+    excerpts: dict[str, str]
+    dropins: dict[str, tuple[str, str]]  # room id -> (title, state) of the drop-ins the notifications are about
+
+
+async def note_context(notes: list[Any], circle_ids: set[str]) -> NoteContext:
+    # Only posts still there for everyone (not deleted, not hidden), in circles the reader is still in.
+    ids = {uuid.UUID(n.post_id) for n in notes if n.post_id and n.circle_id in circle_ids}
+    excerpts: dict[str, str] = {}
+    if ids:
+        rows = await PostRow.select(PostRow.id, PostRow.html).where(
+            PostRow.id.is_in(list(ids)) & PostRow.deleted_at.is_null() & PostRow.hidden_at.is_null()
+        )
+        excerpts = {str(r["id"]): excerpt(r["html"]) for r in rows}
+    rooms = {uuid.UUID(n.room_id) for n in notes if n.kind.startswith("dropin.") and n.room_id}
+    found: dict[str, tuple[str, str]] = {}
+    if rooms:
+        rows = await DropinRow.select(DropinRow.room, DropinRow.title, DropinRow.state).where(
+            DropinRow.room.is_in(list(rooms))
+        )
+        found = {str(r["room"]): (r["title"], r["state"]) for r in rows}
+    return NoteContext(excerpts=excerpts, dropins=found)
+
+
 @get("/notifications", include_in_schema=False)
 async def notifications_page(request: Request[Any, Any, Any], before: FromQuery[str | None] = None) -> Template:
     user = who(request)
@@ -741,6 +918,7 @@ async def notifications_page(request: Request[Any, Any, Any], before: FromQuery[
         me=await _me(request),
         days=days,
         circle_names=circle_names,
+        context=await note_context(items, set(circle_names)),
         unread=await notifications.unread_count(user.account_id),
         next_before=items[-1].id if len(items) == 50 else None,
     )
@@ -762,7 +940,8 @@ async def read_one(request: Request[Any, Any, Any], notification_id: FromPath[st
     if note is None:
         raise NotFoundException("that notification is not yours, or no longer exists")
     circle_names = {str(c["circle_id"]): c["circle_name"] for c in await accounts.my_circles(user.account_id)}
-    return fragment("notification", note=note, circle_names=circle_names)
+    context = await note_context([note], set(circle_names))
+    return fragment("notification", note=note, circle_names=circle_names, context=context)
 
 
 @get("/notifications/{notification_id:str}/open", include_in_schema=False)
@@ -871,6 +1050,7 @@ ROUTES: list[Any] = [
     create_post,
     thread_page,
     reply_form,
+    post_form,
     edit_form,
     post_main,
     edit_post,

@@ -18,8 +18,9 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from app.deps import base_url
 from app.routes.pages import PAGE_ERRORS, Form, form_body, fragment, who
-from app.services import circles, dropins
-from app.services.dropins import DropinCreate
+from app.services import circles, dropins, posts
+from app.services.dropins import DropinCreate, LiveNow
+from db.tables import Dropin as DropinRow
 
 # getTimezoneOffset() is within ±14 hours; anything else is not a browser's answer.
 MAX_OFFSET_MINUTES = 14 * 60
@@ -49,19 +50,43 @@ def parse_local_start(value: str, tz_offset: str) -> datetime:
         raise ClientException("that start is out of range; pick a date in the coming months") from None
 
 
+# The service's words are for the API; the scheduling form says the same in the coach's terms.
+PLAIN_WORDS = {
+    "starts_at is in the past": "Pick a time in the future: that start has already passed.",
+    "schedule drop-ins at most a year ahead": "Pick a start within the next year.",
+    "give the drop-in a title of at most 120 characters": "Give the drop-in a title of at most 120 characters.",
+    "give the start as a date and time, e.g. 2026-12-03T18:30": "Pick a date and a time for the start.",
+}
+
+
+def plain(message: str) -> str:
+    """A form's error in plain words: a known message rephrased, any other one as a sentence."""
+    if message in PLAIN_WORDS:
+        return PLAIN_WORDS[message]
+    if message.startswith("check the form"):
+        return "Please check the form: every field needs a value that fits."
+    sentence = message[:1].upper() + message[1:]
+    return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
+
+
 @post("/circles/{circle_id:str}/dropins", include_in_schema=False, opt={"rate": "room"})
 async def schedule(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form) -> Response[Any]:
     user = who(request)
-    body = form_body(
-        DropinCreate,
-        {
-            "title": data.get("title", ""),
-            "starts_at": parse_local_start(data.get("starts_at", ""), data.get("tz_offset", "0")),
-            "duration_minutes": data.get("duration_minutes", "30").strip(),
-            "agenda": data.get("agenda", ""),
-        },
-    )
-    created = await dropins.schedule(user.account_id, circle_id, body)
+    try:
+        body = form_body(
+            DropinCreate,
+            {
+                "title": data.get("title", ""),
+                "starts_at": parse_local_start(data.get("starts_at", ""), data.get("tz_offset", "0")),
+                "duration_minutes": data.get("duration_minutes", "30").strip(),
+                "agenda": data.get("agenda", ""),
+            },
+        )
+        created = await dropins.schedule(user.account_id, circle_id, body)
+    except ClientException as exc:
+        if exc.status_code != 400:
+            raise
+        raise ClientException(plain(str(exc.detail))) from None
     target = f"/circles/{created.circle_id}"
     if request.headers.get("hx-request"):
         return Response(None, status_code=204, headers={"HX-Redirect": target})
@@ -87,6 +112,20 @@ async def panel(request: Request[Any, Any, Any], dropin_id: FromPath[str], state
     detail = await dropins.detail(user.account_id, dropin_id, state["live"])
     _, membership = await circles.get_circle(user.account_id, detail.circle_id)
     return fragment("dropin_panel", dropin=detail, membership=membership)
+
+
+@get("/rooms/{room_id:str}/live-banner", include_in_schema=False)
+async def live_banner(request: Request[Any, Any, Any], room_id: FromPath[str]) -> Response[Any]:
+    """The banner for a drop-in that went live while a page was open (it names the drop-in); 204 if it is not live."""
+    rid, _, _ = await posts.room_and_membership(who(request).account_id, room_id)
+    row = (
+        await DropinRow.select(DropinRow.id, DropinRow.title)
+        .where((DropinRow.room == rid) & (DropinRow.state == "live"))
+        .first()
+    )
+    if row is None:
+        return _no_content()
+    return fragment("live_banner", d=LiveNow(id=str(row["id"]), room_id=str(rid), title=row["title"]))
 
 
 @post("/dropins/{dropin_id:str}/start", include_in_schema=False, status_code=204)
@@ -137,6 +176,7 @@ ROUTES: list[Any] = [
     schedule,
     calendar,
     panel,
+    live_banner,
     start,
     end,
     call_next,

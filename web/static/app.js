@@ -41,10 +41,20 @@
     syncLikeButtons(article);
   });
 
+  // In a drop-in, the member whose post the coach spotlights is told it is their turn.
+  function markYourTurn(root) {
+    const me = document.body.dataset.me;
+    if (!me) return;
+    root.querySelectorAll(".youre-up[data-for]").forEach((el) => {
+      el.hidden = el.dataset.for !== me;
+    });
+  }
+
   function enhance(root) {
     localiseTimes(root);
     markMine(root);
     syncLikeButtons(root);
+    markYourTurn(root);
   }
   window.kindredEnhance = enhance;
 
@@ -108,16 +118,41 @@
   document.addEventListener("htmx:afterRequest", (e) => {
     const form = e.target.closest && e.target.closest("form");
     // 4xx answers are swapped in as messages (see responseHandling in base.html), so htmx calls them successful.
-    if (!form || !e.detail.successful || e.detail.xhr.status >= 400) return;
-    const error = document.getElementById(form.id + "-error");
+    if (!e.detail.successful || e.detail.xhr.status >= 400) return;
+    // Success clears the message an earlier try left: beside a form, beside a button, or in the flash.
+    const source = form || e.target;
+    const error = source.id && document.getElementById(source.id + "-error");
     if (error) error.innerHTML = "";
+    const flash = document.getElementById("flash");
+    if (flash && flash.querySelector(".error")) flash.innerHTML = "";
+    if (!form) return;
+    // A small form under a post (a pin's note, a reason) goes once its work is done elsewhere on the post.
+    if (form.classList.contains("slot-form") && form.parentElement) form.parentElement.innerHTML = "";
     if (form.classList.contains("resets")) {
       form.reset();
       if (form.classList.contains("reply-form")) form.parentElement.innerHTML = "";
     }
     const empty = document.getElementById("empty-room");
     if (empty && form.id === "composer") empty.remove();
+    // Focus moves to what was just sent (shown by this answer, or already by the socket), and is announced.
+    const sent = /^\s*<article[^>]*\bid="(post-[0-9a-f-]+)"/.exec(e.detail.xhr.responseText || "");
+    const article = sent && document.getElementById(sent[1]);
+    if (article) {
+      article.tabIndex = -1;
+      article.focus({ preventScroll: true });
+      article.scrollIntoView({ block: "nearest" });
+      announce(form.classList.contains("reply-form") ? "Your reply is posted." : "Your post is shared with the circle.");
+    }
   });
+
+  // A polite live region for what just happened (a screen reader says it when it is free).
+  function announce(text) {
+    const region = document.getElementById("announce");
+    if (!region) return;
+    region.textContent = "";
+    setTimeout(() => (region.textContent = text), 50);
+  }
+  window.kindredAnnounce = announce;
 
   // @mention autocomplete: type @ and a few letters in a composer, pick an alias with the arrows and Enter (or Tab),
   // or with the mouse. The aliases come from the page (data-aliases); nothing is fetched.
@@ -206,6 +241,24 @@
   }, true);
   document.addEventListener("focusout", (e) => {
     if (mention.field && e.target === mention.field) setTimeout(closeMentions, 100);
+  });
+
+  // The menus (the site menu, each post's "⋯"): plain <details>. Escape closes one and gives focus back to its
+  // button; a tap outside closes it; choosing an action in a post's menu closes that menu.
+  const MENUS = "details.nav-menu[open], details.more[open]";
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape") return;
+    const open = e.target.closest ? e.target.closest(MENUS) : null;
+    const menu = open || document.querySelector(MENUS);
+    if (!menu) return;
+    menu.open = false;
+    menu.querySelector("summary").focus();
+  });
+  document.addEventListener("click", (e) => {
+    document.querySelectorAll(MENUS).forEach((menu) => {
+      if (!menu.contains(e.target)) menu.open = false;
+      else if (menu.matches(".more") && e.target.closest(".more-menu button")) menu.open = false;
+    });
   });
 
   // Ctrl/Cmd+Enter sends from any textarea in a form.

@@ -131,28 +131,49 @@
     }));
     const none = document.getElementById("no-hands");
     if (none) none.hidden = hands.length > 0;
+    const callNext = document.getElementById("call-next");
+    if (callNext) {
+      callNext.disabled = hands.length === 0;
+      if (hands.length === 0) callNext.setAttribute("aria-describedby", "no-hands");
+      else callNext.removeAttribute("aria-describedby");
+    }
     const mine = hands.some((m) => m.membership_id === document.body.dataset.me);
     document.querySelectorAll(".raise-hand").forEach((b) => (b.hidden = mine));
     document.querySelectorAll(".lower-hand").forEach((b) => (b.hidden = !mine));
   }
 
-  // A drop-in went live in one of the reader's circles: a banner on whatever page they are on.
-  function showLiveBanner(note) {
+  // A drop-in went live in one of the reader's circles: a banner naming it on whatever page they are on, and on
+  // the circle's page its line in the list says it is live.
+  async function showLiveBanner(note) {
+    if (!note.room_id) return;
+    markListedLive(note.room_id);
     const banners = document.getElementById("live-banners");
-    if (!banners || !note.room_id || note.room_id === roomId) return;
+    if (!banners || note.room_id === roomId) return;
     if (banners.querySelector('[data-room="' + note.room_id + '"]')) return;
-    const banner = document.createElement("div");
-    banner.className = "live-banner";
-    banner.dataset.room = note.room_id;
-    banner.setAttribute("role", "status");
-    const text = document.createElement("span");
-    text.textContent = note.text || "A drop-in has started.";
+    try {
+      const response = await fetch("/rooms/" + note.room_id + "/live-banner", { headers: { "HX-Request": "true" } });
+      if (response.status !== 200) return;
+      const banner = fragment(await response.text());
+      if (banner && !banners.querySelector('[data-room="' + note.room_id + '"]')) banners.append(banner);
+    } catch (err) {
+      // Offline: the next page load shows the banner.
+    }
+  }
+
+  function markListedLive(room) {
+    const item = document.querySelector('.dropin-list li[data-room="' + room + '"]');
+    if (!item || item.classList.contains("live")) return;
+    item.classList.add("live");
+    const when = item.querySelector(".when");
+    if (!when) return;
+    const badge = document.createElement("span");
+    badge.className = "badge state";
+    badge.textContent = "Live now";
     const join = document.createElement("a");
     join.className = "button small";
-    join.href = "/rooms/" + note.room_id;
-    join.textContent = "Join the drop-in";
-    banner.append(text, join);
-    banners.append(banner);
+    join.href = "/rooms/" + room;
+    join.textContent = "Join";
+    when.replaceChildren(badge, " ", join);
   }
 
   const handlers = {

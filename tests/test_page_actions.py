@@ -1,0 +1,68 @@
+"""The pages' small in-page forms for a post (a pin's note, the reasons to hide or remove, a report), over HTTP on
+both backends: what is typed arrives as typed, an empty reason is a 400 in words, an unknown form a 404, and a
+report after a resolved one says what happened instead of thanking for nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.client import ApiClient, User, make_circle
+
+pytestmark = pytest.mark.anyio
+
+TYPED = "“Names” — leave them out ✓"
+
+
+async def page_call(api: ApiClient, user: User, method: str, path: str, **form: str) -> Any:
+    return await api.http.request(
+        method, path, data=form or None, headers={**user.headers, "HX-Request": "true", "HX-Trigger": "f"}
+    )
+
+
+async def test_in_page_forms_carry_what_is_typed(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    post = await a.post(c.room_id, "Jo at Acme again")
+    pid = post["id"]
+
+    for which in ("pin", "hide", "remove", "report"):
+        shown = await page_call(api, c.coach, "GET", f"/posts/{pid}/form/{which}")
+        assert shown.status_code == 200 and f'id="{which}-{pid}"' in shown.text
+    unknown = await page_call(api, c.coach, "GET", f"/posts/{pid}/form/delete-everything")
+    assert unknown.status_code == 404 and "no such form" in unknown.text
+    asking = await page_call(api, c.coach, "GET", f"/posts/{pid}/reply?kind=question")
+    assert 'name="kind" value="question"' in asking.text and "Ask Member1 a question" in asking.text
+    plain = await page_call(api, c.coach, "GET", f"/posts/{pid}/reply")
+    assert 'value="question"' not in plain.text
+
+    assert (await page_call(api, c.coach, "PUT", f"/posts/{pid}/pin", note=TYPED)).status_code == 200
+    assert (await a.ok("GET", f"/api/v1/circles/{c.id}/insights"))[0]["pin_note"] == TYPED
+
+    # An empty reason is refused in words, beside the form; the control with words is accepted.
+    empty = await page_call(api, c.coach, "PUT", f"/posts/{pid}/hidden", reason="  ")
+    assert empty.status_code == 400 and "give a reason" in empty.text
+    assert empty.headers["hx-retarget"] == "#f-error"
+    assert (await a.ok("GET", f"/api/v1/posts/{pid}"))["hidden"] is False
+    assert (await page_call(api, c.coach, "PUT", f"/posts/{pid}/hidden", reason=TYPED)).status_code == 200
+    assert (await a.ok("GET", f"/api/v1/posts/{pid}"))["moderation_reason"] == TYPED
+
+    other = await a.post(c.room_id, "Call me on 555-0100")
+    removed = await page_call(api, c.coach, "POST", f"/posts/{other['id']}/removal", reason="No phone numbers")
+    assert removed.status_code == 200 and "deleted" in removed.text
+
+    # Reports: thanked the first time, told the truth after.
+    third = await a.post(c.room_id, "Everyone here is too soft.")
+    silent = await page_call(api, b, "POST", f"/posts/{third['id']}/report", reason=" ")
+    assert silent.status_code == 400 and "what is wrong" in silent.text
+    assert await c.coach.ok("GET", f"/api/v1/circles/{c.id}/reports") == []
+    first = await page_call(api, b, "POST", f"/posts/{third['id']}/report", reason="Unkind")
+    assert "Thank you. Your coach will look at it." in first.text
+    again = await page_call(api, b, "POST", f"/posts/{third['id']}/report", reason="Still unkind")
+    assert "You already reported this post" in again.text
+    queue = await c.coach.ok("GET", f"/api/v1/circles/{c.id}/reports")
+    assert [r["reason"] for r in queue] == ["Unkind"]
+    await c.coach.ok("POST", f"/api/v1/reports/{queue[0]['id']}/resolve", {"action": "dismiss"}, status=200)
+    after = await page_call(api, b, "POST", f"/posts/{third['id']}/report", reason="It is still there")
+    assert "already looked at it and kept the post up" in after.text and "Thank you" not in after.text
