@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         limits=SocketLimits(
             frames_per_second=limits.frames_per_second,
             send_queue_frames=limits.send_queue_frames,
+            send_queue_bytes=limits.send_queue_bytes,
             max_frame_bytes=limits.max_frame_bytes,
             replay_cap=limits.replay_cap,
             sockets_per_account=limits.sockets_per_account,

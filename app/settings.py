@@ -32,6 +32,8 @@ class Limits(msgspec.Struct, frozen=True):
     frames_per_second: int = 20
     # Outbound frames a socket may have queued; past this the client is too slow and is disconnected to replay.
     send_queue_frames: int = 512
+    # Characters a socket may have queued (live frames and replies alike); past this it is closed 1013.
+    send_queue_bytes: int = 4 * 1024 * 1024
     # Open sockets per account; a bound on what one account can make one instance hold.
     sockets_per_account: int = 32
     # Contract: more than 1,000 missed events answer `resync` instead of a replay.
@@ -180,6 +182,7 @@ def load_settings(environ: dict[str, str] | None = None, *, need_secret: bool = 
         posts_per_minute=_int_env(env, "KINDRED_POSTS_PER_MINUTE", defaults.posts_per_minute),
         frames_per_second=_int_env(env, "KINDRED_WS_FRAMES_PER_SECOND", defaults.frames_per_second),
         send_queue_frames=_int_env(env, "KINDRED_WS_SEND_QUEUE", defaults.send_queue_frames),
+        send_queue_bytes=_int_env(env, "KINDRED_WS_SEND_QUEUE_BYTES", defaults.send_queue_bytes),
         sockets_per_account=_int_env(env, "KINDRED_SOCKETS_PER_ACCOUNT", defaults.sockets_per_account),
         replay_cap=_int_env(env, "KINDRED_REPLAY_CAP", defaults.replay_cap),
         gestures_per_minute=_int_env(env, "KINDRED_GESTURES_PER_MINUTE", defaults.gestures_per_minute),

@@ -45,6 +45,9 @@ class SocketLimits(msgspec.Struct, frozen=True):
     max_frame_bytes: int
     replay_cap: int
     sockets_per_account: int
+    # Characters a socket may have queued, live frames and replies alike; past this it is closed 1013. A replay is
+    # streamed into the queue only while it holds less than a quarter of this, so replays never come near it.
+    send_queue_bytes: int = 4 * 1024 * 1024
 
 
 class Access(msgspec.Struct, frozen=True):
@@ -58,11 +61,15 @@ class Access(msgspec.Struct, frozen=True):
 
 class Connection:
     __slots__ = (
+        "_bytes",
         "_closing",
+        "_drained",
         "_ending",
         "_flood",
         "_hub",
         "_limit",
+        "_low_water",
+        "_max_bytes",
         "_max_frame",
         "_queue",
         "_reading",
@@ -99,6 +106,12 @@ class Connection:
         self._wake = asyncio.Event()
         limits = hub.limits
         self._limit = limits.send_queue_frames
+        # Every queued character counts, whatever queued it: live frames, replay, acks, errors, pongs.
+        self._bytes = 0
+        self._max_bytes = limits.send_queue_bytes
+        self._low_water = limits.send_queue_bytes // 4
+        # Made only when a replay has to wait for the client (an idle socket carries no extra Event).
+        self._drained: asyncio.Event | None = None
         self._closing: tuple[int, str] | None = None
         self._flood = FloodGuard(limits.frames_per_second, limits.frames_per_second * 2, time.monotonic())
         self._max_frame = limits.max_frame_bytes
@@ -114,17 +127,39 @@ class Connection:
         if self._closing is not None:
             return
         if len(self._queue) >= self._limit:
-            self._hub.stats["slow_closed"] += 1
-            self.close_soon(CLOSE_TRY_AGAIN, "too slow to keep up; reconnect with since")
+            self._too_slow()
             return
-        self._queue.append(frame)
-        self._wake.set()
+        self._enqueue(frame)
 
     def push_reply(self, frame: str) -> None:
-        """Queue a frame the client asked for (replay, acks, errors): bounded by the replay cap, not the live bound."""
+        """Queue a frame the client asked for (replay, acks, errors). It counts against the same byte bound as live
+        frames: a client that asks and never reads is closed, not buffered for. Replays wait for `drained` first."""
         if self._closing is None:
-            self._queue.append(frame)
-            self._wake.set()
+            self._enqueue(frame)
+
+    def _enqueue(self, frame: str) -> None:
+        size = len(frame)
+        if self._bytes + size > self._max_bytes:
+            self._too_slow()
+            return
+        self._queue.append(frame)
+        self._bytes += size
+        self._wake.set()
+
+    def _too_slow(self) -> None:
+        self._hub.stats["slow_closed"] += 1
+        self.close_soon(CLOSE_TRY_AGAIN, "too slow to keep up; reconnect with since")
+
+    async def drained(self) -> bool:
+        """Wait until the queue holds at most a quarter of its byte bound (or the socket is closing). A replay awaits
+        this before each frame, so it is read from the log as the client reads, never built whole. True when the
+        socket is still open."""
+        while self._closing is None and self._bytes > self._low_water:
+            if self._drained is None:
+                self._drained = asyncio.Event()
+            self._drained.clear()
+            await self._drained.wait()
+        return self._closing is None
 
     def reply(self, message: msgspec.Struct) -> None:
         self.push_reply(encoder.encode(message).decode())
@@ -133,6 +168,9 @@ class Connection:
         if self._closing is None:
             self._closing = (code, reason)
             self._queue.clear()
+            self._bytes = 0
+            if self._drained is not None:
+                self._drained.set()  # a replay waiting to stream wakes, sees the socket closing, and stops
             self._wake.set()
             asyncio.get_running_loop().call_later(CLOSE_GRACE, self._abandon)
 
@@ -156,6 +194,10 @@ class Connection:
     @property
     def queued(self) -> int:
         return len(self._queue)
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._bytes
 
     # --- the socket's two loops ----------------------------------------------------------------------------------------
 
@@ -195,7 +237,11 @@ class Connection:
                     continue
                 if self._closing is not None:
                     break
-                await send({"type": "websocket.send", "text": queue.popleft()})
+                frame = queue.popleft()
+                self._bytes -= len(frame)
+                if self._drained is not None and self._bytes <= self._low_water:
+                    self._drained.set()
+                await send({"type": "websocket.send", "text": frame})
         except asyncio.CancelledError:
             # Abandoned (or the reader ended): a cancelled send is not retried, nor is a close sent to a client that
             # stopped reading; asyncio's cancellation is one-shot, so that send would block for good.

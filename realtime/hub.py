@@ -16,13 +16,13 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 import msgspec
 
 from realtime.bus import Bus
-from realtime.connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Access, Connection, SocketLimits
+from realtime.connection import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TRY_AGAIN, Access, Connection, SocketLimits
 from realtime.events import (
     AliasChanged,
     ErrorFrame,
@@ -59,6 +59,8 @@ REVALIDATE_INTERVAL = 30.0
 IDLE_FEED_SECONDS = 30.0
 # Recent events kept per room, so most reconnects replay from memory instead of the database.
 RECENT_EVENTS = 256
+# Events read from the log per query while a replay streams to a socket.
+REPLAY_PAGE = 100
 # HTML renderings kept per instance (keyed by the event's envelope), so replays to page sockets reuse the render the
 # live delivery made instead of rendering once per socket.
 HTML_CACHE = 1024
@@ -258,30 +260,35 @@ class Hub:
         else:
             catchup: Catchup[bytes] = Catchup(since)
             feed.catchups[conn] = catchup
+
+            def still_wanted() -> bool:
+                # Not unsubscribed, revoked or closed while the replay streamed (an alias change keeps it).
+                current = conn.rooms.get(room_id)
+                return (
+                    feed.catchups.get(conn) is catchup
+                    and current is not None
+                    and current.who.membership_id == access.who.membership_id
+                    and not conn.closing
+                )
+
             try:
-                entries, resync_at = await self._replay_entries(feed, since)
+                last, resync_at = await self._stream_replay(conn, feed, since, still_wanted)
             except Exception:
                 log.exception("replay failed")
-                feed.catchups.pop(conn, None)
+                if feed.catchups.get(conn) is catchup:
+                    del feed.catchups[conn]
                 conn.rooms.pop(room_id, None)
                 conn.reply(
                     ErrorFrame(code="unavailable", detail="could not read the room log; try again", room_id=room_id)
                 )
                 return
-            current = conn.rooms.get(room_id)
-            if (
-                feed.catchups.pop(conn, None) is None
-                or current is None
-                or current.who.membership_id != access.who.membership_id
-            ):
-                return  # unsubscribed or revoked while the log was being read (an alias change keeps it)
+            if not still_wanted():
+                return
+            del feed.catchups[conn]
             if resync_at is not None:
                 last = resync_at
                 conn.reply(Resync(room_id=room_id, last_seq=last))
             else:
-                for _, envelope in entries:
-                    conn.push_reply(self._frame(conn, envelope))
-                last = entries[-1][0] if entries else since
                 conn.reply(Subscribed(room_id=room_id, last_seq=last))
             for _, envelope in catchup.release_after(last):
                 conn.push_reply(self._frame(conn, envelope))
@@ -334,23 +341,43 @@ class Hub:
         self._html_cache[envelope] = html
         return html
 
-    async def _replay_entries(self, feed: RoomFeed, since: int) -> tuple[list[LogEntry], int | None]:
-        """The events after `since`, or (`[]`, N) when the client must resync from N instead."""
+    async def _stream_replay(
+        self, conn: Connection, feed: RoomFeed, since: int, still_wanted: Callable[[], bool]
+    ) -> tuple[int, int | None]:
+        """Send `conn` the events after `since`, one at a time as its queue drains, reading the log a page at a time:
+        a replay is never built whole, and a client that asks for many and reads none holds a quarter of its send
+        bound at most. Returns (the last seq sent, None), or (since, N) when the client must resync from N instead.
+        Live events meanwhile wait in the socket's Catchup, which is bounded too (`_offer`)."""
         assert feed.seq is not None
+        last = since
         recent = feed.recent
         if recent and recent[0][0] <= since + 1 and since <= feed.seq.last:
-            return [entry for entry in recent if entry[0] > since], None
-        cap = self.limits.replay_cap
-        entries, room_last = await self.store.read_events(feed.room_id, since, cap + 1)
-        if len(entries) > cap or since > room_last:
+            for seq, envelope in [entry for entry in recent if entry[0] > since]:
+                if not await conn.drained() or not still_wanted():
+                    return last, None
+                conn.push_reply(self._frame(conn, envelope))
+                last = seq
+            return last, None
+        entries, room_last = await self.store.read_events(feed.room_id, since, REPLAY_PAGE)
+        if room_last - since > self.limits.replay_cap or since > room_last:
             # Too far behind to replay, or ahead of a log it cannot have seen (a reset database): start afresh.
-            return [], max(room_last, feed.seq.last)
-        # What the log holds beyond this instance's position is committed: the room's sequencer takes it now (this
-        # instance was behind, say while Redis was away), so every socket gets it once, this one as part of its replay.
-        for seq, envelope in entries:
-            if seq > feed.seq.last:
-                self._offer(feed, seq, envelope)
-        return entries, None
+            return since, max(room_last, feed.seq.last)
+        while True:
+            for seq, envelope in entries:
+                # What the log holds beyond this instance's position is committed: the room's sequencer takes it now
+                # (this instance was behind, say while Redis was away), so every socket gets it once, this one as
+                # part of its replay (its Catchup holds it, and release_after skips what the replay sent).
+                if seq > feed.seq.last:
+                    self._offer(feed, seq, envelope)
+                if not await conn.drained() or not still_wanted():
+                    return last, None
+                conn.push_reply(self._frame(conn, envelope))
+                last = seq
+            # Seqs are gap-free, so the page that reaches the room's end at the first read is the last one; what
+            # was committed since arrives live, held in the Catchup.
+            if len(entries) < REPLAY_PAGE or last >= room_last:
+                return last, None
+            entries, _ = await self.store.read_events(feed.room_id, last, REPLAY_PAGE)
 
     # --- rooms ---------------------------------------------------------------------------------------------------
 
@@ -402,7 +429,12 @@ class Hub:
             frame = html if html is not None else envelope.decode()
             for conn in feed.html:
                 conn.push(frame)
-        for catchup in feed.catchups.values():
+        for waiting, catchup in list(feed.catchups.items()):
+            if catchup.held >= self.limits.send_queue_frames:
+                # A replay that cannot stream because the client does not read: live events would pile up here.
+                self.stats["slow_closed"] += 1
+                waiting.close_soon(CLOSE_TRY_AGAIN, "too slow to keep up; reconnect with since")
+                continue
             catchup.hold(seq, envelope)
         self.stats["delivered"] += len(feed.json) + len(feed.html)
         if feed.ahead:

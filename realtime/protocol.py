@@ -115,6 +115,10 @@ class Catchup(Generic[T]):
     def hold(self, seq: int, item: T) -> None:
         self._held.append((seq, item))
 
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
     def release_after(self, last_sent: int) -> list[tuple[int, T]]:
         """Held items the client has not seen, given that the replay (or resync) covered everything up to `last_sent`.
 
