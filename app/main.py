@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Response, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import ResponseHeader, State
 from litestar.middleware import DefineMiddleware
@@ -90,6 +90,14 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
         except Exception:
             log.exception("periodic job %s failed", getattr(job, "__name__", job))
         await asyncio.sleep(seconds)
+
+
+async def private_responses(response: Response[Any]) -> Response[Any]:
+    """Nothing but the static files may be kept by a browser or a proxy cache: pages and API answers carry a
+    person's circles, aliases, notifications or export, and a shared computer's back button must not show them."""
+    if "cache-control" not in {k.lower() for k in response.headers}:
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -> Litestar:
@@ -201,10 +209,12 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
 
     return Litestar(
         route_handlers=[
-            api,
-            pages.router,
-            pages_dropins.router,
-            health.healthz,
+            # Everything but the static files is private: no-store (static files are cached as usual).
+            Router(
+                path="/",
+                route_handlers=[api, pages.router, pages_dropins.router, health.healthz],
+                after_request=private_responses,
+            ),
             create_static_files_router(path="/static", directories=[STATIC], name="static", include_in_schema=False),
         ],
         lifespan=[lifespan],

@@ -67,6 +67,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str
     redis_url: str | None
     secret: str
+    # Shown as a bearer token, it lets an operator read /healthz's socket counts and delivery counters.
+    ops_token: str | None = None
     data_dir: Path
     # Origins (scheme://host[:port]) allowed besides the request's own; same-origin is always allowed.
     allowed_origins: tuple[str, ...] = ()
@@ -212,5 +214,6 @@ def load_settings(environ: dict[str, str] | None = None, *, need_secret: bool = 
         push_allowed_origins=_split(env.get("KINDRED_PUSH_ALLOWED_ORIGINS")),
         push_contact=env.get("KINDRED_PUSH_CONTACT") or "mailto:admin@localhost",
         trust_proxy=env.get("KINDRED_TRUST_PROXY") or None,
+        ops_token=env.get("KINDRED_OPS_TOKEN") or None,
         debug=env.get("KINDRED_DEBUG", "").lower() in {"1", "true", "yes"},
     )

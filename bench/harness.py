@@ -37,6 +37,8 @@ START_TIMEOUT = 60.0
 # Kindred's abuse limits, raised for the run so that the load generator measures fan-out and not the limits (they have
 # their own tests). docs/performance.md states each one.
 KINDRED_BENCH_ENV = {
+    # The bench reads /healthz's socket count as an operator.
+    "KINDRED_OPS_TOKEN": "bench-ops-token",
     # Default 100 a minute per account; S1 saturated sends thousands a minute from 50 accounts.
     "KINDRED_POSTS_PER_MINUTE": "100000000",
     # Default 32; the bench opens up to 50 sockets per account (10,000 sockets in S3 over 200 accounts).

@@ -361,7 +361,7 @@ async def _server_sockets(target: Target) -> int | None:
     """Kindred's own count of open sockets (GET /healthz), to confirm the instance holds what the clients think."""
     base = target.post_urls[0].split("/api/", 1)[0]
     async with httpx.AsyncClient(timeout=10) as client:
-        answer = await client.get(base + "/healthz")
+        answer = await client.get(base + "/healthz", headers={"Authorization": "Bearer bench-ops-token"})
     return int(answer.json().get("sockets", 0)) if answer.status_code == 200 else None
 
 

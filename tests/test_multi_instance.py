@@ -19,6 +19,9 @@ from tests.procs import KindredProcess, RedisProcess
 
 pytestmark = [pytest.mark.anyio, pytest.mark.multi]
 
+# Lets the tests read /healthz's delivery counters, as an operator would.
+OPS_TOKEN = "ops-token-for-tests"
+
 
 @pytest.fixture
 async def pg_url(templates: Templates) -> str:
@@ -52,7 +55,7 @@ async def two_instances(pg_url: str, redis_url: str) -> AsyncIterator[tuple[ApiC
 
 async def _instances(pg_url: str, redis_url: str, n: int = 2) -> list[KindredProcess]:
     prefix = f"kt{uuid.uuid4().hex[:8]}"
-    procs = [KindredProcess(pg_url, redis_url, prefix) for _ in range(n)]
+    procs = [KindredProcess(pg_url, redis_url, prefix, KINDRED_OPS_TOKEN=OPS_TOKEN) for _ in range(n)]
     await asyncio.gather(*(p.start() for p in procs))
     return procs
 
@@ -83,7 +86,7 @@ async def test_socket_on_one_instance_receives_post_made_through_the_other(pg_ur
         frame = await listener.recv_until(is_event(c.room_id))
         assert frame["data"]["id"] == r.json()["id"] and frame["seq"] == 1
         # It came through Redis, not through the periodic catch-up from the log (the backstop for a lost publish).
-        health = (await api_a.http.get("/healthz")).json()
+        health = (await api_a.http.get("/healthz", headers={"Authorization": f"Bearer {OPS_TOKEN}"})).json()
         assert health["bus"] == "up" and health["stats"]["caught_up"] == 0, health
 
         # Removal on one instance ends the member's subscription on the other.

@@ -12,6 +12,7 @@ Websockets are authenticated here too; their Origin is checked by the websocket 
 
 from __future__ import annotations
 
+import re
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -56,17 +57,41 @@ def bearer_token(scope: Scope) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-def host_allowed(scope: Scope, allowed: frozenset[str]) -> bool:
-    """The Host header's name (port stripped) is one we serve. Litestar's AllowedHostsConfig matches the whole
-    `host:port` string against escaped names, so `localhost` would never match `localhost:8000`; hence this check."""
-    host = _header(scope, b"host")
-    if not host:
-        return False
+# RFC 9110 §7.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ], no userinfo. A reg-name is unreserved letters,
+# digits, "-", "." (percent-encoding and sub-delims are not hostnames anyone serves); an IPv6 literal is bracketed.
+_REG_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.?")
+_IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]")
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def parse_host(host: str) -> str | None:
+    """The host name of a Host header value, lower-cased, or None when it is not `uri-host [":" port]` exactly
+    (userinfo, paths, spaces, a second colon, an empty or oversized port are all refused)."""
+    if not host or len(host) > 255:
+        return None
     if host.startswith("["):
-        name = host[: host.find("]") + 1]
+        end = host.find("]")
+        name, rest = host[: end + 1], host[end + 1 :]
+        if end < 0 or not _IPV6.fullmatch(name):
+            return None
     else:
-        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    return name.lower() in allowed or "*" in allowed
+        name, colon, port = host.partition(":")
+        rest = colon + port
+        if not _REG_NAME.fullmatch(name):
+            return None
+    if rest and not (rest.startswith(":") and _PORT.fullmatch(rest[1:]) and int(rest[1:]) <= 65535):
+        return None
+    return name.lower()
+
+
+def host_allowed(scope: Scope, allowed: frozenset[str]) -> bool:
+    """The Host header names one we serve. Litestar's AllowedHostsConfig matches the whole `host:port` string
+    against escaped names, so `localhost` would never match `localhost:8000`; hence this check, which parses the
+    header strictly first: `127.0.0.1:8140@evil.example` is not a host, and is refused before anything uses it."""
+    name = parse_host(_header(scope, b"host") or "")
+    if name is None:
+        return False
+    return name in allowed or "*" in allowed
 
 
 NUL_MESSAGE = "text may not contain NUL characters (\\u0000)"

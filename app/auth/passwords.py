@@ -124,9 +124,12 @@ async def hash_password(password: str) -> str:
     return await anyio.to_thread.run_sync(_hasher.hash, password)
 
 
+DUMMY_PASSWORD = "kindred-dummy-password-for-timing"
+
+
 @functools.cache
 def _dummy_hash() -> str:
-    return _hasher.hash("kindred-dummy-password-for-timing")
+    return _hasher.hash(DUMMY_PASSWORD)
 
 
 def _verify(stored: str | None, password: str) -> bool:

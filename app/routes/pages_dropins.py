@@ -100,7 +100,7 @@ async def calendar(request: Request[Any, Any, Any], dropin_id: FromPath[str], st
     text, filename = await dropins.calendar(user.account_id, dropin_id, room_url)
     return Response(
         text,
-        media_type="text/calendar; charset=utf-8",
+        media_type="text/calendar",  # Litestar adds "; charset=utf-8" itself
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 

@@ -61,3 +61,20 @@ def require_room_open(room: dict[str, Any]) -> None:
 def require_coach_role(membership: dict[str, Any], action: str) -> None:
     if membership["role"] != "coach":
         raise PermissionDeniedException(f"only the circle's coach can {action}")
+
+
+def can_read(row: dict[str, Any], me: dict[str, Any]) -> bool:
+    """Whether `me` may read the post's words: a deleted post is not there for anyone; a hidden one only for the
+    coach and its author (not for the sharer of a share hidden with its original, whose words are someone else's)."""
+    if row["deleted_at"] is not None:
+        return False
+    if row.get("hidden_at") is None:
+        return True
+    own = me["id"] == row["author"] and not row.get("hidden_with_origin")
+    return me["role"] == "coach" or own
+
+
+def require_readable(row: dict[str, Any], me: dict[str, Any]) -> None:
+    """Every gesture, reply and report on a post the caller may not read is 404, as if the post were not there."""
+    if not can_read(row, me):
+        raise not_found("post")

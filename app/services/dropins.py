@@ -109,10 +109,28 @@ async def hands_of(dropin_id: uuid.UUID) -> list[PublicMembership]:
             DropinHand.membership.alias.as_alias("alias"),
             DropinHand.membership.role.as_alias("role"),
         )
-        .where(DropinHand.dropin == dropin_id)
+        .where((DropinHand.dropin == dropin_id) & DropinHand.membership.removed_at.is_null())
         .order_by(DropinHand.raised_at)
     )
     return [membership_struct(r) for r in rows]
+
+
+async def lower_hands_of(membership_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Inside the caller's transaction: lower every hand these memberships have up (they left, were removed or
+    erased). Returns the drop-in rooms whose queue changed, for `refresh_hands` once committed."""
+    if not membership_ids:
+        return []
+    raised = await DropinHand.select(DropinHand.dropin.room.as_alias("room")).where(
+        DropinHand.membership.is_in(membership_ids)
+    )
+    await DropinHand.delete().where(DropinHand.membership.is_in(membership_ids))
+    return list({r["room"] for r in raised})
+
+
+async def refresh_hands(rooms: list[uuid.UUID], live: Live) -> None:
+    """After commit: every instance's sockets in those drop-in rooms get the queue without the lowered hands."""
+    for room in rooms:
+        await live.hub.refresh_presence(str(room))
 
 
 async def hands_in_room(room_id: str) -> list[PublicMembership]:
@@ -438,7 +456,13 @@ async def call_next(account_id: uuid.UUID, dropin_id: str, live: Live) -> Dropin
     """The coach calls on the first raised hand: it is lowered, and that member's latest post here is spotlighted."""
     row, me = await _live_dropin(account_id, dropin_id)
     require_coach_role(me, "call on raised hands")
-    first = await DropinHand.select().where(DropinHand.dropin == row["id"]).order_by(DropinHand.raised_at).first()
+    # Only current members' hands: a hand left by someone who has since gone is never called on.
+    first = (
+        await DropinHand.select()
+        .where((DropinHand.dropin == row["id"]) & DropinHand.membership.removed_at.is_null())
+        .order_by(DropinHand.raised_at)
+        .first()
+    )
     if first is None:
         raise Conflict("no hands are raised")
     await DropinHand.delete().where(DropinHand.id == first["id"])
@@ -488,7 +512,24 @@ def ics(row: dict[str, Any], url: str) -> str:
         return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
     def escape(text: str) -> str:
+        # TEXT values (RFC 5545 3.3.11): every line break, CR, LF or CRLF, is the escape \n; other control
+        # characters have no place in a calendar and are dropped, so none can end a line or start a property.
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        text = "".join(ch for ch in text if ch == "\n" or (ch >= " " and ch != "\x7f"))
         return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+
+    def fold(line: str) -> str:
+        # Content lines are at most 75 octets; longer ones continue on lines that start with a space (3.1).
+        out: list[str] = []
+        current = b""
+        for ch in line:
+            encoded = ch.encode()
+            if len(current) + len(encoded) > (75 if not out else 74):
+                out.append(current.decode())
+                current = b""
+            current += encoded
+        out.append(current.decode())
+        return "\r\n ".join(out)
 
     ends = row["starts_at"] + timedelta(minutes=int(row["duration_minutes"]))
     lines = [
@@ -507,7 +548,7 @@ def ics(row: dict[str, Any], url: str) -> str:
         "END:VEVENT",
         "END:VCALENDAR",
     ]
-    return "\r\n".join(lines) + "\r\n"
+    return "\r\n".join(fold(line) for line in lines) + "\r\n"
 
 
 async def calendar(account_id: uuid.UUID, dropin_id: str, room_url: str) -> tuple[str, str]:

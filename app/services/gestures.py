@@ -26,6 +26,7 @@ from app.services.common import (
     require_can_write,
     require_coach_role,
     require_member,
+    require_readable,
     require_room_open,
 )
 from app.services.outbox import Outbox
@@ -40,7 +41,7 @@ from app.services.posts import (
 from db import queries
 from db.engine import write_transaction
 from db.queries import now
-from db.tables import Dropin, Membership, Pin, PostLike, Room, Tag
+from db.tables import Dropin, Membership, Notification, Pin, PostLike, Room, Tag
 from db.tables import Post as PostRow
 from realtime.events import LikeState, PinState, Post, SharedFrom
 from realtime.events import Membership as PublicMembership
@@ -78,11 +79,8 @@ MAX_NOTE = 500
 def require_visible(row: dict[str, Any], me: dict[str, Any], gesture: str) -> None:
     """A deleted post is not there for anyone; a hidden one is not there for peers, and cannot be `gesture`d by
     those who still see it until the coach shows it again."""
-    if row["deleted_at"] is not None:
-        raise not_found("post")
+    require_readable(row, me)
     if row.get("hidden_at") is not None:
-        if me["role"] != "coach" and me["id"] != row["author"]:
-            raise not_found("post")
         if me["role"] == "coach":
             raise Conflict(f"this post is hidden from the circle; show it again before you {gesture} it")
         raise Conflict(f"your coach has hidden this post; you cannot {gesture} it while it is hidden")
@@ -95,8 +93,7 @@ async def _like_state(post_id: uuid.UUID) -> tuple[int, bool]:
 
 async def _set_like(account_id: uuid.UUID, post_id: str, live: Live, *, liked: bool) -> LikeOut:
     row, room, me = await post_and_access(account_id, post_id)
-    if row["deleted_at"] is not None:
-        raise not_found("post")
+    require_visible(row, me, "like" if liked else "unlike")
     require_can_write(me)
     require_room_open(room)
     outbox = Outbox()
@@ -124,10 +121,14 @@ async def _set_like(account_id: uuid.UUID, post_id: str, live: Live, *, liked: b
             )
             state = LikeState(post_id=str(row["id"]), like_count=count, liked_by_coach=by_coach)
             await outbox.append(row["room"], seq, "like.changed", state, post_id=row["id"])
-            if liked:
+            kind = "coach_like" if me["role"] == "coach" else "like"
+            # Like, unlike, like again: the author hears of it once (the first notification stays, read or not).
+            if liked and not await Notification.exists().where(
+                (Notification.kind == kind) & (Notification.post_id == row["id"]) & (Notification.actor == me["id"])
+            ):
                 await notifications.notify(
                     outbox,
-                    kind="coach_like" if me["role"] == "coach" else "like",
+                    kind=kind,
                     recipients=[row["author"]],
                     actor=me,
                     circle_id=room["circle"],

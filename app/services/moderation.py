@@ -12,8 +12,8 @@ from litestar.exceptions import ClientException, PermissionDeniedException
 
 from app.errors import Conflict, not_found
 from app.live import Live
-from app.services import audit, notifications
-from app.services.common import membership_struct, parse_id, require_coach_role, require_member
+from app.services import audit, dropins, notifications
+from app.services.common import membership_struct, parse_id, require_coach_role, require_member, require_readable
 from app.services.outbox import Outbox
 from app.services.posts import authors_of, follow_original, post_and_access, post_struct, remove_post
 from db import queries
@@ -253,7 +253,9 @@ async def remove_member(
             }
         ).where(Membership.id == target["id"])
         await _log(cid, me, "leave" if leaving else "remove_member", member=target["id"], reason=text)
+        lowered = await dropins.lower_hands_of([target["id"]])
     await live.revoke(target["account"], cid)
+    await dropins.refresh_hands(lowered, live)
 
 
 def _former(row: dict[str, Any]) -> FormerMember:
@@ -313,8 +315,10 @@ async def allow_rejoin(account_id: uuid.UUID, circle_id: str, membership_id: str
 
 async def report(account_id: uuid.UUID, post_id: str, reason: str | None, live: Live) -> ReportOut:
     row, room, me = await post_and_access(account_id, post_id)
-    if row["deleted_at"] is not None:
-        raise not_found("post")
+    require_readable(row, me)
+    if me.get("circle_closed_at") is not None:
+        # A muted member may still report (safety does not wait); a closed circle has no coach on duty to read it.
+        raise Conflict("this circle has been closed by its coach; reports are no longer taken")
     if row["author"] == me["id"]:
         raise ClientException("you cannot report your own post; edit or delete it instead")
     text = _reason(reason, required=True)

@@ -17,6 +17,7 @@ from app.services.common import (
     membership_struct,
     parse_id,
     require_can_write,
+    require_readable,
     require_room_open,
 )
 from app.services.outbox import Outbox
@@ -137,7 +138,14 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
     parent_author: uuid.UUID | None = None
     if data.parent_id is not None:
         parent = (
-            await PostRow.select(PostRow.id, PostRow.thread_root, PostRow.deleted_at, PostRow.author)
+            await PostRow.select(
+                PostRow.id,
+                PostRow.thread_root,
+                PostRow.deleted_at,
+                PostRow.author,
+                PostRow.hidden_at,
+                PostRow.hidden_with_origin,
+            )
             .where((PostRow.id == (queries.as_uuid(data.parent_id) or uuid.UUID(int=0))) & (PostRow.room == rid))
             .first()
         )
@@ -145,6 +153,7 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
             raise ClientException("parent_id is not a post in this room")
         if parent["deleted_at"] is not None:
             raise ClientException("that post was deleted; reply to the thread instead")
+        require_readable(parent, me)
         parent_id, thread_root = parent["id"], parent["thread_root"] or parent["id"]
         parent_author = parent["author"]
     # Aliases are only needed to resolve @mentions; most posts have none, and skip the query.

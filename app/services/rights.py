@@ -14,9 +14,9 @@ from app.auth import passwords, tokens
 from app.errors import Conflict
 from app.live import Live
 from app.schemas import CircleClosed, MyMembership, Preferences
-from app.services import audit, notifications, preferences
+from app.services import audit, dropins, notifications, preferences
 from app.services.circles import ALIAS_TAKEN, alias_columns, alias_taken, clean_alias
-from app.services.common import is_unique_violation, parse_id, require_coach_role, require_member
+from app.services.common import is_unique_violation, parse_id, require_can_write, require_coach_role, require_member
 from app.services.outbox import Outbox
 from app.services.posts import decode_shared_from, remove_post, shared_from_json
 from db import queries
@@ -26,7 +26,6 @@ from db.tables import (
     Account,
     AuthToken,
     Circle,
-    DropinHand,
     DropinParticipant,
     Membership,
     Notification,
@@ -385,6 +384,8 @@ def _relabel(post: Post, membership_id: str, alias: str) -> Post:
 async def change_alias(account_id: uuid.UUID, circle_id: str, alias: str, live: Live) -> MyMembership:
     cid = parse_id(circle_id, "circle")
     me = await require_member(account_id, cid)
+    # A new alias is a new face in the circle: not while muted, not in a closed (read-only) circle.
+    require_can_write(me)
     alias = clean_alias(alias)
     try:
         async with write_transaction():
@@ -487,9 +488,10 @@ async def delete_account(
             await _rewrite_author_alias(m["id"], former)
         # The account row is kept (erased) rather than deleted, so nothing cascades: what is personal goes here.
         mids = [m["id"] for m in memberships]
+        lowered: list[uuid.UUID] = []
         if mids:
             await Report.delete().where(Report.reporter.is_in(mids))
-            await DropinHand.delete().where(DropinHand.membership.is_in(mids))
+            lowered = await dropins.lower_hands_of(mids)
         await Notification.delete().where(Notification.account == account_id)
         await NotificationPreference.delete().where(NotificationPreference.account == account_id)
         await PushSubscription.delete().where(PushSubscription.account == account_id)
@@ -506,6 +508,7 @@ async def delete_account(
             }
         ).where(Account.id == account_id)
     await outbox.publish(live)
+    await dropins.refresh_hands(lowered, live)
     for m in memberships:
         rooms = [r["id"] for r in await Room.select(Room.id).where(Room.circle == m["circle"])]
         gone = PublicMembership(membership_id=str(m["id"]), alias=f"{FORMER_MEMBER} {str(m['id'])[:4]}", role=m["role"])
