@@ -69,11 +69,18 @@ async def test_report_hide_and_pause_through_the_pages(browser: Browser, server:
         await expect(author.locator("#composer-error")).to_contain_text("Take a breath")
         await shot(author, f"{backend}-paused")
 
-        # Aliases change from the account page.
+        # A paused member cannot change alias either (a new name is a new voice); the reason shows inline.
         await author.goto(f"{server.url}/account")
+        await expect(author.get_by_role("alert")).to_have_count(0)
         await author.get_by_role("textbox", name="Saying No").fill("Second Wind")
         await author.get_by_role("button", name="Change your alias in Saying No").click()
-        await expect(author.get_by_role("status")).to_contain_text("You now appear as Second Wind")
+        await expect(author.get_by_role("alert").filter(has_text="paused")).to_contain_text("Take a breath")
+        # Control: the reporter, not paused, changes alias from the same page.
+        account = await member_ctx.new_page()
+        await account.goto(f"{server.url}/account")
+        await account.get_by_role("textbox", name="Saying No").fill("Second Wind")
+        await account.get_by_role("button", name="Change your alias in Saying No").click()
+        await expect(account.get_by_role("status")).to_contain_text("You now appear as Second Wind")
         for ctx in (member_ctx, peer_ctx, coach_ctx):
             await ctx.close()
     finally:

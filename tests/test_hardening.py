@@ -362,6 +362,40 @@ async def test_private_responses_are_not_stored_and_static_files_are(api: ApiCli
         assert static.status_code == 200 and static.headers.get("cache-control") != "no-store"
 
 
+async def test_a_csrf_token_is_good_for_its_own_session_only(api: ApiClient) -> None:
+    """Double submit with a planted pair: a valid token and cookie from another session (or from before sign-in)
+    are refused; the next page load issues one for the current session, which works."""
+    c = await make_circle(api, members=2)
+    victim, attacker = c.members
+    body = {"body": "posted from a page", "client_id": "csrf-1"}
+
+    async def token_for(session: str | None) -> str:
+        cookies = {"kindred_session": session} if session else {}
+        async with httpx.AsyncClient(base_url=api.base_url, cookies=cookies) as browser:
+            page = await browser.get("/signin" if session is None else "/")
+            token = page.cookies.get("kindred_csrf")
+            assert token, "a page load issues a CSRF cookie"
+            return token
+
+    planted = [await token_for(attacker.token), await token_for(None)]
+    cookies = {"kindred_session": victim.token}
+    async with httpx.AsyncClient(base_url=api.base_url, cookies=cookies) as browser:
+        for token in planted:
+            browser.cookies.delete("kindred_csrf")
+            browser.cookies.set("kindred_csrf", token)
+            r = await browser.post(f"/api/v1/rooms/{c.room_id}/posts", json=body, headers={"x-csrftoken": token})
+            assert r.status_code == 403 and "CSRF" in r.json()["detail"], r.text
+            # The page load that follows replaces the planted cookie with the victim's own.
+            page = await browser.get("/")
+            own = page.cookies.get("kindred_csrf")
+            assert own and own != token
+        r = await browser.post(f"/api/v1/rooms/{c.room_id}/posts", json=body, headers={"x-csrftoken": own})
+        assert r.status_code == 201, r.text
+    # No post was written by the refused attempts: the room holds exactly the one that passed.
+    posts = await victim.ok("GET", f"/api/v1/rooms/{c.room_id}/posts")
+    assert [p["body"] for p in posts["items"]].count("posted from a page") == 1
+
+
 @pytest.mark.parametrize("settings_env", [{"KINDRED_OPS_TOKEN": "an operator's token"}])
 async def test_healthz_keeps_its_counters_for_an_operator(api: ApiClient) -> None:
     public = (await api.http.get("/healthz")).json()

@@ -243,7 +243,14 @@ async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient) -> Non
     assert any("frame notification" in where for where, _ in walk.seen), "live notifications were captured"
     assert any(where.startswith("page /dropins/") for where, _ in walk.seen)
     walk.assert_absent(sam.email, sam.name, sam.id, "Hidden-Name")
+    # Sam's post in circle One was shared into Two by the coach, then hidden: its words are gone for the peer from
+    # the copy too, in the API, the pages and every replay (issue 12, class 3). Control: the peer did see it.
+    assert any("An experiment of mine in Two" in text for _, text in walk.seen), "Sam's other post is visible"
+    walk.assert_absent("An experiment of mine in One")
     one, two = world["circles"]
+    # Nobody can pass as Sam: a look-alike of Sam's alias (Cyrillic Е) is refused with a reason (class 5).
+    look_alike = await peer.call("PATCH", f"/api/v1/circles/{two['circle']['id']}/membership", {"alias": "\u0415mber"})
+    assert look_alike.status_code == 409 and "looks too much like" in look_alike.json()["detail"], look_alike.text
     walk.assert_never_together(one["sam"]["membership_id"], two["sam"]["membership_id"])
     walk.assert_never_together(f'"{one["sam_alias"]}"', f'"{two["sam_alias"]}"')
     walk.assert_never_together(f'"{one["sam_alias"]}"', f'"{two["old_alias"]}"')

@@ -87,6 +87,31 @@ def test_parser_never_raises(raw: str | bytes) -> None:
     assert isinstance(result, (Subscribe, Unsubscribe, Ping, FrameError))
 
 
+@settings(max_examples=200)
+@given(
+    st.integers(min_value=0, max_value=3000),
+    st.sampled_from([b"[", b'{"a":']),
+    st.binary(min_size=1, max_size=4).filter(lambda b: not _utf8(b)),
+    st.integers(min_value=0, max_value=30),
+)
+def test_hostile_bytes_are_bad_frames(depth: int, opener: bytes, invalid: bytes, at: int) -> None:
+    """The two shapes schemathesis could never send (issue 12): invalid UTF-8 inside a JSON string, and nesting far
+    past the parser's limit. Both are a `bad_frame` error, never an exception."""
+    body = b'{"op": "subscribe", "room_id": "' + b"r" * at + invalid + b'", "since": 0}'
+    assert isinstance(parse_client_frame(body), FrameError)
+    nested = opener * depth
+    result = parse_client_frame(nested + b"1" + (b"]" if opener == b"[" else b"}") * depth)
+    assert isinstance(result, FrameError)
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def test_sequencer_in_order_fast_path() -> None:
     seq: Sequencer[str] = Sequencer(0)
     assert seq.offer(1, "a") == [(1, "a")]

@@ -3,7 +3,8 @@
 * `Authorization: Bearer` wins: the request is authenticated by that token alone (cookies are ignored), and it needs
   no CSRF token, because a cross-site page cannot set that header.
 * Otherwise the session cookie authenticates, and every unsafe request that carries it, and every unsafe page
-  (form) request, goes through Litestar's CSRF middleware (double-submit token in `x-csrftoken` or `_csrf_token`).
+  (form) request, goes through the CSRF middleware (app/auth/csrf.py: a double-submit token in `x-csrftoken` or
+  `_csrf_token`, signed together with a digest of the session cookie, so it is good for that session only).
 * An unsafe API request with neither (sign-up, sign-in from an API client) has no ambient authority to abuse; it
   is still refused when a browser says it comes from a foreign Origin (login CSRF).
 
@@ -19,10 +20,10 @@ from typing import Any
 from litestar.config.csrf import CSRFConfig
 from litestar.enums import ScopeType
 from litestar.exceptions import ClientException, PermissionDeniedException
-from litestar.middleware.csrf import CSRFMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.auth import tokens
+from app.auth.csrf import SessionCSRFMiddleware
 from app.auth.origins import origin_allowed
 from app.settings import Settings
 
@@ -134,7 +135,7 @@ class AuthMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings, csrf: CSRFConfig) -> None:
         self.app = app
         self.settings = settings
-        self.csrf = CSRFMiddleware(app, csrf)
+        self.csrf = SessionCSRFMiddleware(app, csrf)
         self.hosts = frozenset(h.lower() for h in settings.allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
