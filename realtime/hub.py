@@ -51,6 +51,8 @@ LogEntry = tuple[int, bytes]  # (seq, the event's wire envelope)
 # Seconds to wait for a missing seq to arrive on the bus before reading it from the log: publishers on different
 # instances race to Redis, so a short reorder is normal and not worth a query.
 GAP_GRACE = 0.05
+# Seconds a stopping hub gives its in-flight tasks to finish before cancelling them.
+STOP_GRACE = 2.0
 # Seconds between sweeps: tail check (an event whose publish was lost), idle feeds, presence heartbeat.
 SWEEP_INTERVAL = 2.0
 # Seconds between re-checks of every live subscription against the database (a backstop for a lost revoke).
@@ -191,12 +193,17 @@ class Hub:
         for conns in list(self.accounts.values()):
             for conn in list(conns):
                 conn.close_soon(CLOSE_GOING_AWAY, "server restarting; reconnect with since")
-        for task in list(self._tasks):
-            task.cancel()
+        # Let what is in flight (a presence broadcast, a gap fill: each a query or two) finish before cancelling the
+        # rest: a query cancelled mid-way keeps running in the SQLite driver's thread, which then calls back into an
+        # event loop that may be closed by then.
+        running = set(self._tasks)
         for feed in self.rooms.values():
-            for pending in (feed.gap_task, feed.presence_task):
-                if pending is not None:
-                    pending.cancel()
+            running.update(t for t in (feed.gap_task, feed.presence_task) if t is not None)
+        if running:
+            _done, pending = await asyncio.wait(running, timeout=STOP_GRACE)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
