@@ -8,7 +8,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, async_playwright
+from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+
+# Every `expect` waits for its state for up to this long (Playwright's own default is 5 s). A deadline, not a timed
+# assertion: on a quiet machine the states arrive in milliseconds, on a loaded CI machine they may take seconds,
+# and a test must never fail only because the machine was busy.
+EXPECT_TIMEOUT_MS = 30_000
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 CHROMIUM = os.environ.get("KINDRED_CHROMIUM", "/usr/bin/chromium")

@@ -133,7 +133,7 @@ def pages_for(c: Circle, ids: dict[str, Any], role: str) -> list[str]:
 async def check_page(page: Page, server: Server, path: str) -> list[str]:
     await page.goto(server.url + path)
     if path.startswith("/rooms/") or path.startswith("/posts/"):
-        await expect(page.locator("#presence-names")).not_to_have_text("Connecting…", timeout=5000)
+        await expect(page.locator("#presence-names")).not_to_have_text("Connecting…")
     problems = [f"{path}: {line}" for line in await serious(page)]
     h1 = await page.locator("h1").count()
     if h1 != 1:
@@ -162,7 +162,7 @@ async def test_no_serious_accessibility_violations_on_the_main_pages(
                     await page.screenshot(path=str(DOCS / f"{name}-{role}-{size}.png"))
             if role != "signed-out":
                 await page.goto(f"{server.url}/rooms/{c.room_id}")
-                await expect(page.locator("#presence-names")).to_contain_text("Here now", timeout=5000)
+                await expect(page.locator("#presence-names")).to_contain_text("Here now")
                 await shot(page, f"{backend}-a11y-{role}-{size}-{scheme}-room")
             await context.close()
     finally:
@@ -180,7 +180,7 @@ async def test_focus_follows_what_you_send_and_the_composer_shows_its_focus(
         context = await context_for(browser, server, "phone", c.members[0].token)
         page = await context.new_page()
         await page.goto(f"{server.url}/rooms/{c.room_id}")
-        await expect(page.locator("#presence-names")).to_contain_text("Here now", timeout=5000)
+        await expect(page.locator("#presence-names")).to_contain_text("Here now")
 
         # The composer's card carries a visible focus ring while its text box has the focus.
         composer = page.locator("#composer")

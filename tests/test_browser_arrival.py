@@ -67,7 +67,7 @@ async def test_a_first_arrival_on_a_phone(browser: Browser, server: Server, back
         await shot(page, f"{backend}-arrival-welcome-phone")
         # The layout: the invite fields are the coach's; here the "(you)" and card fit the phone.
         await card.get_by_role("link", name="Write your first reflection").click()
-        await expect(page.locator("#presence-names")).to_contain_text("Here now", timeout=5000)
+        await expect(page.locator("#presence-names")).to_contain_text("Here now")
         # The coach's pinned welcome is at the top of the room.
         pins = page.locator(".coach-pins")
         await expect(pins).to_contain_text("Pinned by Coach Dana")
@@ -137,7 +137,7 @@ async def test_notifications_moderation_and_layout(browser: Browser, server: Ser
 
         # "Here now" keeps its distance from the first post in an ended drop-in.
         await page.goto(f"{server.url}/rooms/{ended['room_id']}")
-        await expect(page.locator("#presence-names")).not_to_have_text("Connecting…", timeout=5000)
+        await expect(page.locator("#presence-names")).not_to_have_text("Connecting…")
         presence = await page.locator("#presence").bounding_box()
         first = await page.locator("article.post").first.bounding_box()
         assert presence and first and first["y"] - (presence["y"] + presence["height"]) >= 12
@@ -176,7 +176,7 @@ async def test_notifications_moderation_and_layout(browser: Browser, server: Ser
 
         # A failed action's message goes once the next try works.
         await coach.goto(f"{server.url}/rooms/{c.room_id}")
-        await expect(coach.locator("#presence-names")).to_contain_text("Here now", timeout=5000)
+        await expect(coach.locator("#presence-names")).to_contain_text("Here now")
         target = coach.locator(f"#post-{post['id']}")
         await post_action(target, "Hide from the circle")
         field = coach.get_by_label("Why hide it?")

@@ -52,7 +52,7 @@ async def one_row(row: Locator) -> bool:
 
 
 async def in_room(page: Page) -> None:
-    await expect(page.locator("#presence-names")).to_contain_text("Here now", timeout=5000)
+    await expect(page.locator("#presence-names")).to_contain_text("Here now")
 
 
 async def test_coach_actions_on_a_phone(browser: Browser, server: Server, backend: str) -> None:
@@ -106,7 +106,7 @@ async def test_coach_actions_on_a_phone(browser: Browser, server: Server, backen
         await expect(asked).to_be_focused()
         await expect(asked.locator(".probe-note")).to_be_hidden()
         probe = member.locator(f"#post-{post['id']} .replies article.post.probe")
-        await expect(probe.locator(".probe-note")).to_contain_text("A question from your coach", timeout=5000)
+        await expect(probe.locator(".probe-note")).to_contain_text("A question from your coach")
         # The question's own actions stay inside its tinted card, on one row.
         probe_card = probe.locator(":scope > .post-card")
         assert await probe_card.evaluate("(el) => getComputedStyle(el).backgroundColor") != "rgba(0, 0, 0, 0)"
@@ -117,9 +117,7 @@ async def test_coach_actions_on_a_phone(browser: Browser, server: Server, backen
         await post_action(on_coach, "Pin as key insight")
         await coach.get_by_label("A note for the circle").fill("An alternative is a kind no")
         await coach.locator(".post-form").get_by_role("button", name="Pin as key insight").click()
-        await expect(member.locator(f"#pin-{post['id']} .pin-note")).to_have_text(
-            "An alternative is a kind no", timeout=5000
-        )
+        await expect(member.locator(f"#pin-{post['id']} .pin-note")).to_have_text("An alternative is a kind no")
         await expect(coach.locator(".post-form")).to_have_count(0)
 
         # Hide with a reason: an empty reason is not sent; the member's page loses the post live.
@@ -146,7 +144,7 @@ async def test_coach_actions_on_a_phone(browser: Browser, server: Server, backen
         await post_action(on_doomed, "Remove")
         await coach.get_by_label("Why remove it?").fill("Phone numbers stay out of the circle")
         await coach.get_by_role("button", name="Remove for good").click()
-        await expect(member.locator(f"#main-{doomed['id']}")).to_have_text("This post was deleted.", timeout=5000)
+        await expect(member.locator(f"#main-{doomed['id']}")).to_have_text("This post was deleted.")
         await shot(coach, f"{backend}-coach-actions-phone")
         await shot(member, f"{backend}-member-probe-phone")
         assert dialogs == [], dialogs
@@ -168,7 +166,7 @@ async def test_reporting_again_after_a_dismissed_report_says_what_happened(
         context = await context_for(browser, server, "phone", b.token)
         page = await context.new_page()
         await page.goto(f"{server.url}/rooms/{c.room_id}")
-        await expect(page.locator("#presence-names")).to_contain_text("Here now", timeout=5000)
+        await expect(page.locator("#presence-names")).to_contain_text("Here now")
         mine = page.locator(f"#post-{post['id']}")
 
         async def report(reason: str) -> Locator:

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
 
 async def in_room(page: Page) -> None:
-    await expect(page.locator("#presence-names")).to_contain_text("Here now", timeout=5000)
+    await expect(page.locator("#presence-names")).to_contain_text("Here now")
 
 
 async def test_a_drop_in_from_schedule_to_summary(browser: Browser, server: Server, backend: str) -> None:
@@ -67,10 +67,10 @@ async def test_a_drop_in_from_schedule_to_summary(browser: Browser, server: Serv
 
         # The coach opens the door: Member1's panel goes live in place, Member2 gets a banner on the other page.
         await coach.get_by_role("button", name="Open the door: go live").click()
-        await expect(member1.locator("#dropin-panel .badge.state")).to_have_text("Live now", timeout=5000)
+        await expect(member1.locator("#dropin-panel .badge.state")).to_have_text("Live now")
         banner = member2_elsewhere.locator("#live-banners .live-banner")
         await expect(banner).to_have_text(
-            re.compile(r"Live now: Thursday drop-in: saying no at work\s+Join the drop-in"), timeout=5000
+            re.compile(r"Live now: Thursday drop-in: saying no at work\s+Join the drop-in")
         )
         # The circle's list of drop-ins says it is live too, without a reload.
         listed_live = member2_elsewhere.locator(".dropin-list li", has_text="Thursday drop-in")
@@ -82,49 +82,49 @@ async def test_a_drop_in_from_schedule_to_summary(browser: Browser, server: Serv
         member2 = member2_elsewhere
         await in_room(member2)
         await expect(member2.locator("#dropin-panel .badge.state")).to_have_text("Live now")
-        await expect(coach.locator("#presence-names")).to_contain_text("Member2", timeout=5000)
+        await expect(coach.locator("#presence-names")).to_contain_text("Member2")
         await expect(coach.locator("#presence-names")).to_contain_text("Coach Dana (coach)")
 
         # Both members say something; hands go up in order, and every page shows the same queue.
         for page, text in ((member1, "I declined a meeting and nothing broke."), (member2, "I said yes again. Why?")):
             await page.locator("#composer-body").fill(text)
             await page.locator("#composer").get_by_role("button", name="Post").click()
-            await expect(coach.locator(".post").filter(has_text=text)).to_be_visible(timeout=5000)
+            await expect(coach.locator(".post").filter(has_text=text)).to_be_visible()
         await member2.get_by_role("button", name="Raise my hand").click()
-        await expect(member2.get_by_role("button", name="Lower my hand")).to_be_visible(timeout=5000)
-        await expect(coach.locator("#hands li")).to_have_text(["Member2"], timeout=5000)
+        await expect(member2.get_by_role("button", name="Lower my hand")).to_be_visible()
+        await expect(coach.locator("#hands li")).to_have_text(["Member2"])
         await member1.get_by_role("button", name="Raise my hand").click()
         for page in (coach, member1, member2):
-            await expect(page.locator("#hands li")).to_have_text(["Member2", "Member1"], timeout=5000)
+            await expect(page.locator("#hands li")).to_have_text(["Member2", "Member1"])
 
         # The coach calls on the next hand: Member2's latest post is in the spotlight for everyone, and Member2 is
         # told it is their turn (the others are not).
         await expect(coach.get_by_role("button", name="Call on the next hand")).to_be_enabled()
         await coach.get_by_role("button", name="Call on the next hand").click()
         for page in (coach, member1, member2):
-            await expect(page.locator("#spotlight .spotlit")).to_contain_text("I said yes again. Why?", timeout=5000)
-            await expect(page.locator("#hands li")).to_have_text(["Member1"], timeout=5000)
+            await expect(page.locator("#spotlight .spotlit")).to_contain_text("I said yes again. Why?")
+            await expect(page.locator("#hands li")).to_have_text(["Member1"])
         await expect(member2.locator("#spotlight .youre-up")).to_be_visible()
         await expect(member2.locator("#spotlight .youre-up")).to_contain_text("You're up")
         await expect(member1.locator("#spotlight .youre-up")).to_be_hidden()
         await expect(coach.locator("#spotlight .youre-up")).to_be_hidden()
         # With the last hand called on, there is nobody to call: the button says so by being disabled.
         await coach.get_by_role("button", name="Call on the next hand").click()
-        await expect(coach.locator("#no-hands")).to_be_visible(timeout=5000)
+        await expect(coach.locator("#no-hands")).to_be_visible()
         await expect(coach.get_by_role("button", name="Call on the next hand")).to_be_disabled()
-        await expect(member1.locator("#spotlight .youre-up")).to_be_visible(timeout=5000)
+        await expect(member1.locator("#spotlight .youre-up")).to_be_visible()
         await expect(member2.get_by_role("button", name="Raise my hand")).to_be_visible()
 
         # The coach can spotlight any post, and pins one and asks a probing question.
         mine = coach.locator(".post").filter(has_text="I declined a meeting")
         await mine.get_by_role("button", name="Spotlight").click()
         for page in (member1, member2):
-            await expect(page.locator("#spotlight .spotlit")).to_contain_text("I declined a meeting", timeout=5000)
+            await expect(page.locator("#spotlight .spotlit")).to_contain_text("I declined a meeting")
 
         await post_action(mine, "Pin as key insight")
         await coach.get_by_label("A note for the circle").fill("Nothing broke")
         await coach.locator(".post-form").get_by_role("button", name="Pin as key insight").click()
-        await expect(member1.locator(".badge.insight")).to_be_visible(timeout=5000)
+        await expect(member1.locator(".badge.insight")).to_be_visible()
         await shot(member1, f"{backend}-dropin-live-member")
         await shot(coach, f"{backend}-dropin-live-coach")
 
@@ -133,7 +133,7 @@ async def test_a_drop_in_from_schedule_to_summary(browser: Browser, server: Serv
         await coach.get_by_role("button", name="End the drop-in").click()
         for page in (coach, member1, member2):
             summary = page.locator("#dropin-panel .summary")
-            await expect(summary).to_contain_text("Member1", timeout=5000)
+            await expect(summary).to_contain_text("Member1")
             await expect(summary).to_contain_text("Member2")
             await expect(summary).to_contain_text("I declined a meeting")
             await expect(page.locator("#composer")).to_have_count(0)

@@ -39,7 +39,7 @@ async def test_coach_gestures_land_live_on_the_members_page(browser: Browser, se
         # One click: the coach's Like, marked as the coach's on the member's page.
         await on_coach.get_by_role("button", name="Like").click()
         await expect(on_coach.get_by_role("button", name="Like")).to_have_attribute("aria-pressed", "true")
-        await expect(on_member.locator(".coach-liked")).to_have_text("Your coach appreciated this", timeout=5000)
+        await expect(on_member.locator(".coach-liked")).to_have_text("Your coach appreciated this")
         await expect(on_member.locator(".likes .count")).to_have_text("1 like")
         await expect(on_member.get_by_role("button", name="Like")).to_have_attribute("aria-pressed", "false")
 
@@ -48,7 +48,7 @@ async def test_coach_gestures_land_live_on_the_members_page(browser: Browser, se
         await post_action(on_coach, "Pin as key insight")
         await coach.get_by_label("A note for the circle").fill(NOTE)
         await coach.locator(".post-form").get_by_role("button", name="Pin as key insight").click()
-        await expect(on_member.locator(".badge.insight")).to_have_text("Key insight", timeout=5000)
+        await expect(on_member.locator(".badge.insight")).to_have_text("Key insight")
         await expect(on_member.locator(".pin-note")).to_have_text(NOTE)
         await expect(on_coach.locator(".pin-note")).to_have_text(NOTE)
         await expect(on_member.get_by_role("button", name="Pin as key insight")).to_be_hidden()
@@ -77,7 +77,7 @@ async def test_coach_gestures_land_live_on_the_members_page(browser: Browser, se
         await reply_box.press("Enter")
         await expect(reply_box).to_have_value("Thanks @Coach Dana ")
         await member.locator(".reply-form").get_by_role("button", name="Reply").click()
-        await expect(on_coach.locator(".replies .mention")).to_have_text("@Coach Dana", timeout=5000)
+        await expect(on_coach.locator(".replies .mention")).to_have_text("@Coach Dana")
 
         await shot(coach, f"{backend}-gestures-coach")
         await shot(member, f"{backend}-gestures-member")
@@ -118,9 +118,9 @@ async def test_a_probing_question_lands_live_and_leads_to_a_whole_thread(
 
         # On the member's page it arrives live, highlighted, with an invitation to answer; the bell counts it.
         probe = member.locator(f"#replies-{post['id']} article.post.probe")
-        await expect(probe.locator(".probe-note")).to_contain_text("answer when you are ready", timeout=5000)
+        await expect(probe.locator(".probe-note")).to_contain_text("answer when you are ready")
         await expect(probe.locator(".body")).to_have_text("What would “not yet” have sounded like?")
-        await expect(member.locator("#unread-count")).to_have_text("2", timeout=5000)
+        await expect(member.locator("#unread-count")).to_have_text("2")
         await probe.get_by_role("button", name="Like").click()
         await expect(probe.get_by_role("button", name="Like")).to_have_attribute("aria-pressed", "true")
         await shot(member, f"{backend}-probe")
@@ -144,7 +144,7 @@ async def test_a_probing_question_lands_live_and_leads_to_a_whole_thread(
         await answer.press("Enter")
         await answer.press_sequentially("it would have sounded calm.")
         await member.locator(".reply-form").get_by_role("button", name="Reply").click()
-        await expect(coach.locator(f"#replies-{post['id']} .mention")).to_have_text("@Coach Dana", timeout=5000)
+        await expect(coach.locator(f"#replies-{post['id']} .mention")).to_have_text("@Coach Dana")
         await shot(member, f"{backend}-thread-page")
         await coach_ctx.close()
         await member_ctx.close()
@@ -176,7 +176,7 @@ async def test_drawing_a_member_in_and_sharing_into_another_circle(
         await expect(drawn.locator("#unread-count")).to_have_text("1")  # the mention
         elsewhere = await elsewhere_ctx.new_page()
         await elsewhere.goto(f"{server.url}/rooms/{second_room['id']}")
-        await expect(elsewhere.locator("#presence-names")).to_contain_text("Here now", timeout=5000)
+        await expect(elsewhere.locator("#presence-names")).to_contain_text("Here now")
 
         # "Invite a member to reply": the member picked is notified, live, wherever they are.
         on_coach = coach.locator(f"#post-{post['id']}")
@@ -184,7 +184,7 @@ async def test_drawing_a_member_in_and_sharing_into_another_circle(
         await coach.get_by_label("Invite a member to reply").select_option(label="Member2")
         await coach.get_by_role("button", name="Notify them").click()
         await expect(on_coach.locator(".done")).to_contain_text("Member2 was notified.")
-        await expect(drawn.locator("#unread-count")).to_have_text("2", timeout=5000)
+        await expect(drawn.locator("#unread-count")).to_have_text("2")
         await expect(drawn.locator("#bell")).to_have_attribute("aria-label", "Notifications: 2 unread")
 
         # Shared into the coach's other circle: there it is from "a member of another circle", and its @Member2
@@ -199,7 +199,7 @@ async def test_drawing_a_member_in_and_sharing_into_another_circle(
         await expect(on_coach.locator(".done")).to_contain_text("Shared to General")
         arrived = elsewhere.locator("article.post").first
         await expect(arrived.locator(".shared-from")).to_have_text(
-            "Shared from a member of another circle: From another circle, worth a look", timeout=5000
+            "Shared from a member of another circle: From another circle, worth a look"
         )
         await expect(arrived.locator(".body")).to_have_text("Thanks @Member2: asking for a day to think worked.")
         await expect(arrived.locator(".mention")).to_have_count(0)

@@ -26,7 +26,7 @@ async def signed_in(browser: Browser, server: Server, token: str) -> BrowserCont
 async def open_room(context: BrowserContext, server: Server, c: Circle) -> Page:
     page = await context.new_page()
     await page.goto(f"{server.url}/rooms/{c.room_id}")
-    await expect(page.locator("#presence-names")).to_contain_text("Here now", timeout=5000)
+    await expect(page.locator("#presence-names")).to_contain_text("Here now")
     return page
 
 
@@ -47,7 +47,7 @@ async def test_page_catches_up_after_a_dropped_connection(browser: Browser, serv
 
         await page.route_web_socket(re.compile(r".*/api/v1/ws.*"), through_gate)
         await page.goto(f"{server.url}/rooms/{c.room_id}")
-        await expect(page.locator("#presence-names")).to_contain_text("Here now", timeout=5000)
+        await expect(page.locator("#presence-names")).to_contain_text("Here now")
         await a.post(c.room_id, "before the drop")
         await expect(page.locator("article.post")).to_have_count(1)
 
@@ -63,7 +63,7 @@ async def test_page_catches_up_after_a_dropped_connection(browser: Browser, serv
         gate.set()
 
         # On reconnect the page subscribes with `since` and replays exactly what it missed, once.
-        await expect(page.locator("article.post")).to_have_count(4, timeout=10_000)
+        await expect(page.locator("article.post")).to_have_count(4)
         await expect(page.locator(f"#main-{missed[0]['id']}")).to_contain_text("(edited)")
         await expect(page.locator(f"#main-{missed[1]['id']}")).to_contain_text("This post was deleted")
         await expect(page.locator("#connection")).to_be_hidden()
@@ -86,7 +86,7 @@ async def test_new_posts_wait_behind_a_marker_while_reading_further_down(browser
         page = await open_room(context, server, c)
         await page.mouse.wheel(0, 2500)
         # Not wait_for_function: its string predicate is eval'd in the page, which our CSP (rightly) forbids.
-        for _ in range(50):
+        for _ in range(300):
             if await page.evaluate("window.scrollY") > 1000:
                 break
             await asyncio.sleep(0.1)
@@ -95,7 +95,7 @@ async def test_new_posts_wait_behind_a_marker_while_reading_further_down(browser
 
         fresh = await a.post(c.room_id, "a new post while you read")
         marker = page.locator("#new-marker")
-        await expect(marker).to_be_visible(timeout=5000)
+        await expect(marker).to_be_visible()
         await expect(marker).to_contain_text("1 new post")
         assert await page.locator(f"#post-{fresh['id']}").count() == 0, "no jump: held back until asked for"
         scroll_before = await page.evaluate("window.scrollY")
@@ -108,11 +108,11 @@ async def test_new_posts_wait_behind_a_marker_while_reading_further_down(browser
         # A reply to a post on the page goes straight into its thread; a deletion replaces the post in place.
         top = await a.post(c.room_id, "reply target")
         await page.evaluate("window.scrollTo(0, 0)")
-        await expect(page.locator(f"#post-{top['id']}")).to_be_visible(timeout=5000)
+        await expect(page.locator(f"#post-{top['id']}")).to_be_visible()
         reply = await a.post(c.room_id, "a live reply", parent_id=top["id"])
-        await expect(page.locator(f"#replies-{top['id']} #post-{reply['id']}")).to_be_visible(timeout=5000)
+        await expect(page.locator(f"#replies-{top['id']} #post-{reply['id']}")).to_be_visible()
         await a.ok("DELETE", f"/api/v1/posts/{reply['id']}")
-        await expect(page.locator(f"#main-{reply['id']}")).to_contain_text("This post was deleted", timeout=5000)
+        await expect(page.locator(f"#main-{reply['id']}")).to_contain_text("This post was deleted")
         await context.close()
     finally:
         await api.aclose()

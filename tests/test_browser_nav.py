@@ -46,7 +46,7 @@ async def test_a_member_on_a_phone_has_the_bell_and_a_menu_on_every_page(
         await page.goto(f"{server.url}/account")
         await expect(page.locator("#unread-count")).to_be_hidden()
         await b.post(c.room_id, "Welcome!", parent_id=post["id"])
-        await expect(page.locator("#unread-count")).to_have_text("1", timeout=5000)
+        await expect(page.locator("#unread-count")).to_have_text("1")
         await expect(page.locator("#bell")).to_have_attribute("aria-label", "Notifications: 1 unread")
 
         # The menu opens on a tap and holds everything; it says whose name this is and who sees it.

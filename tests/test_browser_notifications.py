@@ -62,7 +62,7 @@ async def test_no_page_asks_for_permission_unprompted(browser: Browser, server: 
         )
         # Notifications keep arriving (and would be the moment to ask, for a pushy site); Kindred still does not ask.
         await b.post(c.room_id, "@Member1 how did it go?")
-        await expect(page.locator("#unread-count")).to_have_text("1", timeout=5000)
+        await expect(page.locator("#unread-count")).to_have_text("1")
         await asyncio.sleep(0.3)
         assert await permission_requests(page) == 0
         assert await page.evaluate("Notification.permission") == "default"
@@ -119,7 +119,7 @@ async def test_turn_on_then_a_mention_in_a_background_tab_leads_to_the_post(
 
         # The coach mentions A in a reply deep in B's thread, while A's tab is in the background.
         mention = await c.coach.post(c.room_id, "@Member1 does this match what you saw?", parent_id=root["id"])
-        await expect(background.locator("#unread-count")).to_have_text("1", timeout=5000)
+        await expect(background.locator("#unread-count")).to_have_text("1")
         shown = await shown_notifications(background)
         assert [(n["title"], n["body"]) for n in shown] == [("Kindred", "Coach Dana mentioned you")]
         note = (await a.ok("GET", "/api/v1/notifications"))[0]
@@ -171,7 +171,7 @@ async def test_the_bell_follows_reads_in_other_tabs_and_dropped_connections(
         await expect(bell).to_be_hidden()
         for i in range(3):
             await b.post(c.room_id, f"reply {i}", parent_id=post["id"])
-        await expect(bell).to_have_text("3", timeout=5000)
+        await expect(bell).to_have_text("3")
 
         # Another tab reads one entry in place: no reload there, and this tab's bell goes down.
         feed = await context.new_page()
@@ -182,7 +182,7 @@ async def test_the_bell_follows_reads_in_other_tabs_and_dropped_connections(
         await expect(feed.locator(".notification.unread")).to_have_count(2)
         assert feed.url == url
         await expect(feed.locator("#unread-count")).to_have_text("2")
-        await expect(bell).to_have_text("2", timeout=5000)
+        await expect(bell).to_have_text("2")
         await expect(home.locator("#bell")).to_have_attribute("aria-label", "Notifications: 2 unread")
         await shot(feed, f"{backend}-notifications-read-one")
 
@@ -197,13 +197,13 @@ async def test_the_bell_follows_reads_in_other_tabs_and_dropped_connections(
         await asyncio.sleep(0.3)
         await expect(bell).to_have_text("2")  # stale while disconnected
         gate.set()
-        await expect(bell).to_have_text("1", timeout=10_000)
+        await expect(bell).to_have_text("1")
 
         # Mark all read from the feed page: every tab's bell empties.
         await feed.goto(f"{server.url}/notifications")
         await feed.get_by_role("button", name="Mark all read").click()
         await expect(feed.locator(".notification.unread")).to_have_count(0)
-        await expect(bell).to_be_hidden(timeout=5000)
+        await expect(bell).to_be_hidden()
 
         # Preferences from the page: likes from peers stay quiet unless turned on; a circle can be muted, and a kind
         # given its own setting there.

@@ -45,7 +45,7 @@ async def test_report_hide_and_pause_through_the_pages(browser: Browser, server:
         )
         await coach.get_by_role("button", name="Hide the post").click()
         await expect(coach.locator(".report .done")).to_contain_text("hidden")
-        await expect(reporter.locator(f"#main-{post['id']}")).to_have_text("Hidden by the coach.", timeout=5000)
+        await expect(reporter.locator(f"#main-{post['id']}")).to_have_text("Hidden by the coach.")
         await coach.reload()
         await expect(coach.locator(".audit")).to_contain_text("hid a post")
         await expect(coach.locator(".audit")).to_contain_text("Please leave names out")
