@@ -140,6 +140,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
             sockets_per_account=limits.sockets_per_account,
         ),
         renderer=HtmlRenderer(),
+        presence_jitter=settings.presence_jitter,
     )
     live = Live(hub, topics)
     vapid = VapidKey(settings.secret)

@@ -70,6 +70,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Shown as a bearer token, it lets an operator read /healthz's socket counts and delivery counters.
     ops_token: str | None = None
     data_dir: Path
+    # Seconds of random delay, drawn per room and per change, before a room's presence frame goes out
+    # (KINDRED_PRESENCE_JITTER): one socket's joins and leaves in two circles then never show in the same tick.
+    presence_jitter: float = 2.0
     # Origins (scheme://host[:port]) allowed besides the request's own; same-origin is always allowed.
     allowed_origins: tuple[str, ...] = ()
     # Host names the app answers to; guards against Host-header poisoning of generated links.
@@ -124,6 +127,19 @@ def _int_env(env: dict[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _seconds_env(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
+    if not 0 <= value <= 60:
+        raise ConfigError(f"{name} must be between 0 and 60 seconds, got {value}")
     return value
 
 
@@ -215,5 +231,6 @@ def load_settings(environ: dict[str, str] | None = None, *, need_secret: bool = 
         push_contact=env.get("KINDRED_PUSH_CONTACT") or "mailto:admin@localhost",
         trust_proxy=env.get("KINDRED_TRUST_PROXY") or None,
         ops_token=env.get("KINDRED_OPS_TOKEN") or None,
+        presence_jitter=_seconds_env(env, "KINDRED_PRESENCE_JITTER", 2.0),
         debug=env.get("KINDRED_DEBUG", "").lower() in {"1", "true", "yes"},
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -160,8 +161,12 @@ class Hub:
         topics: Topics,
         limits: SocketLimits,
         renderer: Renderer,
+        presence_jitter: float = 0.0,
+        rng: random.Random | None = None,
     ) -> None:
         self.store = store
+        self.presence_jitter = presence_jitter
+        self._rng = rng or random.SystemRandom()
         self.presence = presence
         self.topics = topics
         self.limits = limits
@@ -599,10 +604,19 @@ class Hub:
         if feed.presence_task is None:
             feed.presence_task = self._spawn(self._broadcast_presence(feed))
 
+    def presence_delay(self, sockets: int) -> float:
+        """How long a room's presence change waits before its frame goes out: a coalescing interval that grows with
+        the room, plus a random delay drawn for this room and this change alone. Without the random part, one
+        socket subscribed in two circles would show its two aliases joining and leaving in the same tick, which
+        links them; with it, the two rooms' frames go out at independent times (docs/security.md says how far that
+        goes)."""
+        jitter = self._rng.uniform(0.0, self.presence_jitter) if self.presence_jitter > 0 else 0.0
+        return PRESENCE_MIN_INTERVAL + PRESENCE_PER_MEMBER * sockets + jitter
+
     async def _broadcast_presence(self, feed: RoomFeed) -> None:
         try:
             while feed.presence_due:
-                await asyncio.sleep(PRESENCE_MIN_INTERVAL + PRESENCE_PER_MEMBER * feed.sockets)
+                await asyncio.sleep(self.presence_delay(feed.sockets))
                 feed.presence_due = False
                 await self.refresh_presence(feed.room_id)
         except Exception:

@@ -34,7 +34,7 @@ class WsClient:
         raw = await asyncio.wait_for(self.conn.recv(), timeout)
         return json.loads(raw)  # type: ignore[no-any-return]
 
-    async def recv_until(self, match: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> dict[str, Any]:
+    async def recv_until(self, match: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[str, Any]:
         """The first frame matching; frames before it that don't match are kept for later."""
         for i, frame in enumerate(self.backlog):
             if match(frame):

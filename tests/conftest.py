@@ -149,6 +149,9 @@ def make_settings(database_url: str, redis_url: str | None, data_dir: Path, **en
         "KINDRED_SECRET": SECRET,
         "KINDRED_DATA_DIR": str(data_dir),
         "KINDRED_REDIS_PREFIX": f"kt{uuid.uuid4().hex[:10]}",
+        # Presence frames without their random delay, so tests that wait for presence wait less; the jitter itself
+        # is tested on its own (tests/test_hardening.py, tests/test_hub_unit.py).
+        "KINDRED_PRESENCE_JITTER": "0",
         **env,
     }
     if redis_url:

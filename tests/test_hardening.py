@@ -432,3 +432,34 @@ async def test_calendar_files_keep_to_rfc_5545(api: ApiClient) -> None:
     assert not any(line.startswith(b"BEGIN:VALARM") for line in lines)
     unfolded = r.content.replace(b"\r\n ", b"").decode()
     assert "DESCRIPTION:first line\\nBEGIN:VALARM\\nsecond line " + "é" * 80 in unfolded
+
+
+@pytest.mark.parametrize("settings_env", [{"KINDRED_PRESENCE_JITTER": "1.5"}])
+async def test_presence_with_jitter_still_tells_who_is_here_in_each_circle(api: ApiClient) -> None:
+    """With the presence side channel closed by a random delay per room (the unit test shows the delays are
+    independent), presence still arrives: one socket of Sam's in two circles appears, then leaves, in both rooms."""
+    one = await make_circle(api, members=2)
+    sam, peer = one.members
+    two = await make_circle(api, members=0)
+    for user, alias in ((sam, "Second Self"), (peer, "Peer Two")):
+        await user.ok("POST", f"/api/v1/invites/{two.invite}/join", {"alias": alias})
+    watcher = await peer.ws()
+    for room in (one.room_id, two.room_id):
+        await watcher.subscribe(room)
+    ws = await sam.ws()
+    for room in (one.room_id, two.room_id):
+        await ws.subscribe(room)
+
+    def present(room: str, alias: str, here: bool):
+        def match(f: dict[str, Any]) -> bool:
+            names = [m["alias"] for m in f.get("present", [])]
+            return f.get("type") == "presence" and f["room_id"] == room and (alias in names) == here
+
+        return match
+
+    await watcher.recv_until(present(one.room_id, "Member1", True))
+    await watcher.recv_until(present(two.room_id, "Second Self", True))
+    await ws.close()
+    await watcher.recv_until(present(one.room_id, "Member1", False))
+    await watcher.recv_until(present(two.room_id, "Second Self", False))
+    await watcher.close()

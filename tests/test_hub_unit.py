@@ -205,3 +205,36 @@ async def test_replays_after_an_edit_come_from_the_log() -> None:
         await settle()
         bodies = [f["data"]["body"] for f in y_sock.sent if f["type"] == "event"]
         assert bodies == ["my boss is J.", "p1 edited"]
+
+
+def test_presence_frames_of_two_rooms_go_out_at_independent_times() -> None:
+    """The presence side channel (issue 12): with jitter, each room's change waits its own random delay, so one
+    socket's two aliases in two circles do not appear or vanish in the same tick. Without it (jitter 0, as in the
+    tests), the delay is the plain coalescing interval, the same for both rooms: the control."""
+    import random
+
+    limits = SocketLimits(
+        frames_per_second=100, send_queue_frames=10, max_frame_bytes=65536, replay_cap=10, sockets_per_account=1
+    )
+
+    def hub(jitter: float) -> Hub:
+        return Hub(
+            store=LogStore(),  # type: ignore[arg-type]
+            presence=MemoryPresence(),
+            topics=Topics("t"),
+            limits=limits,
+            renderer=None,  # type: ignore[arg-type]
+            presence_jitter=jitter,
+            rng=random.Random(12),
+        )
+
+    plain = hub(0.0)
+    assert plain.presence_delay(3) == plain.presence_delay(3), "no jitter: both rooms wait the same"
+    jittered = hub(2.0)
+    delays = [jittered.presence_delay(3) for _ in range(200)]
+    base = plain.presence_delay(3)
+    assert all(base <= d <= base + 2.0 for d in delays)
+    # Two rooms' frames for the same socket's join: drawn apart, and spread over the whole window.
+    gaps = [abs(a - b) for a, b in zip(delays[::2], delays[1::2], strict=True)]
+    assert sum(g > 0.1 for g in gaps) > 80, "most pairs are further apart than a tenth of a second"
+    assert max(delays) - min(delays) > 1.5
