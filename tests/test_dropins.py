@@ -128,17 +128,43 @@ async def test_go_live_notifies_every_member_on_every_socket(api: ApiClient) -> 
     await elsewhere.send({"op": "ping"})
     await elsewhere.recv_until(lambda f: f.get("type") == "pong")
     again = await c.coach.ok("POST", f"/api/v1/dropins/{created['id']}/start", status=200)
-    frame = await elsewhere.recv_until(lambda f: f.get("type") == "notification", timeout=2)
+    frame = await elsewhere.recv_until(lambda f: f.get("type") == "notification")
     note = frame["data"]
     assert note["kind"] == "dropin.live" and note["room_id"] == created["room_id"]
     assert note["actor"]["role"] == "coach" and "Coach Dana" in note["text"]
     # Starting again changes nothing and notifies nobody twice.
     assert (await c.coach.ok("POST", f"/api/v1/dropins/{created['id']}/start", status=200))["state"] == again["state"]
-    assert [f for f in await elsewhere.quiet(0.5) if f.get("type") == "notification"] == []
+    # Control that must arrive after anything a second start could have sent: a mention of Member2.
+    await c.members[0].post(c.room_id, "@Member2 see you in there")
+    control = await elsewhere.recv_until(lambda f: f.get("type") == "notification")
+    assert control["data"]["kind"] == "mention"
+    assert [f for f in elsewhere.backlog if f.get("type") == "notification"] == []
     feed = await c.members[1].ok("GET", "/api/v1/notifications")
-    assert [n["kind"] for n in feed] == ["dropin.live"]
+    assert [n["kind"] for n in feed] == ["mention", "dropin.live"]
     # The coach is not notified of their own drop-in.
     assert await c.coach.ok("GET", "/api/v1/notifications") == []
+
+
+async def test_ending_retires_its_notices_live_and_keeps_the_rest(api: ApiClient) -> None:
+    """A drop-in that has ended has nothing to join: its `dropin.live` notice is marked read for everyone, and each
+    open page lowers its bell at once (`notifications.read`); other notifications stay unread (the control)."""
+    c = await make_circle(api, members=2)
+    created = await schedule(c)
+    member = c.members[1]
+    ws = await member.ws()
+    await c.coach.ok("POST", f"/api/v1/dropins/{created['id']}/start", status=200)
+    await ws.recv_until(lambda f: f.get("type") == "notification" and f["data"]["kind"] == "dropin.live")
+    await c.members[0].post(c.room_id, "@Member2 how did it go?")
+    await ws.recv_until(lambda f: f.get("type") == "notification" and f["data"]["kind"] == "mention")
+    await c.coach.ok("POST", f"/api/v1/dropins/{created['id']}/end", status=200)
+    lowered = await ws.recv_until(lambda f: f.get("type") == "notifications.read")
+    assert lowered["unread"] == 1
+    feed = {n["kind"]: n["read"] for n in await member.ok("GET", "/api/v1/notifications")}
+    assert feed == {"dropin.live": True, "mention": False}
+    # Member1 had the notice too, read nowhere yet: retired as well.
+    others = {n["kind"]: n["read"] for n in await c.members[0].ok("GET", "/api/v1/notifications")}
+    assert others == {"dropin.live": True}
+    await ws.close()
 
 
 async def test_hands_queue_in_order_and_the_coach_calls_on_them(api: ApiClient) -> None:

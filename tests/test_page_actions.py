@@ -52,7 +52,7 @@ async def test_in_page_forms_carry_what_is_typed(api: ApiClient) -> None:
     removed = await page_call(api, c.coach, "POST", f"/posts/{other['id']}/removal", reason="No phone numbers")
     assert removed.status_code == 200 and "deleted" in removed.text
 
-    # Reports: thanked the first time, told the truth after.
+    # Reports: thanked the first time, told the truth while it is open, reopened after the coach looked.
     third = await a.post(c.room_id, "Everyone here is too soft.")
     silent = await page_call(api, b, "POST", f"/posts/{third['id']}/report", reason=" ")
     assert silent.status_code == 400 and "what is wrong" in silent.text
@@ -64,5 +64,11 @@ async def test_in_page_forms_carry_what_is_typed(api: ApiClient) -> None:
     queue = await c.coach.ok("GET", f"/api/v1/circles/{c.id}/reports")
     assert [r["reason"] for r in queue] == ["Unkind"]
     await c.coach.ok("POST", f"/api/v1/reports/{queue[0]['id']}/resolve", {"action": "dismiss"}, status=200)
+    assert await c.coach.ok("GET", f"/api/v1/circles/{c.id}/reports") == [], "dismissed: the open queue is empty"
+    # Once the coach has looked at it, reporting again reopens it with the new reason, back in the queue.
     after = await page_call(api, b, "POST", f"/posts/{third['id']}/report", reason="It is still there")
-    assert "already looked at it and kept the post up" in after.text and "Thank you" not in after.text
+    assert "Thank you. Your coach will look at it." in after.text
+    reopened = await c.coach.ok("GET", f"/api/v1/circles/{c.id}/reports")
+    assert [(r["id"], r["reason"], r["resolved_at"]) for r in reopened] == [(queue[0]["id"], "It is still there", None)]
+    kinds = [n["kind"] for n in await c.coach.ok("GET", "/api/v1/notifications")]
+    assert kinds.count("report") == 2, "the coach is told again"

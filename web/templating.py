@@ -21,6 +21,7 @@ ACTION_LABELS = {
     "remove_member": "removed a member",
     "leave": "left",
     "report_dismissed": "dismissed a report",
+    "report_reopened": "reported a post again after the coach had looked at it",
     "allow_rejoin": "let a removed member rejoin",
     "close": "closed the circle",
     "reopen": "reopened the circle",

@@ -655,15 +655,9 @@ async def report_post(request: Request[Any, Any, Any], post_id: FromPath[str], s
         raise ClientException("Say in a few words what is wrong, so your coach knows what to look at.")
     asked_at = datetime.now(UTC)
     report = await moderation.report(user.account_id, post_id, reason, state["live"])
-    # One report per member and post: a second one answers with the first. Say what really happened to it.
-    if report.resolved_at is not None:
-        outcome = {"dismissed": "kept the post up", "hidden": "hid the post", "removed": "removed the post"}
-        message = (
-            f"You reported this post before, and your coach already looked at it and "
-            f"{outcome.get(report.resolution or '', 'dealt with it')}, so nothing new was sent. "
-            "If something else is wrong, tell your coach directly."
-        )
-    elif report.created_at < asked_at:
+    # One open report per member and post: a second tap while it is open answers with it; once the coach has looked
+    # at it, reporting again reopens it (moderation.report).
+    if report.created_at < asked_at:
         message = "You already reported this post; your coach has your report and will look at it."
     else:
         message = "Thank you. Your coach will look at it."

@@ -389,7 +389,9 @@ async def end(account_id: uuid.UUID, dropin_id: str, live: Live) -> Dropin:
             },
             outbox,
         )
+        retired = await notifications.retire(row["room"], ("dropin.live", "dropin.reminder"))
     await outbox.publish(live)
+    await notifications.announce_read(retired, live)
     await live.hub.refresh_presence(str(row["room"]))
     return await dropin_struct(fresh)
 

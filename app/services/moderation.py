@@ -324,16 +324,31 @@ async def report(account_id: uuid.UUID, post_id: str, reason: str | None, live: 
     text = _reason(reason, required=True)
     assert text is not None
     existing = await Report.select().where((Report.post == row["id"]) & (Report.reporter == me["id"])).first()
-    if existing is not None:
+    if existing is not None and existing["resolved_at"] is None:
+        # Still open: the coach has it; a second tap sends nothing new.
         return await _report_out(existing, me)
-    report_id = uuid.uuid4()
+    report_id = existing["id"] if existing is not None else uuid.uuid4()
     outbox = Outbox()
     async with write_transaction():
-        await Report.insert(
-            Report(
-                id=report_id, post=row["id"], circle=room["circle"], reporter=me["id"], reason=text, created_at=now()
+        if existing is not None:
+            # The coach looked at it before and the post is (again) there to read: reporting it again reopens the
+            # report with the new reason, back at the top of the coach's queue. The earlier outcome stays in the
+            # audit log.
+            await Report.update(
+                {Report.reason: text, Report.created_at: now(), Report.resolved_at: None, Report.resolution: None}
+            ).where(Report.id == report_id)
+            await _log(room["circle"], me, "report_reopened", post_id=row["id"], reason=text)
+        else:
+            await Report.insert(
+                Report(
+                    id=report_id,
+                    post=row["id"],
+                    circle=room["circle"],
+                    reporter=me["id"],
+                    reason=text,
+                    created_at=now(),
+                )
             )
-        )
         coaches = await Membership.select(Membership.id).where(
             (Membership.circle == room["circle"]) & (Membership.role == "coach") & Membership.removed_at.is_null()
         )

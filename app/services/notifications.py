@@ -308,6 +308,28 @@ async def mark_read(account_id: uuid.UUID, ids: list[str] | None, everything: bo
         await live.notifications_read(account_id, await unread_count(account_id))
 
 
+async def retire(room_id: uuid.UUID, kinds: tuple[str, ...]) -> list[uuid.UUID]:
+    """Inside the caller's transaction: mark read every unread notification of these kinds about this room (a
+    drop-in that has ended: its "join now" and reminder notices have nothing left to offer). Returns the accounts
+    whose bells changed, for `announce_read` once committed."""
+    rows = (
+        await NotificationRow.update({NotificationRow.read_at: now()})
+        .where(
+            (NotificationRow.room == room_id)
+            & NotificationRow.kind.is_in(list(kinds))
+            & NotificationRow.read_at.is_null()
+        )
+        .returning(NotificationRow.account)
+    )
+    return list({r["account"] for r in rows})
+
+
+async def announce_read(accounts: list[uuid.UUID], live: Live) -> None:
+    """After commit: every open page of these accounts gets its new unread count (`notifications.read`)."""
+    for account_id in accounts:
+        await live.notifications_read(account_id, await unread_count(account_id))
+
+
 async def open_target(account_id: uuid.UUID, notification_id: str, live: Live) -> str:
     """Mark one notification read and say where it leads (see target_url)."""
     nid = queries.as_uuid(notification_id)
