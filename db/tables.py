@@ -94,6 +94,11 @@ class Membership(Table, tablename="membership"):
         help_text="The member joined while the circle let its coach see identities: their consent, taken at join time.",
     )
     muted_until = Timestamptz(null=True, default=None, help_text="The member cannot post or react before this.")
+    welcomed_at = Timestamptz(
+        null=True,
+        default=None,
+        help_text="When the member put the one-time welcome card away (dismissed it or took its next step).",
+    )
     mute_reason = Text(null=True, default=None)
 
 
@@ -235,6 +240,11 @@ class Dropin(Table, tablename="dropin"):
     started_at = Timestamptz(null=True, default=None)
     ended_at = Timestamptz(null=True, default=None)
     spotlight = UUID(null=True, default=None, help_text="The post everyone is looking at now.")
+    called = UUID(
+        null=True,
+        default=None,
+        help_text="The membership the coach called on from the raised hands, until the spotlight changes or it ends.",
+    )
     reminded_at = Timestamptz(null=True, default=None, help_text="When the 10-minute reminder went out.")
     created_at = Timestamptz(default=TimestamptzNow())
 

@@ -16,6 +16,7 @@ from tests.browser import post_action, shot
 from tests.client import make_circle
 from tests.conftest import Server
 from tests.test_browser_a11y import context_for
+from tests.test_browser_live import signed_in
 from tests.test_browser_smoke import sign_up
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
@@ -66,7 +67,7 @@ async def test_a_first_arrival_on_a_phone(browser: Browser, server: Server, back
         await expect(page.locator(".members li", has_text="Member1")).not_to_contain_text("(you)")
         await shot(page, f"{backend}-arrival-welcome-phone")
         # The layout: the invite fields are the coach's; here the "(you)" and card fit the phone.
-        await card.get_by_role("link", name="Write your first reflection").click()
+        await card.get_by_role("button", name="Write your first reflection").click()
         await expect(page.locator("#presence-names")).to_contain_text("Here now")
         # The coach's pinned welcome is at the top of the room.
         pins = page.locator(".coach-pins")
@@ -78,9 +79,18 @@ async def test_a_first_arrival_on_a_phone(browser: Browser, server: Server, back
         await page.locator("#composer").get_by_role("button", name="Post").click()
         await expect(page.locator("article.post", has_text="Hello, I am new here.")).to_be_focused()
 
-        # Once only: the circle's page itself has no welcome card.
+        # Once only, and on every device: the circle's page no longer has the welcome card, here or in a fresh
+        # browser signed in as the same person.
         await page.goto(f"{server.url}/circles/{c.id}")
+        await expect(page.get_by_role("heading", name="What we share")).to_be_visible()
         await expect(page.locator(".welcome-card")).to_have_count(0)
+        session = next(ck for ck in await context.cookies() if ck["name"] == "kindred_session")["value"]
+        other_device = await signed_in(browser, server, session)
+        elsewhere = await other_device.new_page()
+        await elsewhere.goto(f"{server.url}/circles/{c.id}")
+        await expect(elsewhere.get_by_role("heading", name="What we share")).to_be_visible()
+        await expect(elsewhere.locator(".welcome-card")).to_have_count(0)
+        await other_device.close()
         # An invite opened again leads to the circle, not to an alias form that would be ignored.
         await page.goto(f"{server.url}/join/{c.invite}")
         await expect(page).to_have_url(re.compile(rf"/circles/{c.id}"))

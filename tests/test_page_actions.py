@@ -1,11 +1,12 @@
 """The pages' small in-page forms for a post (a pin's note, the reasons to hide or remove, a report), over HTTP on
 both backends: what is typed arrives as typed, an empty reason is a 400 in words, an unknown form a 404, and a
-report after a resolved one says what happened instead of thanking for nothing."""
+report after a resolved one reopens it, and the welcome card is put away once for every device."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.client import ApiClient, User, make_circle
@@ -72,3 +73,31 @@ async def test_in_page_forms_carry_what_is_typed(api: ApiClient) -> None:
     assert [(r["id"], r["reason"], r["resolved_at"]) for r in reopened] == [(queue[0]["id"], "It is still there", None)]
     kinds = [n["kind"] for n in await c.coach.ok("GET", "/api/v1/notifications")]
     assert kinds.count("report") == 2, "the coach is told again"
+
+
+async def test_the_welcome_card_is_put_away_once_for_every_device(api: ApiClient) -> None:
+    """Stored on the membership, not in a cookie: once put away (Got it, or its next step) it is gone on any client;
+    another new member still gets theirs (the control)."""
+    c = await make_circle(api, members=2)
+    a, b = c.members
+    for user in (a, b):
+        page = await api.http.get(f"/circles/{c.id}", headers=user.headers)
+        assert page.status_code == 200 and "welcome-card" in page.text
+    coach_page = await api.http.get(f"/circles/{c.id}", headers=c.coach.headers)
+    assert "welcome-card" not in coach_page.text, "the coach gets no welcome card"
+    got_it = await page_call(api, a, "POST", f"/circles/{c.id}/welcomed")
+    assert got_it.status_code == 200 and got_it.text == ""
+    async with httpx.AsyncClient(base_url=api.base_url) as other_device:
+        again = await other_device.get(f"/circles/{c.id}", headers=a.headers)
+        assert again.status_code == 200 and "What we share" in again.text and "welcome-card" not in again.text
+    assert "welcome-card" in (await api.http.get(f"/circles/{c.id}", headers=b.headers)).text
+    # The next step: on to the room's composer, and the card is put away too.
+    wrong = await api.http.post(f"/circles/{c.id}/welcomed", data={"next": "not-a-room"}, headers=b.headers)
+    assert wrong.status_code == 400 and "next must be a room" in wrong.text
+    assert "welcome-card" in (await api.http.get(f"/circles/{c.id}", headers=b.headers)).text, "nothing written"
+    step = await api.http.post(f"/circles/{c.id}/welcomed", data={"next": c.room_id}, headers=b.headers)
+    assert step.status_code == 303 and step.headers["location"] == f"/rooms/{c.room_id}#composer"
+    assert "welcome-card" not in (await api.http.get(f"/circles/{c.id}", headers=b.headers)).text
+    # Someone else's circle: 404, as for every circle page.
+    outsider = await api.signup()
+    assert (await page_call(api, outsider, "POST", f"/circles/{c.id}/welcomed")).status_code == 404

@@ -294,13 +294,14 @@ async def circle_page(
     welcome: FromQuery[str | None] = None,
     already: FromQuery[str | None] = None,
 ) -> Template:
-    """The circle. Right after joining (`?welcome=1`) a member gets a welcome card once; someone who opened an
-    invite to a circle they are already in (`?already=1`) is told under which alias they are here."""
+    """The circle. A new member gets a welcome card until they put it away (`Membership.welcomed_at`, so once on
+    every device); someone who opened an invite to a circle they are already in (`?already=1`) is told under which
+    alias they are here. (`?welcome=1`, which the join redirect still sends, no longer decides anything.)"""
     user = who(request)
     circle, membership = await circles.get_circle(user.account_id, circle_id)
     return page(
         "circle",
-        welcome=welcome == "1" and membership["role"] != "coach",
+        welcome=membership["role"] != "coach" and membership.get("welcomed_at") is None,
         already=already == "1",
         closed=await rights.closed_state(circle_id),
         open_reports=len(await moderation.reports(user.account_id, circle_id)) if membership["role"] == "coach" else 0,
@@ -338,6 +339,24 @@ async def create_room(request: Request[Any, Any, Any], circle_id: FromPath[str],
     if request.headers.get("hx-request"):
         return Response(None, status_code=204, headers={"HX-Redirect": f"/rooms/{room.id}"})
     return Redirect(f"/rooms/{room.id}", status_code=HTTP_303_SEE_OTHER)
+
+
+@post("/circles/{circle_id:str}/welcomed", include_in_schema=False, status_code=200)
+async def welcomed(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form) -> Response[Any]:
+    """Put the welcome card away: "Got it" (htmx, the card goes) or its next step (a plain form: on to the room's
+    composer). Either way it does not come back."""
+    user = who(request)
+    target = f"/circles/{circle_id}"
+    room_id = (data.get("next") or "").strip()
+    if room_id:
+        rooms = await circles.rooms(user.account_id, circle_id)
+        if not any(r.id == room_id for r in rooms):
+            raise ClientException("next must be a room of this circle")
+        target = f"/rooms/{room_id}#composer"
+    await circles.put_welcome_away(user.account_id, circle_id)
+    if request.headers.get("hx-request") and not room_id:
+        return Response("", status_code=200, media_type="text/html")
+    return Redirect(target, status_code=HTTP_303_SEE_OTHER)
 
 
 @get("/join/{code:str}", include_in_schema=False)
@@ -1072,6 +1091,7 @@ ROUTES: list[Any] = [
     reopen_circle,
     account_page,
     change_alias,
+    welcomed,
     change_password,
     delete_account,
     notifications_page,

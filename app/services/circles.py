@@ -140,6 +140,18 @@ async def get_circle(account_id: uuid.UUID, circle_id: str) -> tuple[CircleOut, 
     return circle_out(row), membership
 
 
+async def put_welcome_away(account_id: uuid.UUID, circle_id: str) -> dict[str, Any]:
+    """The member has read the welcome card (dismissed it, or took its next step): it never shows again, on any
+    device. Returns the membership; a second call changes nothing."""
+    cid = parse_id(circle_id, "circle")
+    membership = await require_member(account_id, cid)
+    if membership.get("welcomed_at") is None:
+        await Membership.update({Membership.welcomed_at: now()}).where(
+            (Membership.id == membership["id"]) & Membership.welcomed_at.is_null()
+        )
+    return membership
+
+
 IDENTITY_ON_NOTICE = (
     "Your coach can now see the name and email of members who join this circle from now on. You joined before, "
     "so your coach still sees only your alias."
