@@ -86,6 +86,9 @@ class Dropin(msgspec.Struct, kw_only=True):
     spotlight: str | None = None
     # Extension: the spotlighted post itself, so every client (and the HTML renderer) can show it without a request.
     spotlight_post: Post | None = None
+    # Extension: the member the coach called on from the raised hands (alias only), until the spotlight changes or
+    # the drop-in ends; set even when they have not posted yet, so their page can say "You're up".
+    called: Membership | None = None
 
 
 class Notification(msgspec.Struct, kw_only=True):

@@ -146,3 +146,44 @@ async def test_a_drop_in_from_schedule_to_summary(browser: Browser, server: Serv
             await context.close()
     finally:
         await api.aclose()
+
+
+async def test_youre_up_for_a_member_called_on_before_posting(browser: Browser, server: Server, backend: str) -> None:
+    api = server.client()
+    try:
+        c = await make_circle(api, members=2)
+        m1, m2 = c.members
+        soon = (datetime.now().astimezone() + timedelta(minutes=30)).isoformat()
+        created = await c.coach.ok(
+            "POST",
+            f"/api/v1/circles/{c.id}/dropins",
+            {"title": "Quiet start", "starts_at": soon, "duration_minutes": 30},
+        )
+        await c.coach.ok("POST", f"/api/v1/dropins/{created['id']}/start", status=200)
+        pages = []
+        for user in (m1, m2):
+            context = await signed_in(browser, server, user.token)
+            page = await context.new_page()
+            await page.set_viewport_size({"width": 390, "height": 844})
+            await page.goto(f"{server.url}/rooms/{created['room_id']}")
+            await in_room(page)
+            pages.append(page)
+        called_page, other = pages
+        await called_page.get_by_role("button", name="Raise my hand").click()
+        await expect(other.locator("#hands li")).to_have_text(["Member1"])
+        await c.coach.ok("POST", f"/api/v1/dropins/{created['id']}/hands/next", status=200)
+        # Member1 has not posted: nothing is in the spotlight, yet they are told it is their turn, with a way in.
+        up = called_page.locator("#spotlight .youre-up")
+        await expect(up).to_be_visible()
+        await expect(up).to_contain_text("You're up")
+        await up.get_by_role("link", name="Start writing").click()
+        await expect(called_page.locator("#composer-body")).to_be_in_viewport()
+        await expect(called_page.locator("#spotlight .called-on")).to_be_hidden()
+        # Everyone else sees who has the floor, by alias only.
+        await expect(other.locator("#spotlight .called-on")).to_contain_text("Your coach called on Member1")
+        await expect(other.locator("#spotlight .youre-up")).to_be_hidden()
+        await shot(called_page, f"{backend}-dropin-called-before-posting")
+        for page in pages:
+            await page.context.close()
+    finally:
+        await api.aclose()

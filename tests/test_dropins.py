@@ -167,6 +167,36 @@ async def test_ending_retires_its_notices_live_and_keeps_the_rest(api: ApiClient
     await ws.close()
 
 
+async def test_a_member_called_on_before_posting_is_named_in_the_state(api: ApiClient) -> None:
+    """ "Next hand" on a member with no post yet spotlights nothing but still says who is up (`called`, alias only),
+    live and on replay; the coach's own spotlight afterwards calls nobody."""
+    c = await make_circle(api, members=2)
+    created, coach_ws, m1_ws, m2_ws = await _live(api, c)
+    did, room = created["id"], created["room_id"]
+    m1 = c.members[0]
+    await m1.ok("PUT", f"/api/v1/dropins/{did}/hand")
+    await m2_ws.recv_until(hands_are(room, ["Member1"]))
+    await c.coach.ok("POST", f"/api/v1/dropins/{did}/hands/next", status=200)
+    state = await m2_ws.recv_until(lambda f: is_dropin_event(room)(f) and f["data"].get("called") is not None)
+    assert state["data"]["spotlight"] is None and state["data"]["spotlight_post"] is None
+    called = state["data"]["called"]
+    assert called == {"membership_id": await membership_id(m1, c.id), "alias": "Member1", "role": "member"}
+    detail = await m1.ok("GET", f"/api/v1/dropins/{did}")
+    assert detail["called"]["alias"] == "Member1"
+    # A late subscriber's replay carries it too.
+    late = await c.members[1].ws()
+    await late.send({"op": "subscribe", "room_id": room, "since": 0})
+    replayed = await late.recv_until(lambda f: is_dropin_event(room)(f) and f["data"].get("called") is not None)
+    assert replayed["data"]["called"]["alias"] == "Member1"
+    # The coach spotlights a post of their own choosing: nobody is "called" any more.
+    post = await c.members[1].post(room, "Something to look at")
+    await c.coach.ok("PUT", f"/api/v1/dropins/{did}/spotlight", {"post_id": post["id"]}, status=200)
+    after = await m2_ws.recv_until(lambda f: is_dropin_event(room)(f) and f["data"]["spotlight"] == post["id"])
+    assert after["data"]["called"] is None
+    for sock in (coach_ws, m1_ws, m2_ws, late):
+        await sock.close()
+
+
 async def test_hands_queue_in_order_and_the_coach_calls_on_them(api: ApiClient) -> None:
     c = await make_circle(api, members=2)
     created, coach_ws, m1_ws, _ = await _live(api, c)

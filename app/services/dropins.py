@@ -99,7 +99,20 @@ async def dropin_struct(row: dict[str, Any]) -> Dropin:
         state=row["state"],
         spotlight=str(row["spotlight"]) if row["spotlight"] else None,
         spotlight_post=await _spotlight_post(row["spotlight"]),
+        called=await _called(row.get("called")),
     )
+
+
+async def _called(membership_id: uuid.UUID | None) -> PublicMembership | None:
+    """The member called on, while they are still a member (a hand called and then gone shows nobody)."""
+    if membership_id is None:
+        return None
+    person = (
+        await Membership.select(Membership.id, Membership.alias, Membership.role)
+        .where((Membership.id == membership_id) & Membership.removed_at.is_null())
+        .first()
+    )
+    return membership_struct(person) if person is not None else None
 
 
 async def hands_of(dropin_id: uuid.UUID) -> list[PublicMembership]:
@@ -386,6 +399,7 @@ async def end(account_id: uuid.UUID, dropin_id: str, live: Live) -> Dropin:
                 DropinRow.state: "ended",
                 DropinRow.ended_at: now(),
                 DropinRow.spotlight: None,
+                DropinRow.called: None,
             },
             outbox,
         )
@@ -426,10 +440,14 @@ async def lower_hand(account_id: uuid.UUID, dropin_id: str, live: Live) -> list[
     return await hands_of(row["id"])
 
 
-async def _set_spotlight(row: dict[str, Any], post_id: uuid.UUID | None, live: Live) -> dict[str, Any]:
+async def _set_spotlight(
+    row: dict[str, Any], post_id: uuid.UUID | None, live: Live, *, called: uuid.UUID | None = None
+) -> dict[str, Any]:
+    """Spotlight a post (or nothing) and say who was called on (only "next hand" calls someone; the coach's own
+    spotlight or clearing it calls nobody)."""
     outbox = Outbox()
     async with write_transaction():
-        fresh = await _change(row, {DropinRow.spotlight: post_id}, outbox)
+        fresh = await _change(row, {DropinRow.spotlight: post_id, DropinRow.called: called}, outbox)
     await outbox.publish(live)
     return fresh
 
@@ -479,7 +497,7 @@ async def call_next(account_id: uuid.UUID, dropin_id: str, live: Live) -> Dropin
         .order_by(PostRow.seq, ascending=False)
         .first()
     )
-    fresh = await _set_spotlight(row, latest["id"] if latest else None, live)
+    fresh = await _set_spotlight(row, latest["id"] if latest else None, live, called=first["membership"])
     await live.hub.refresh_presence(str(row["room"]))
     return await _detail(fresh, live)
 

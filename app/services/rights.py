@@ -351,12 +351,15 @@ async def _rewrite_author_alias(membership_id: uuid.UUID, alias: str) -> None:
         if isinstance(event.data, Post):
             data = _relabel(event.data, mid, alias)
             data.html = data.html.replace(link, '<span class="mention">')
-        elif isinstance(event.data, Dropin) and event.data.spotlight_post is not None:
-            # A drop-in's state carries its spotlighted post, author and all.
+        elif isinstance(event.data, Dropin) and (event.data.spotlight_post is not None or event.data.called):
+            # A drop-in's state carries its spotlighted post, author and all, and the member called on.
             data = event.data
-            spotlit = _relabel(event.data.spotlight_post, mid, alias)
-            spotlit.html = spotlit.html.replace(link, '<span class="mention">')
-            data.spotlight_post = spotlit
+            if event.data.spotlight_post is not None:
+                spotlit = _relabel(event.data.spotlight_post, mid, alias)
+                spotlit.html = spotlit.html.replace(link, '<span class="mention">')
+                data.spotlight_post = spotlit
+            if data.called is not None and data.called.membership_id == mid:
+                data.called = msgspec.structs.replace(data.called, alias=alias)
         else:
             continue
         await RoomEvent.update({RoomEvent.data: encoder.encode(data).decode()}).where(RoomEvent.id == e["id"])

@@ -48,6 +48,9 @@
     root.querySelectorAll(".youre-up[data-for]").forEach((el) => {
       el.hidden = el.dataset.for !== me;
     });
+    root.querySelectorAll("[data-not-for]").forEach((el) => {
+      el.hidden = el.dataset.notFor === me;
+    });
   }
 
   function enhance(root) {
