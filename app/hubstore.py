@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from app.services import dropins
 from db import queries
-from realtime.connection import Access
 from realtime.events import Membership, encode_event
-from realtime.hub import LogEntry
+from realtime.types import Access, Entry
 
 
 def envelope(room_id: str, seq: int, name: str, data: str) -> bytes:
@@ -32,12 +31,12 @@ class DatabaseHubStore:
     async def hands(self, room_id: str) -> list[Membership]:
         return await dropins.hands_in_room(room_id)
 
-    async def read_events(self, room_id: str, after: int, limit: int) -> tuple[list[LogEntry], int]:
+    async def read_events(self, room_id: str, after: int, limit: int) -> tuple[list[Entry], int]:
         rid = queries.as_uuid(room_id)
         if rid is None:
             return [], 0
         rows, last = await queries.read_events(rid, after, limit)
-        return [(seq, envelope(room_id, seq, name, data)) for seq, name, data in rows], last
+        return [Entry(seq, name, envelope(room_id, seq, name, data)) for seq, name, data in rows], last
 
     async def last_seqs(self, room_ids: list[str]) -> dict[str, int]:
         ids = [u for u in (queries.as_uuid(r) for r in room_ids) if u is not None]

@@ -47,7 +47,7 @@ from app.settings import Settings, load_settings
 from db import engine as db_engine
 from db.migrate import pending
 from realtime.bus import Bus, memory_backend, redis_backend_factory
-from realtime.connection import SocketLimits
+from realtime.types import SocketLimits
 from realtime.hub import Hub
 from realtime.presence import MemoryPresence, PresenceStore, RedisPresence
 from realtime.render import HtmlRenderer

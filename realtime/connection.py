@@ -13,50 +13,41 @@ import logging
 import time
 import uuid
 from collections import deque
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import msgspec
 
-from realtime.events import ErrorFrame, Membership, Pong, encoder
+from realtime.events import ErrorFrame, Pong, encoder
 from realtime.protocol import FloodGuard, FrameError, Ping, Subscribe, Unsubscribe, parse_client_frame
+from realtime.types import (
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN,
+    Access,
+    HubPort,
+    SocketLimits,
+    Variant,
+)
 
-if TYPE_CHECKING:
-    from realtime.hub import Hub
+__all__ = [
+    "CLOSE_GOING_AWAY",
+    "CLOSE_NORMAL",
+    "CLOSE_POLICY",
+    "CLOSE_TOO_BIG",
+    "CLOSE_TRY_AGAIN",
+    "Access",
+    "Connection",
+    "SocketLimits",
+    "Variant",
+]
 
 log = logging.getLogger("kindred.ws")
-
-Variant = Literal["json", "html"]
-
-# Close codes (RFC 6455 and the IANA registry).
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008  # abuse: frame floods
-CLOSE_TOO_BIG = 1009  # a frame over the size limit
-CLOSE_TRY_AGAIN = 1013  # too slow to keep up, or the server is shutting down: reconnect with `since`
 
 # Seconds a closing socket gets to flush its close frame. A client that has stopped reading keeps our writer blocked
 # in send() forever; after this the socket's tasks are cancelled so it stops holding anything of ours.
 CLOSE_GRACE = 2.0
-
-
-class SocketLimits(msgspec.Struct, frozen=True):
-    frames_per_second: int
-    send_queue_frames: int
-    max_frame_bytes: int
-    replay_cap: int
-    sockets_per_account: int
-    # Characters a socket may have queued, live frames and replies alike; past this it is closed 1013. A replay is
-    # streamed into the queue only while it holds less than a quarter of this, so replays never come near it.
-    send_queue_bytes: int = 4 * 1024 * 1024
-
-
-class Access(msgspec.Struct, frozen=True):
-    """What a subscription is allowed on: the room's circle and who the account is there."""
-
-    circle_id: str
-    who: Membership
-    # The room is a drop-in's: its presence frames carry the raised hands (other rooms skip that query).
-    dropin: bool = False
 
 
 class Connection:
@@ -86,7 +77,7 @@ class Connection:
     def __init__(
         self,
         socket: Any,
-        hub: Hub,
+        hub: HubPort,
         *,
         account_id: str,
         token_id: str | None,

@@ -1,12 +1,15 @@
-"""The hub: one per instance. Topics to sockets, in order, authorised, encoded once.
+"""The hub: one per instance, the I/O loop around the room feeds. Topics to sockets, in order, authorised, encoded once.
 
-Data flow: a message arrives from the bus (or from a local publish) -> its head is decoded once -> room events go
-through that room's `Sequencer` (in order, gap-free, each once; holes are read back from the room log) -> the frame
-for each variant is made once (the JSON frame is the bus payload itself; the HTML frame is rendered at most once)
--> every live socket of the room gets the same string appended to its bounded queue.
+Data flow: a message arrives from the bus (or from a local publish) -> its head is decoded once (room, seq, event
+name) -> room events go to that room's `Feed` (realtime/feed.py), which decides, without I/O, who gets what: in
+order, gap-free, each once, replays and their hand-off to live included -> the hub carries out what it returns: the
+frame for each lane (variant) is made once (the JSON frame is the bus payload itself; the HTML frame is rendered at
+most once per instance) and every socket of the lane gets the same string appended to its bounded queue.
 
-The hub does not import the database: reading the log, checking membership and finding last seqs reach it through
-the `HubStore` callbacks that the application passes in.
+What the hub does itself is only I/O: reading the log (for a replay, a gap, the tail check), awaiting a socket's
+queue, subscribing channels, timers. Presence fan-out is realtime/presence.py's `PresenceBroadcaster`; losing access
+is realtime/revocation.py. The hub does not import the database: reading the log, checking membership and finding
+last seqs reach it through the `HubStore` callbacks that the application passes in.
 """
 
 from __future__ import annotations
@@ -16,14 +19,13 @@ import contextlib
 import logging
 import random
 import time
-from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
 
 from realtime.bus import Bus
-from realtime.connection import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TRY_AGAIN, Access, Connection, SocketLimits
 from realtime.events import (
     AliasChanged,
     ErrorFrame,
@@ -41,13 +43,14 @@ from realtime.events import (
     bus_decoder,
     encoder,
 )
-from realtime.presence import HEARTBEAT_INTERVAL, PresenceStore
-from realtime.protocol import Catchup, Sequencer
+from realtime.feed import Action as FeedAction
+from realtime.feed import Deliver, Feed, Finish, Phase, ReadLog, SendReplay, Subscription, TooSlow
+from realtime.presence import HEARTBEAT_INTERVAL, PresenceBroadcaster, PresenceStore
+from realtime.revocation import Revocations
 from realtime.topics import Topics
+from realtime.types import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TRY_AGAIN, Access, Entry, Socket, SocketLimits
 
 log = logging.getLogger("kindred.hub")
-
-LogEntry = tuple[int, bytes]  # (seq, the event's wire envelope)
 
 # Seconds to wait for a missing seq to arrive on the bus before reading it from the log: publishers on different
 # instances race to Redis, so a short reorder is normal and not worth a query.
@@ -60,16 +63,11 @@ SWEEP_INTERVAL = 2.0
 REVALIDATE_INTERVAL = 30.0
 # Seconds a room with no local sockets keeps its channel subscription, so a page reload doesn't churn Redis.
 IDLE_FEED_SECONDS = 30.0
-# Recent events kept per room, so most reconnects replay from memory instead of the database.
-RECENT_EVENTS = 256
-# Events read from the log per query while a replay streams to a socket.
-REPLAY_PAGE = 100
 # HTML renderings kept per instance (keyed by the event's envelope), so replays to page sockets reuse the render the
 # live delivery made instead of rendering once per socket.
 HTML_CACHE = 1024
-# Presence broadcasts per room are coalesced: at most one per this many seconds, more for big rooms (below).
-PRESENCE_MIN_INTERVAL = 0.25
-PRESENCE_PER_MEMBER = 0.0025
+# Events read from the log per query by the tail check.
+CATCH_UP_PAGE = 500
 
 
 class HubStore(Protocol):
@@ -77,7 +75,7 @@ class HubStore(Protocol):
         """The account's access to the room, or None if it is not a current member of the room's circle."""
         ...
 
-    async def read_events(self, room_id: str, after: int, limit: int) -> tuple[list[LogEntry], int]:
+    async def read_events(self, room_id: str, after: int, limit: int) -> tuple[list[Entry], int]:
         """Up to `limit` events with seq > after, in order, and the room's current last seq."""
         ...
 
@@ -98,58 +96,15 @@ class Renderer(Protocol):
         ...
 
 
-class RoomFeed:
-    """This instance's view of one room: its sequencer and the sockets that follow it."""
+@dataclass(eq=False, slots=True)
+class Room:
+    """One room this instance follows: its feed (the decisions) and the I/O state around it."""
 
-    __slots__ = (
-        "ahead",
-        "catchups",
-        "circle_id",
-        "dropin",
-        "early",
-        "gap_task",
-        "html",
-        "idle_since",
-        "json",
-        "presence_due",
-        "presence_task",
-        "recent",
-        "room_id",
-        "seq",
-    )
-
-    def __init__(self, room_id: str, circle_id: str, dropin: bool) -> None:
-        self.room_id = room_id
-        self.circle_id = circle_id
-        self.dropin = dropin
-        # None until the baseline seq is read; events that arrive before that wait in `early`.
-        self.seq: Sequencer[bytes] | None = None
-        self.early: list[LogEntry] = []
-        self.json: set[Connection] = set()
-        self.html: set[Connection] = set()
-        self.catchups: dict[Connection, Catchup[bytes]] = {}
-        # Sockets whose replay (or resync) went past what this instance has released: each joins the live sets when
-        # the room's sequencer reaches its floor, so it never gets an event twice, nor one at or below a resync's seq.
-        self.ahead: dict[Connection, int] = {}
-        self.recent: deque[LogEntry] = deque(maxlen=RECENT_EVENTS)
-        self.gap_task: asyncio.Task[None] | None = None
-        self.idle_since: float | None = None
-        self.presence_task: asyncio.Task[None] | None = None
-        self.presence_due = False
-
-    @property
-    def sockets(self) -> int:
-        return len(self.json) + len(self.html) + len(self.catchups) + len(self.ahead)
-
-    def listeners(self) -> list[Connection]:
-        """Every socket following the room live (presence frames go to all of them)."""
-        return [*self.json, *self.html, *self.ahead]
-
-    def drop(self, conn: Connection) -> None:
-        self.json.discard(conn)
-        self.html.discard(conn)
-        self.catchups.pop(conn, None)
-        self.ahead.pop(conn, None)
+    feed: Feed[Socket]
+    circle_id: str
+    dropin: bool
+    gap_task: asyncio.Task[None] | None = None
+    idle_since: float | None = None
 
 
 class Hub:
@@ -165,16 +120,16 @@ class Hub:
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
-        self.presence_jitter = presence_jitter
-        self._rng = rng or random.SystemRandom()
         self.presence = presence
         self.topics = topics
         self.limits = limits
         self.renderer = renderer
         self.bus: Bus | None = None
-        self.rooms: dict[str, RoomFeed] = {}
-        self.accounts: dict[str, set[Connection]] = {}
-        self._feed_locks: dict[str, asyncio.Lock] = {}
+        self.rooms: dict[str, Room] = {}
+        self.accounts: dict[str, set[Socket]] = {}
+        self.broadcaster = PresenceBroadcaster(self.refresh_presence, self._spawn, jitter=presence_jitter, rng=rng)
+        self.revocations = Revocations(self)
+        self._open_locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._last_revalidate = time.monotonic()
@@ -202,8 +157,6 @@ class Hub:
         # rest: a query cancelled mid-way keeps running in the SQLite driver's thread, which then calls back into an
         # event loop that may be closed by then.
         running = set(self._tasks)
-        for feed in self.rooms.values():
-            running.update(t for t in (feed.gap_task, feed.presence_task) if t is not None)
         if running:
             _done, pending = await asyncio.wait(running, timeout=STOP_GRACE)
             for task in pending:
@@ -221,7 +174,7 @@ class Hub:
     def socket_count(self, account_id: str) -> int:
         return len(self.accounts.get(account_id, ()))
 
-    async def attach(self, conn: Connection) -> None:
+    async def attach(self, conn: Socket) -> None:
         """Register a socket before its handshake completes, so no notification created after that is missed."""
         conns = self.accounts.get(conn.account_id)
         if conns is None:
@@ -230,7 +183,7 @@ class Hub:
             await self.bus.subscribe([self.topics.account(conn.account_id)])
         conns.add(conn)
 
-    async def detach(self, conn: Connection) -> None:
+    async def detach(self, conn: Socket) -> None:
         for room_id in list(conn.rooms):
             await self.unsubscribe(conn, room_id, quiet=True)
         conns = self.accounts.get(conn.account_id)
@@ -242,7 +195,7 @@ class Hub:
                     with contextlib.suppress(Exception):
                         await self.bus.unsubscribe([self.topics.account(conn.account_id)])
 
-    async def subscribe(self, conn: Connection, room_id: str, since: int | None) -> None:
+    async def subscribe(self, conn: Socket, room_id: str, since: int | None) -> None:
         if room_id in conn.rooms:
             await self.unsubscribe(conn, room_id, quiet=True)
         try:
@@ -257,57 +210,35 @@ class Hub:
         if conn.closing:
             return
         try:
-            feed = await self._feed(room_id, access)
+            room = await self._open(room_id, access)
         except Exception:
             log.exception("opening room %s failed", room_id)
             conn.reply(ErrorFrame(code="unavailable", detail="could not open the room; try again", room_id=room_id))
             return
         conn.rooms[room_id] = access
-        feed.idle_since = None
-        variant_set = feed.html if conn.variant == "html" else feed.json
-        assert feed.seq is not None
-        if since is None:
-            variant_set.add(conn)
-            conn.reply(Subscribed(room_id=room_id, last_seq=feed.seq.last))
+        room.idle_since = None
+        feed = room.feed
+        sub = feed.subscribe(conn, conn.variant, since)
+        if sub.phase is Phase.LIVE:
+            conn.reply(Subscribed(room_id=room_id, last_seq=feed.last))
         else:
-            catchup: Catchup[bytes] = Catchup(since)
-            feed.catchups[conn] = catchup
-
-            def still_wanted() -> bool:
-                # Not unsubscribed, revoked or closed while the replay streamed (an alias change keeps it).
-                current = conn.rooms.get(room_id)
-                return (
-                    feed.catchups.get(conn) is catchup
-                    and current is not None
-                    and current.who.membership_id == access.who.membership_id
-                    and not conn.closing
-                )
-
             try:
-                last, resync_at = await self._stream_replay(conn, feed, since, still_wanted)
+                finish = await self._replay(conn, room, sub)
             except Exception:
                 log.exception("replay failed")
-                if feed.catchups.get(conn) is catchup:
-                    del feed.catchups[conn]
-                conn.rooms.pop(room_id, None)
+                if feed.get(conn) is sub:
+                    feed.unsubscribe(conn)
+                    conn.rooms.pop(room_id, None)
                 conn.reply(
                     ErrorFrame(code="unavailable", detail="could not read the room log; try again", room_id=room_id)
                 )
                 return
-            if not still_wanted():
+            if finish is None:  # unsubscribed, revoked or closed while the replay streamed
                 return
-            del feed.catchups[conn]
-            if resync_at is not None:
-                last = resync_at
-                conn.reply(Resync(room_id=room_id, last_seq=last))
-            else:
-                conn.reply(Subscribed(room_id=room_id, last_seq=last))
-            for _, envelope in catchup.release_after(last):
-                conn.push_reply(self._frame(conn, envelope))
-            if last > feed.seq.last:
-                feed.ahead[conn] = last
-            else:
-                variant_set.add(conn)
+            frame = Resync if finish.resync else Subscribed
+            conn.reply(frame(room_id=room_id, last_seq=finish.last_seq))
+            for entry in finish.held:
+                conn.push_reply(self._frame(conn, entry))
         # Read again: an alias change may have replaced the access while the replay was read.
         current = conn.rooms.get(room_id)
         if current is None:
@@ -316,31 +247,74 @@ class Hub:
             await self.presence.join(room_id, conn.key, current.who)
         except Exception:
             log.warning("presence join failed for room %s", room_id, exc_info=True)
-        self._presence_changed(feed)
+        self._presence_changed(room_id)
 
-    async def unsubscribe(self, conn: Connection, room_id: str, *, quiet: bool = False) -> None:
+    async def _replay(self, conn: Socket, room: Room, sub: Subscription[Socket]) -> Finish | None:
+        """Carry out a subscription's replay as its feed asks: one event at a time as the socket's queue drains, the
+        log a page at a time. A replay is never built whole, and a client that asks for many and reads none holds a
+        quarter of its send bound at most (live events meanwhile are held by the feed, bounded too)."""
+        feed = room.feed
+        while True:
+            if not await conn.drained():
+                if feed.get(conn) is sub:
+                    feed.unsubscribe(conn)
+                return None
+            step = feed.replay_step(sub)
+            if step is None:
+                return None
+            if isinstance(step, SendReplay):
+                conn.push_reply(self._frame(conn, step.entry))
+            elif isinstance(step, ReadLog):
+                entries, room_last = await self.store.read_events(feed.room_id, step.after, step.limit)
+                self._apply(room, feed.log_read(sub, entries, room_last))
+            else:
+                return step
+
+    async def unsubscribe(self, conn: Socket, room_id: str, *, quiet: bool = False) -> None:
         access = conn.rooms.pop(room_id, None)
-        feed = self.rooms.get(room_id)
-        if feed is not None:
-            feed.drop(conn)
-            if not feed.sockets:
-                feed.idle_since = time.monotonic()
+        room = self.rooms.get(room_id)
+        if room is not None:
+            room.feed.unsubscribe(conn)
+            if not room.feed.sockets:
+                room.idle_since = time.monotonic()
         if access is not None:
             try:
                 await self.presence.leave(room_id, conn.key, access.who)
             except Exception:
                 log.warning("presence leave failed for room %s", room_id, exc_info=True)
-            if feed is not None:
-                self._presence_changed(feed)
+            if room is not None:
+                self._presence_changed(room_id)
         if not quiet:
             conn.reply(Unsubscribed(room_id=room_id))
 
-    def _frame(self, conn: Connection, envelope: bytes) -> str:
-        if conn.variant == "html":
-            html = self._html(envelope)
+    def cut_off(self, conn: Socket, room_id: str) -> None:
+        room = self.rooms.get(room_id)
+        if room is not None:
+            room.feed.unsubscribe(conn)
+
+    async def still_allowed(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        return await self.store.still_allowed(pairs)
+
+    async def rejoin_presence(self, conn: Socket, room_id: str, old: Membership, new: Membership) -> None:
+        try:
+            await self.presence.leave(room_id, conn.key, old)
+            await self.presence.join(room_id, conn.key, new)
+        except Exception:
+            log.warning("presence update after an alias change failed for room %s", room_id, exc_info=True)
+        if room_id in self.rooms:
+            self._presence_changed(room_id)
+
+    # --- frames ----------------------------------------------------------------------------------------------------
+
+    def _frame(self, conn: Socket, entry: Entry) -> str:
+        return self._lane_frame(conn.variant, entry)
+
+    def _lane_frame(self, lane: str, entry: Entry) -> str:
+        if lane == "html":
+            html = self._html(entry.envelope)
             if html is not None:
                 return html
-        return envelope.decode()
+        return entry.envelope.decode()
 
     def _html(self, envelope: bytes) -> str | None:
         """The event's HTML frame, rendered once per instance however many sockets (live or replaying) need it."""
@@ -353,154 +327,97 @@ class Hub:
         self._html_cache[envelope] = html
         return html
 
-    async def _stream_replay(
-        self, conn: Connection, feed: RoomFeed, since: int, still_wanted: Callable[[], bool]
-    ) -> tuple[int, int | None]:
-        """Send `conn` the events after `since`, one at a time as its queue drains, reading the log a page at a time:
-        a replay is never built whole, and a client that asks for many and reads none holds a quarter of its send
-        bound at most. Returns (the last seq sent, None), or (since, N) when the client must resync from N instead.
-        Live events meanwhile wait in the socket's Catchup, which is bounded too (`_offer`)."""
-        assert feed.seq is not None
-        last = since
-        recent = feed.recent
-        if recent and recent[0][0] <= since + 1 and since <= feed.seq.last:
-            for seq, envelope in [entry for entry in recent if entry[0] > since]:
-                if not await conn.drained() or not still_wanted():
-                    return last, None
-                conn.push_reply(self._frame(conn, envelope))
-                last = seq
-            return last, None
-        entries, room_last = await self.store.read_events(feed.room_id, since, REPLAY_PAGE)
-        if room_last - since > self.limits.replay_cap or since > room_last:
-            # Too far behind to replay, or ahead of a log it cannot have seen (a reset database): start afresh.
-            return since, max(room_last, feed.seq.last)
-        while True:
-            for seq, envelope in entries:
-                # What the log holds beyond this instance's position is committed: the room's sequencer takes it now
-                # (this instance was behind, say while Redis was away), so every socket gets it once, this one as
-                # part of its replay (its Catchup holds it, and release_after skips what the replay sent).
-                if seq > feed.seq.last:
-                    self._offer(feed, seq, envelope)
-                if not await conn.drained() or not still_wanted():
-                    return last, None
-                conn.push_reply(self._frame(conn, envelope))
-                last = seq
-            # Seqs are gap-free, so the page that reaches the room's end at the first read is the last one; what
-            # was committed since arrives live, held in the Catchup.
-            if len(entries) < REPLAY_PAGE or last >= room_last:
-                return last, None
-            entries, _ = await self.store.read_events(feed.room_id, last, REPLAY_PAGE)
-
     # --- rooms ---------------------------------------------------------------------------------------------------
 
-    async def _feed(self, room_id: str, access: Access) -> RoomFeed:
-        feed = self.rooms.get(room_id)
-        if feed is not None and feed.seq is not None:
-            return feed
-        lock = self._feed_locks.setdefault(room_id, asyncio.Lock())
+    async def _open(self, room_id: str, access: Access) -> Room:
+        room = self.rooms.get(room_id)
+        if room is not None and room.feed.is_open:
+            return room
+        lock = self._open_locks.setdefault(room_id, asyncio.Lock())
         async with lock:
-            feed = self.rooms.get(room_id)
-            if feed is not None and feed.seq is not None:
-                return feed
-            if feed is None:
+            room = self.rooms.get(room_id)
+            if room is not None and room.feed.is_open:
+                return room
+            if room is None:
                 # Registered before the channel subscription so no event arriving meanwhile is dropped.
-                feed = self.rooms[room_id] = RoomFeed(room_id, access.circle_id, access.dropin)
+                feed: Feed[Socket] = Feed(
+                    room_id, replay_cap=self.limits.replay_cap, hold_limit=self.limits.send_queue_frames
+                )
+                room = self.rooms[room_id] = Room(feed, access.circle_id, access.dropin)
             assert self.bus is not None
             await self.bus.subscribe([self.topics.room(room_id)])
             try:
                 baseline = (await self.store.last_seqs([room_id])).get(room_id, 0)
             except Exception:
-                if not feed.sockets:  # nobody else is waiting on it: forget the half-made feed
+                if not room.feed.sockets:  # nobody else is waiting on it: forget the half-made room
                     self.rooms.pop(room_id, None)
                     await self.bus.unsubscribe([self.topics.room(room_id)])
                 raise
-            feed.seq = Sequencer(baseline)
-            early, feed.early = feed.early, []
-            for seq, envelope in early:
-                self._offer(feed, seq, envelope)
-        self._feed_locks.pop(room_id, None)
-        return feed
+            self._apply(room, room.feed.open(baseline))
+        self._open_locks.pop(room_id, None)
+        return room
 
-    def _offer(self, feed: RoomFeed, seq: int, envelope: bytes) -> None:
-        sequencer = feed.seq
-        if sequencer is None:
-            feed.early.append((seq, envelope))
-            return
-        for released_seq, released in sequencer.offer(seq, envelope):
-            self._release(feed, released_seq, released)
-        if sequencer.pending and feed.gap_task is None:
-            feed.gap_task = self._spawn(self._fill_gap(feed))
+    def _offer(self, room: Room, entry: Entry) -> None:
+        self._apply(room, room.feed.offer(entry))
 
-    def _release(self, feed: RoomFeed, seq: int, envelope: bytes) -> None:
-        if feed.json:
-            text = envelope.decode()
-            for conn in feed.json:
-                conn.push(text)
-        if feed.html:
-            html = self._html(envelope)
-            frame = html if html is not None else envelope.decode()
-            for conn in feed.html:
-                conn.push(frame)
-        for waiting, catchup in list(feed.catchups.items()):
-            if catchup.held >= self.limits.send_queue_frames:
-                # A replay that cannot stream because the client does not read: live events would pile up here.
+    def _apply(self, room: Room, actions: list[FeedAction[Socket]]) -> None:
+        """Carry out what the feed decided: deliveries, and sockets to close for being too slow."""
+        for action in actions:
+            if isinstance(action, Deliver):
+                self._deliver(action)
+            elif isinstance(action, TooSlow):
+                # A replay that cannot stream because the client does not read: live events would pile up.
                 self.stats["slow_closed"] += 1
-                waiting.close_soon(CLOSE_TRY_AGAIN, "too slow to keep up; reconnect with since")
-                continue
-            catchup.hold(seq, envelope)
-        self.stats["delivered"] += len(feed.json) + len(feed.html)
-        if feed.ahead:
-            for conn, floor in list(feed.ahead.items()):
-                if seq > floor:
-                    conn.push(self._frame(conn, envelope))
-                if seq >= floor:
-                    del feed.ahead[conn]
-                    (feed.html if conn.variant == "html" else feed.json).add(conn)
-        head = envelope[:200]
-        if b'"event":"post.updated"' in head or b'"event":"post.deleted"' in head:
-            # Replays must not resend what an edit, a hide or a deletion took away: the log's copies have been
-            # rewritten, so the memory window is dropped and the next replay reads the log.
-            feed.recent.clear()
-        else:
-            feed.recent.append((seq, envelope))
+                action.key.close_soon(CLOSE_TRY_AGAIN, "too slow to keep up; reconnect with since")
+        if room.gap_task is None and room.feed.gap() is not None:
+            room.gap_task = self._spawn(self._fill_gap(room))
 
-    async def _fill_gap(self, feed: RoomFeed) -> None:
+    def _deliver(self, delivery: Deliver[Socket]) -> None:
+        entry = delivery.entry
+        for lane, conns in delivery.lanes.items():
+            frame = self._lane_frame(lane, entry)
+            for conn in conns:
+                conn.push(frame)
+            self.stats["delivered"] += len(conns)
+        for conn in delivery.ahead:
+            conn.push(self._frame(conn, entry))
+
+    async def _fill_gap(self, room: Room) -> None:
         try:
             await asyncio.sleep(GAP_GRACE)
-            while feed.seq is not None and (gap := feed.seq.gap()) is not None:
+            while (gap := room.feed.gap()) is not None:
                 first, last = gap
-                entries, _ = await self.store.read_events(feed.room_id, first - 1, last - first + 1)
+                entries, _ = await self.store.read_events(room.feed.room_id, first - 1, last - first + 1)
                 self.stats["gap_fills"] += 1
                 if not entries:
-                    log.error("room %s: seqs %d..%d missing from the log", feed.room_id, first, last)
+                    log.error("room %s: seqs %d..%d missing from the log", room.feed.room_id, first, last)
                     return
-                for seq, envelope in entries:
-                    self._offer(feed, seq, envelope)
+                for entry in entries:
+                    self._offer(room, entry)
         except Exception:
-            log.exception("gap fill for room %s failed", feed.room_id)
+            log.exception("gap fill for room %s failed", room.feed.room_id)
         finally:
-            feed.gap_task = None
+            room.gap_task = None
 
     async def catch_up(self) -> None:
         """Bring every room up to the log's last seq (after a bus outage, or as the periodic tail check)."""
-        ready = [feed for feed in self.rooms.values() if feed.seq is not None]
+        ready = [room for room in self.rooms.values() if room.feed.is_open]
         if not ready:
             return
-        lasts = await self.store.last_seqs([feed.room_id for feed in ready])
-        if any(feed.seq is not None and feed.seq.last < lasts.get(feed.room_id, 0) for feed in ready):
+        lasts = await self.store.last_seqs([room.feed.room_id for room in ready])
+        if any(room.feed.last < lasts.get(room.feed.room_id, 0) for room in ready):
             # Events the bus did not bring may come with revocations it did not bring either: check who may still
             # read before delivering them.
-            await self._revalidate()
-        for feed in ready:
-            assert feed.seq is not None
-            target = lasts.get(feed.room_id, 0)
-            while feed.seq.last < target:
-                entries, _ = await self.store.read_events(feed.room_id, feed.seq.last, 500)
+            await self.revocations.revalidate()
+        for room in ready:
+            target = lasts.get(room.feed.room_id, 0)
+            while room.feed.last < target:
+                entries, _ = await self.store.read_events(room.feed.room_id, room.feed.last, CATCH_UP_PAGE)
                 if not entries:
                     break
                 self.stats["caught_up"] += len(entries)
-                for seq, envelope in entries:
-                    self._offer(feed, seq, envelope)
+                for entry in entries:
+                    self._offer(room, entry)
 
     # --- the bus ---------------------------------------------------------------------------------------------------
 
@@ -512,14 +429,14 @@ class Hub:
             log.error("undecodable message on %s", channel)
             return
         if isinstance(message, EventHead):
-            feed = self.rooms.get(message.room_id)
-            if feed is not None:
-                self._offer(feed, message.seq, payload)
+            room = self.rooms.get(message.room_id)
+            if room is not None:
+                self._offer(room, Entry(message.seq, message.event, payload))
         elif isinstance(message, PresenceFrame):
-            feed = self.rooms.get(message.room_id)
-            if feed is not None:
+            room = self.rooms.get(message.room_id)
+            if room is not None:
                 text = payload.decode()
-                for conn in feed.listeners():
+                for conn in room.feed.listeners():
                     conn.push(text)
         elif isinstance(message, NotificationFrame | NotificationsRead):
             parsed = self.topics.parse(channel)
@@ -530,14 +447,14 @@ class Hub:
         elif isinstance(message, Revoke):
             # Cut off now, before anything else is delivered; the rest of the revoke (presence, the error frame) may
             # wait for its task.
-            self._cut_off(message.account_id, message.circle_id)
-            self._spawn(self._revoke(message.account_id, message.circle_id))
+            self.revocations.cut_off(message.account_id, message.circle_id)
+            self._spawn(self.revocations.revoke(message.account_id, message.circle_id))
         elif isinstance(message, AliasChanged):
-            self._spawn(self._alias_changed(message))
+            self._spawn(self.revocations.alias_changed(message))
         elif isinstance(message, LogRewritten):
             rewritten = self.rooms.get(message.room_id)
             if rewritten is not None:
-                rewritten.recent.clear()
+                rewritten.feed.forget_recent()
         elif isinstance(message, SignedOut):
             for conn in list(self.accounts.get(message.account_id, ())):
                 if message.token_id is None or conn.token_id == message.token_id:
@@ -559,117 +476,46 @@ class Hub:
         if bus is None or not await bus.publish(payload, [channel]):
             self.on_message(channel, payload)
 
-    def _cut_off(self, account_id: str, circle_id: str) -> None:
-        for conn in self.accounts.get(account_id, ()):
-            for room_id, access in conn.rooms.items():
-                if access.circle_id == circle_id and (feed := self.rooms.get(room_id)) is not None:
-                    feed.drop(conn)
-
-    async def _revoke(self, account_id: str, circle_id: str) -> None:
-        for conn in list(self.accounts.get(account_id, ())):
-            lost = False
-            for room_id, access in list(conn.rooms.items()):
-                if access.circle_id == circle_id:
-                    lost = True
-                    await self.unsubscribe(conn, room_id, quiet=True)
-                    conn.reply(
-                        ErrorFrame(
-                            code="forbidden", detail="you are no longer a member of this circle", room_id=room_id
-                        )
-                    )
-            # A page's socket exists for one room; with that room gone it is closed, not left open and idle.
-            if lost and conn.variant == "html" and not conn.rooms:
-                conn.close_soon(CLOSE_POLICY, "no longer a member of this circle")
-
-    async def _alias_changed(self, message: AliasChanged) -> None:
-        """The account's sockets in that circle appear under the new alias from now on, in presence as everywhere."""
-        for conn in list(self.accounts.get(message.account_id, ())):
-            for room_id, access in list(conn.rooms.items()):
-                if access.circle_id != message.circle_id or access.who.membership_id != message.who.membership_id:
-                    continue
-                old = access.who
-                conn.rooms[room_id] = msgspec.structs.replace(access, who=message.who)
-                try:
-                    await self.presence.leave(room_id, conn.key, old)
-                    await self.presence.join(room_id, conn.key, message.who)
-                except Exception:
-                    log.warning("presence update after an alias change failed for room %s", room_id, exc_info=True)
-                if (feed := self.rooms.get(room_id)) is not None:
-                    self._presence_changed(feed)
-
     # --- presence --------------------------------------------------------------------------------------------------
 
-    def _presence_changed(self, feed: RoomFeed) -> None:
-        feed.presence_due = True
-        if feed.presence_task is None:
-            feed.presence_task = self._spawn(self._broadcast_presence(feed))
-
-    def presence_delay(self, sockets: int) -> float:
-        """How long a room's presence change waits before its frame goes out: a coalescing interval that grows with
-        the room, plus a random delay drawn for this room and this change alone. Without the random part, one
-        socket subscribed in two circles would show its two aliases joining and leaving in the same tick, which
-        links them; with it, the two rooms' frames go out at independent times (docs/security.md says how far that
-        goes)."""
-        jitter = self._rng.uniform(0.0, self.presence_jitter) if self.presence_jitter > 0 else 0.0
-        return PRESENCE_MIN_INTERVAL + PRESENCE_PER_MEMBER * sockets + jitter
-
-    async def _broadcast_presence(self, feed: RoomFeed) -> None:
-        try:
-            while feed.presence_due:
-                await asyncio.sleep(self.presence_delay(feed.sockets))
-                feed.presence_due = False
-                await self.refresh_presence(feed.room_id)
-        except Exception:
-            log.warning("presence broadcast for room %s failed", feed.room_id, exc_info=True)
-        finally:
-            feed.presence_task = None
+    def _presence_changed(self, room_id: str) -> None:
+        room = self.rooms.get(room_id)
+        if room is not None:
+            self.broadcaster.changed(room_id, lambda: room.feed.sockets)
 
     async def refresh_presence(self, room_id: str) -> None:
         """Send everyone in the room, on every instance, who is here and whose hand is up (after a change)."""
-        feed = self.rooms.get(room_id)
-        hands = await self.store.hands(room_id) if feed is None or feed.dropin else []
+        room = self.rooms.get(room_id)
+        hands = await self.store.hands(room_id) if room is None or room.dropin else []
         frame = PresenceFrame(room_id=room_id, present=await self.presence.members(room_id), hands=hands)
         await self.publish(self.topics.room(room_id), encoder.encode(frame), sequenced=False)
 
     async def after_reconnect(self) -> None:
         """The bus came back: what was published meanwhile is lost to pub/sub, so read it from the log."""
-        await self._revalidate()
+        await self.revocations.revalidate()
         await self.catch_up()
-        for feed in self.rooms.values():
-            if feed.sockets:
-                self._presence_changed(feed)
+        for room_id, room in self.rooms.items():
+            if room.feed.sockets:
+                self._presence_changed(room_id)
 
     # --- periodic work -----------------------------------------------------------------------------------------------
 
-    async def _revalidate(self) -> None:
-        pairs = {
-            (conn.account_id, access.circle_id)
-            for conns in self.accounts.values()
-            for conn in conns
-            for access in conn.rooms.values()
-        }
-        if not pairs:
-            return
-        allowed = await self.store.still_allowed(pairs)
-        for account_id, circle_id in pairs - allowed:
-            await self._revoke(account_id, circle_id)
-
     def _heartbeat_entries(self) -> dict[str, dict[str, Membership]]:
         entries: dict[str, dict[str, Membership]] = {}
-        for feed in self.rooms.values():
-            room: dict[str, Membership] = {}
-            for conn in feed.listeners():
-                access = conn.rooms.get(feed.room_id)
+        for room_id, room in self.rooms.items():
+            present: dict[str, Membership] = {}
+            for conn in room.feed.listeners():
+                access = conn.rooms.get(room_id)
                 if access is not None:
-                    room[conn.key] = access.who
-            entries[feed.room_id] = room
+                    present[conn.key] = access.who
+            entries[room_id] = present
         return entries
 
     async def sweep(self) -> None:
         now = time.monotonic()
         await self.catch_up()
-        for room_id, feed in list(self.rooms.items()):
-            if feed.sockets == 0 and feed.idle_since is not None and now - feed.idle_since > IDLE_FEED_SECONDS:
+        for room_id, room in list(self.rooms.items()):
+            if room.feed.sockets == 0 and room.idle_since is not None and now - room.idle_since > IDLE_FEED_SECONDS:
                 del self.rooms[room_id]
                 if self.bus is not None:
                     await self.bus.unsubscribe([self.topics.room(room_id)])
@@ -677,11 +523,10 @@ class Hub:
             self._last_heartbeat = now
             swept = await self.presence.heartbeat(self._heartbeat_entries())
             for room_id in swept:
-                if (swept_feed := self.rooms.get(room_id)) is not None:
-                    self._presence_changed(swept_feed)
+                self._presence_changed(room_id)
         if now - self._last_revalidate >= REVALIDATE_INTERVAL:
             self._last_revalidate = now
-            await self._revalidate()
+            await self.revocations.revalidate()
 
     async def _sweep_forever(self) -> None:
         while True:

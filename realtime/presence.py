@@ -8,14 +8,19 @@ entries on a heartbeat, so an instance that dies without cleaning up fades out w
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 import time
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, Protocol
 
 import msgspec
 
 from realtime.events import Membership
 from realtime.topics import Topics
+
+log = logging.getLogger("kindred.presence")
 
 # Seconds an entry lives without a heartbeat; a closed tab leaves at once, a crashed instance's sockets after this.
 PRESENCE_TTL = 30.0
@@ -112,3 +117,57 @@ class RedisPresence:
                 swept.append(room_id)
             i += 3 if entries[room_id] else 1
         return swept
+
+
+# Presence broadcasts per room are coalesced: at most one per this many seconds, more for big rooms (below).
+PRESENCE_MIN_INTERVAL = 0.25
+PRESENCE_PER_MEMBER = 0.0025
+
+
+class PresenceBroadcaster:
+    """When a room's presence changed, one frame goes out after a delay: the changes meanwhile coalesce into it.
+
+    The delay is a coalescing interval that grows with the room, plus a random delay drawn for this room and this
+    change alone. Without the random part, one socket subscribed in two circles would show its two aliases joining
+    and leaving in the same tick, which links them; with it, the two rooms' frames go out at independent times
+    (docs/security.md says how far that goes)."""
+
+    def __init__(
+        self,
+        broadcast: Callable[[str], Awaitable[None]],
+        spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+        *,
+        jitter: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._broadcast = broadcast
+        self._spawn = spawn
+        self.jitter = jitter
+        self._rng = rng or random.SystemRandom()
+        self._due: set[str] = set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def delay(self, sockets: int) -> float:
+        jitter = self._rng.uniform(0.0, self.jitter) if self.jitter > 0 else 0.0
+        return PRESENCE_MIN_INTERVAL + PRESENCE_PER_MEMBER * sockets + jitter
+
+    def changed(self, room_id: str, sockets: Callable[[], int]) -> None:
+        """The room's presence changed; `sockets` says how many follow it when the delay is drawn."""
+        self._due.add(room_id)
+        if room_id not in self._tasks:
+            self._tasks[room_id] = self._spawn(self._run(room_id, sockets))
+
+    def running(self) -> list[asyncio.Task[None]]:
+        return list(self._tasks.values())
+
+    async def _run(self, room_id: str, sockets: Callable[[], int]) -> None:
+        try:
+            while room_id in self._due:
+                await asyncio.sleep(self.delay(sockets()))
+                self._due.discard(room_id)
+                await self._broadcast(room_id)
+        except Exception:
+            log.warning("presence broadcast for room %s failed", room_id, exc_info=True)
+        finally:
+            self._due.discard(room_id)
+            self._tasks.pop(room_id, None)

@@ -2,8 +2,7 @@
 
 * `parse_client_frame` turns a text frame into a typed client frame or a `FrameError`.
 * `Sequencer` turns events arriving in any order, possibly twice, into one gap-free, in-order stream per room.
-* `Catchup` is one socket's subscribe-with-replay: it buffers live events while the replay is read from the log and
-  then releases exactly those the replay did not cover.
+* The room feed (subscribe with replay, the hand-off to live) is realtime/feed.py, built on the `Sequencer`.
 * `FloodGuard` is a token bucket over client frames.
 """
 
@@ -101,30 +100,6 @@ class Sequencer(Generic[T]):
     @property
     def pending(self) -> int:
         return len(self._pending)
-
-
-class Catchup(Generic[T]):
-    """One socket subscribing with `since`: live items are held here until the replay from the log is sent."""
-
-    __slots__ = ("_held", "since")
-
-    def __init__(self, since: int) -> None:
-        self.since = since
-        self._held: list[tuple[int, T]] = []
-
-    def hold(self, seq: int, item: T) -> None:
-        self._held.append((seq, item))
-
-    @property
-    def held(self) -> int:
-        return len(self._held)
-
-    def release_after(self, last_sent: int) -> list[tuple[int, T]]:
-        """Held items the client has not seen, given that the replay (or resync) covered everything up to `last_sent`.
-
-        Held items arrive already ordered and de-duplicated by the room's Sequencer, so a filter is enough.
-        """
-        return [(seq, item) for seq, item in self._held if seq > last_sent]
 
 
 class FloodGuard:

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
+import anyio
 import msgspec
 import pytest
 
 from realtime.bus import Bus, memory_backend
-from realtime.connection import Access, Connection, SocketLimits
+from realtime.connection import Connection
 from realtime.events import Membership, encode_event
-from realtime.hub import Hub, LogEntry
+from realtime.hub import Hub
 from realtime.presence import MemoryPresence
 from realtime.topics import Topics
+from realtime.types import Access, Entry, SocketLimits
 
 pytestmark = pytest.mark.anyio
 
@@ -30,20 +33,20 @@ class LogStore:
     """The room log and memberships, in memory."""
 
     def __init__(self) -> None:
-        self.log: list[LogEntry] = []
+        self.log: list[Entry] = []
         self.allowed: set[tuple[str, str]] = set()
 
     def append(self, body: str = "hello", name: str = "post.created") -> bytes:
         seq = len(self.log) + 1
         data = msgspec.json.encode({"id": f"p{seq}", "body": body})
         envelope = encode_event(ROOM, seq, name, data)
-        self.log.append((seq, envelope))
+        self.log.append(Entry(seq, name, envelope))
         return envelope
 
     def rewrite(self, seq: int, body: str) -> None:
         """What the database does to older events of a post when it is edited or hidden."""
         data = msgspec.json.encode({"id": f"p{seq}", "body": body})
-        self.log[seq - 1] = (seq, encode_event(ROOM, seq, "post.created", data))
+        self.log[seq - 1] = Entry(seq, "post.created", encode_event(ROOM, seq, "post.created", data))
 
     async def authorize(self, account_id: str, room_id: str) -> Access | None:
         if (account_id, CIRCLE) not in self.allowed:
@@ -52,7 +55,7 @@ class LogStore:
             circle_id=CIRCLE, who=Membership(membership_id=f"m-{account_id}", alias=account_id, role="member")
         )
 
-    async def read_events(self, room_id: str, after: int, limit: int) -> tuple[list[LogEntry], int]:
+    async def read_events(self, room_id: str, after: int, limit: int) -> tuple[list[Entry], int]:
         return [e for e in self.log if e[0] > after][:limit], len(self.log)
 
     async def last_seqs(self, room_ids: list[str]) -> dict[str, int]:
@@ -124,9 +127,14 @@ class Rig:
         self.hub.on_message(self.hub.topics.room(ROOM), envelope)
 
 
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0.01)
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for a state (the hub's tasks run meanwhile), never for a time: each turn yields to the event loop once,
+    and a generous deadline only turns a hang into a failure that says what never happened."""
+    with anyio.fail_after(20):
+        # The hub's tasks have no event to offer a waiter; each check gives them one turn of the loop.
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0)
+    assert condition(), what
 
 
 async def test_replay_from_the_log_while_behind_sends_nothing_twice() -> None:
@@ -141,7 +149,7 @@ async def test_replay_from_the_log_while_behind_sends_nothing_twice() -> None:
             rig.echo(envelope)
         await rig.hub.catch_up()
         rig.echo(rig.store.append("live"))
-        await settle()
+        await until(lambda: 11 in y_sock.seqs() and 11 in x_sock.seqs(), "the live event reaches both")
         assert y_sock.seqs() == list(range(1, 12))
         assert x_sock.seqs() == list(range(1, 12)), "the instance caught up from the replay's read"
         assert [f["type"] for f in y_sock.sent].count("subscribed") == 1
@@ -157,7 +165,7 @@ async def test_resync_while_behind_sends_only_what_follows_it() -> None:
         for envelope in late:
             rig.echo(envelope)
         rig.echo(rig.store.append())
-        await settle()
+        await until(lambda: 11 in y_sock.seqs() and 11 in x_sock.seqs(), "the live event reaches both")
         resync = [f for f in y_sock.sent if f["type"] == "resync"]
         assert [f["last_seq"] for f in resync] == [10]
         assert y_sock.seqs() == [11], "live events with seq > N follow, and only those"
@@ -170,26 +178,31 @@ async def test_events_read_back_after_an_outage_skip_revoked_sockets() -> None:
         stays, stays_sock = await rig.connect("stays")
         await rig.hub.subscribe(x, ROOM, None)
         await rig.hub.subscribe(stays, ROOM, None)
+        await until(lambda: [f["type"] for f in x_sock.sent] == ["subscribed"], "x is subscribed: the revoke has work")
         # During an outage x is removed (the revoke frame is lost with the bus) and the room moves on.
         rig.store.allowed.discard(("x", CIRCLE))
         rig.store.append("said after x left")
         await rig.hub.catch_up()  # the tail check finds the event in the log
-        await settle()
+        await until(lambda: stays_sock.seqs() == [1], "the member who stays gets the event (the control)")
+        await until(
+            lambda: any(f["type"] == "error" and f["code"] == "forbidden" for f in x_sock.sent), "x is told why"
+        )
         assert x_sock.seqs() == []
-        assert any(f["type"] == "error" and f["code"] == "forbidden" for f in x_sock.sent)
-        assert stays_sock.seqs() == [1]
 
 
 async def test_a_revoke_cuts_off_before_the_next_event() -> None:
     async with Rig() as rig:
         x, x_sock = await rig.connect("x")
+        stays, stays_sock = await rig.connect("stays")
         await rig.hub.subscribe(x, ROOM, None)
+        await rig.hub.subscribe(stays, ROOM, None)
+        await until(lambda: [f["type"] for f in x_sock.sent] == ["subscribed"], "x is subscribed: the revoke has work")
         from realtime.events import Revoke, encoder
 
         rig.store.allowed.discard(("x", CIRCLE))
         rig.hub.on_message(rig.hub.topics.account("x"), encoder.encode(Revoke(account_id="x", circle_id=CIRCLE)))
         rig.echo(rig.store.append("right after the removal"))  # arrives before the revoke's task has run
-        await settle()
+        await until(lambda: stays_sock.seqs() == [1], "the member who stays gets the event (the control)")
         assert x_sock.seqs() == []
 
 
@@ -202,7 +215,7 @@ async def test_replays_after_an_edit_come_from_the_log() -> None:
         rig.store.rewrite(1, "my boss is J.")  # the log's copy no longer says it
         y, y_sock = await rig.connect("y")
         await rig.hub.subscribe(y, ROOM, 0)
-        await settle()
+        await until(lambda: len(y_sock.seqs()) == 2, "the replay reaches y")
         bodies = [f["data"]["body"] for f in y_sock.sent if f["type"] == "event"]
         assert bodies == ["my boss is J.", "p1 edited"]
 
@@ -229,10 +242,10 @@ def test_presence_frames_of_two_rooms_go_out_at_independent_times() -> None:
         )
 
     plain = hub(0.0)
-    assert plain.presence_delay(3) == plain.presence_delay(3), "no jitter: both rooms wait the same"
+    assert plain.broadcaster.delay(3) == plain.broadcaster.delay(3), "no jitter: both rooms wait the same"
     jittered = hub(2.0)
-    delays = [jittered.presence_delay(3) for _ in range(200)]
-    base = plain.presence_delay(3)
+    delays = [jittered.broadcaster.delay(3) for _ in range(200)]
+    base = plain.broadcaster.delay(3)
     assert all(base <= d <= base + 2.0 for d in delays)
     # Two rooms' frames for the same socket's join: drawn apart, and spread over the whole window.
     gaps = [abs(a - b) for a, b in zip(delays[::2], delays[1::2], strict=True)]

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from realtime.events import EventHead, PresenceFrame, bus_decoder, encode_event, event_decoder
 from realtime.protocol import (
-    Catchup,
     FloodGuard,
     FrameError,
     Ping,
@@ -138,14 +137,6 @@ def test_sequencer_releases_each_seq_once_in_order(extra: list[int], rng: random
     seq: Sequencer[int] = Sequencer(0)
     released = [s for arrival in arrivals for s, _ in seq.offer(arrival, arrival)]
     assert released == list(range(1, 41))
-
-
-def test_catchup_releases_only_what_the_replay_did_not_cover() -> None:
-    catchup: Catchup[str] = Catchup(since=5)
-    for s in (9, 10, 11):
-        catchup.hold(s, f"e{s}")
-    assert catchup.release_after(10) == [(11, "e11")]
-    assert catchup.release_after(5) == [(9, "e9"), (10, "e10"), (11, "e11")]
 
 
 def test_flood_guard_allows_bursts_then_refills() -> None:

@@ -24,7 +24,8 @@ from litestar.types import (
 
 from app.auth.origins import origin_allowed
 from app.auth.tokens import Principal
-from realtime.connection import Connection, Variant
+from realtime.connection import Connection
+from realtime.types import Variant
 from realtime.hub import Hub
 
 # Closing before accepting makes the server refuse the handshake with HTTP 403.
