@@ -17,11 +17,11 @@ from realtime.events import (
     NotificationsRead,
     Revoke,
     SignedOut,
-    encode_event,
     encoder,
 )
 from realtime.hub import Hub
 from realtime.topics import Topics
+from realtime.types import Entry
 
 log = logging.getLogger("kindred.live")
 
@@ -55,12 +55,17 @@ class Live:
         else:
             log.error("no notification deliverer configured; %d notification(s) stay in the feed only", len(deliveries))
 
-    async def room_event(self, room_id: uuid.UUID, seq: int, name: str, data_json: bytes) -> None:
-        rid = str(room_id)
+    async def room_event(self, room_id: str, entry: Entry) -> None:
+        """A committed room event: to this instance's feed at once, and to the others through the bus."""
         try:
-            await self.hub.publish(self.topics.room(rid), encode_event(rid, seq, name, data_json), sequenced=True)
+            await self.hub.publish_event(room_id, entry)
         except Exception:
-            log.exception("publishing %s #%d of room %s failed; sockets will catch up from the log", name, seq, rid)
+            log.exception(
+                "publishing %s #%d of room %s failed; sockets will catch up from the log",
+                entry.name,
+                entry.seq,
+                room_id,
+            )
 
     async def notification_frame(self, delivery: Delivery) -> None:
         note = delivery.notification
@@ -87,9 +92,7 @@ class Live:
         for room_id in room_ids:
             rid = str(room_id)
             try:
-                await self.hub.publish(
-                    self.topics.room(rid), encoder.encode(LogRewritten(room_id=rid)), sequenced=False
-                )
+                await self.hub.publish(self.topics.room(rid), encoder.encode(LogRewritten(room_id=rid)))
             except Exception:
                 log.exception("publishing the rewrite of room %s failed", rid)
 
@@ -104,6 +107,6 @@ class Live:
 
     async def _account(self, account_id: uuid.UUID, payload: bytes) -> None:
         try:
-            await self.hub.publish(self.topics.account(str(account_id)), payload, sequenced=False)
+            await self.hub.publish(self.topics.account(str(account_id)), payload)
         except Exception:
             log.exception("publishing to account %s failed", account_id)

@@ -42,16 +42,16 @@ from app.routes import (
     pages,
     pages_dropins,
 )
-from app.services import dropins, rights
+from app.services import circles, dropins
 from app.settings import Settings, load_settings
 from db import engine as db_engine
 from db.migrate import pending
 from realtime.bus import Bus, memory_backend, redis_backend_factory
-from realtime.types import SocketLimits
 from realtime.hub import Hub
 from realtime.presence import MemoryPresence, PresenceStore, RedisPresence
 from realtime.render import HtmlRenderer
 from realtime.topics import Topics
+from realtime.types import SocketLimits
 from web.templating import STATIC, environment
 
 log = logging.getLogger("kindred")
@@ -169,7 +169,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
             gc.collect()
             gc.freeze()
         jobs = [
-            asyncio.create_task(_every(PURGE_INTERVAL, rights.purge_closed_circles), name="kindred-purge"),
+            asyncio.create_task(_every(PURGE_INTERVAL, circles.purge_closed_circles), name="kindred-purge"),
             asyncio.create_task(_every(REMINDER_INTERVAL, lambda: dropins.send_reminders(live)), name="kindred-remind"),
         ]
         try:

@@ -13,8 +13,26 @@ from typing import Literal
 import msgspec
 
 Role = Literal["coach", "member"]
+ROLES: tuple[Role, ...] = ("coach", "member")
 PostKind = Literal["reflection", "experiment", "win", "question"]
 DropinStateName = Literal["scheduled", "live", "ended"]
+# Every kind of notification (app/services/notifications.py says what each one says and who gets it by default).
+NotificationKind = Literal[
+    "reply",
+    "question",
+    "mention",
+    "tag",
+    "like",
+    "coach_like",
+    "pin",
+    "share",
+    "moderation",
+    "report",
+    "circle.closed",
+    "circle.privacy",
+    "dropin.live",
+    "dropin.reminder",
+]
 
 
 class Membership(msgspec.Struct, frozen=True):
@@ -93,7 +111,7 @@ class Dropin(msgspec.Struct, kw_only=True):
 
 class Notification(msgspec.Struct, kw_only=True):
     id: str
-    kind: str
+    kind: NotificationKind
     circle_id: str | None
     room_id: str | None
     post_id: str | None
@@ -140,12 +158,6 @@ class DropinChanged(_Event, tag="dropin.state"):
 
 
 RoomEvent = PostCreated | PostUpdated | PostDeleted | LikeChanged | PinChanged | DropinChanged
-RoomEventData = Post | PostRef | LikeState | PinState | Dropin
-
-EVENT_TYPES: dict[str, type[RoomEvent]] = {
-    cls.__struct_config__.tag: cls  # type: ignore[misc]
-    for cls in (PostCreated, PostUpdated, PostDeleted, LikeChanged, PinChanged, DropinChanged)
-}
 
 
 # --- What travels on the bus (channels room:{id} and account:{id}). ------------------------------------------------
@@ -250,6 +262,13 @@ class ErrorFrame(msgspec.Struct, tag_field="type", tag="error"):
 encoder = msgspec.json.Encoder()
 bus_decoder = msgspec.json.Decoder(BusMessage)
 event_decoder = msgspec.json.Decoder(RoomEvent)
+
+
+def event_name(event: RoomEvent) -> str:
+    """The event's name on the wire (its tag): `post.created`, ..."""
+    tag = type(event).__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
 
 
 def encode_event(room_id: str, seq: int, name: str, data_json: bytes) -> bytes:

@@ -460,19 +460,21 @@ class Hub:
                 if message.token_id is None or conn.token_id == message.token_id:
                     conn.close_soon(CLOSE_POLICY, "signed out")
 
-    async def publish(self, channel: str, payload: bytes, *, sequenced: bool) -> None:
-        """Deliver to this instance's sockets at once and to every other instance through the bus.
-
-        Sequenced events are delivered locally first (the bus echo is then a duplicate the sequencer drops), so
-        local sockets keep receiving even while Redis is down. Unsequenced frames (presence, notifications) cannot
-        be de-duplicated, so they go through the bus alone, locally only when the bus is unreachable.
-        """
+    async def publish_event(self, room_id: str, entry: Entry) -> None:
+        """A committed room event from this instance: into the room's feed at once (no decoding: the entry already
+        says what it is), then to the other instances through the bus, whose echo the feed drops as a duplicate.
+        Local sockets keep receiving even while Redis is down."""
+        room = self.rooms.get(room_id)
+        if room is not None:
+            self._offer(room, entry)
         bus = self.bus
-        if sequenced:
-            self.on_message(channel, payload)
-            if bus is not None and not bus.is_local:
-                await bus.publish(payload, [channel])
-            return
+        if bus is not None and not bus.is_local:
+            await bus.publish(entry.envelope, [self.topics.room(room_id)])
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        """An unsequenced frame (presence, notifications, internal messages) to every instance. These cannot be
+        de-duplicated, so they go through the bus alone, and locally only when the bus is unreachable."""
+        bus = self.bus
         if bus is None or not await bus.publish(payload, [channel]):
             self.on_message(channel, payload)
 
@@ -488,7 +490,7 @@ class Hub:
         room = self.rooms.get(room_id)
         hands = await self.store.hands(room_id) if room is None or room.dropin else []
         frame = PresenceFrame(room_id=room_id, present=await self.presence.members(room_id), hands=hands)
-        await self.publish(self.topics.room(room_id), encoder.encode(frame), sequenced=False)
+        await self.publish(self.topics.room(room_id), encoder.encode(frame))
 
     async def after_reconnect(self) -> None:
         """The bus came back: what was published meanwhile is lost to pub/sub, so read it from the log."""

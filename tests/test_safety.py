@@ -289,7 +289,7 @@ async def test_closing_a_circle_makes_it_read_only_then_gone(api: ApiClient) -> 
     await a.post(c.room_id, "we are back")
 
     await c.coach.ok("POST", f"/api/v1/circles/{c.id}/close", status=200)
-    from app.services.rights import purge_closed_circles
+    from app.services.circles import purge_closed_circles
     from db.tables import Circle
 
     assert await purge_closed_circles() == 0, "nothing is deleted during the grace period"

@@ -12,9 +12,9 @@ from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from app import limits
 from app.auth import tokens
 from app.deps import LiveDep, PrincipalDep, SettingsDep
-from app.schemas import AccountCreate, AccountDeletion, AccountOut, Login, Me, PasswordChange, TokenOut
-from app.services import accounts, rights
-from app.services.rights import Export
+from app.schemas import AccountCreate, AccountDeletion, AccountOut, Export, Login, Me, PasswordChange, TokenOut
+from app.services import accounts
+from app.services import export as data_export
 
 
 def session_cookie(token: str, settings: SettingsDep) -> Cookie:
@@ -89,14 +89,14 @@ async def change_password(
     data: JSONBody[PasswordChange], principal: PrincipalDep, live: LiveDep, request: Request[Any, Any, Any]
 ) -> None:
     async with limits.failures_only(request, wrong=403):
-        await rights.change_password(
+        await accounts.change_password(
             principal.account_id, principal.token_id, data.current_password, data.new_password, live
         )
 
 
 @get("/me/export", summary="Everything Kindred holds about you, as a JSON download")
 async def export(principal: PrincipalDep) -> Response[Export]:
-    document = await rights.export(principal.account_id)
+    document = await data_export.export(principal.account_id)
     return Response(document, headers={"Content-Disposition": 'attachment; filename="kindred-export.json"'})
 
 
@@ -118,7 +118,7 @@ async def delete_me(
     request: Request[Any, Any, Any],
 ) -> Response[None]:
     async with limits.failures_only(request, wrong=403):
-        await rights.delete_account(principal.account_id, data.password, data.posts, live)
+        await accounts.delete_account(principal.account_id, data.password, data.posts, live)
     return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[expired_session_cookie(settings)])
 
 

@@ -22,7 +22,7 @@ from app.schemas import (
     RoomCreate,
     RoomOut,
 )
-from app.services import circles, rights
+from app.services import circles
 from realtime.events import Membership
 
 
@@ -105,7 +105,7 @@ ROUTES: list[Any] = [
 async def change_alias(
     circle_id: FromPath[str], data: JSONBody[AliasBody], principal: PrincipalDep, live: LiveDep
 ) -> MyMembership:
-    return await rights.change_alias(principal.account_id, circle_id, data.alias, live)
+    return await circles.change_alias(principal.account_id, circle_id, data.alias, live)
 
 
 @post(
@@ -114,14 +114,14 @@ async def change_alias(
     status_code=200,
 )
 async def close_circle(circle_id: FromPath[str], principal: PrincipalDep, live: LiveDep) -> CircleClosed:
-    return await rights.close_circle(principal.account_id, circle_id, live)
+    return await circles.close_circle(principal.account_id, circle_id, live)
 
 
 @post(
     "/circles/{circle_id:str}/reopen", summary="Reopen a closed circle within its grace period (coach)", status_code=200
 )
 async def reopen_circle(circle_id: FromPath[str], principal: PrincipalDep) -> CircleClosed:
-    return await rights.reopen_circle(principal.account_id, circle_id)
+    return await circles.reopen_circle(principal.account_id, circle_id)
 
 
 ROUTES.extend([change_alias, close_circle, reopen_circle])

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from litestar import delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from app.deps import LiveDep, PrincipalDep
-from app.schemas import Id
+from app.schemas import DropinCreate, DropinDetail
+from app.schemas.dropins import SpotlightBody
 from app.services import dropins
-from app.services.dropins import DropinCreate, DropinDetail
 from realtime.events import Dropin, Membership
-
-
-class SpotlightBody(msgspec.Struct):
-    post_id: Id
 
 
 @post("/circles/{circle_id:str}/dropins", summary="Schedule a drop-in (coach)", opt={"rate": "room"})

@@ -8,9 +8,9 @@ from litestar import delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from app.deps import LiveDep, PrincipalDep
-from app.schemas import PinBody, Post, ShareBody, TagBody
+from app.schemas import Insight, LikeOut, PinBody, PinOut, ShareBody, TagBody, TagOut
 from app.services import gestures
-from app.services.gestures import Insight, LikeOut, PinOut, TagOut
+from realtime.events import Post
 
 
 @put("/posts/{post_id:str}/like", summary="Like a post (idempotent)", opt={"rate": "gesture"})

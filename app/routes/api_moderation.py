@@ -9,9 +9,9 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from app.deps import LiveDep, PrincipalDep
-from app.schemas import MuteBody, Post, ReasonBody, ResolveBody
+from app.schemas import AuditEntry, FormerMember, MuteBody, MuteOut, ReasonBody, ReportOut, ResolveBody
 from app.services import moderation
-from app.services.moderation import AuditEntry, FormerMember, MuteOut, ReportOut
+from realtime.events import Post
 
 
 @put("/posts/{post_id:str}/hidden", summary="Hide a post from the circle, with a reason its author sees (coach)")

@@ -9,8 +9,9 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from app.deps import LiveDep, PrincipalDep
-from app.schemas import Post, PostCreate, PostEdit, PostPage, PostThread
+from app.schemas import PostCreate, PostEdit, PostPage, PostThread
 from app.services import posts
+from realtime.events import Post
 
 
 @post("/rooms/{room_id:str}/posts", summary="Post in a room (or reply, with parent_id)", opt={"rate": "post"})

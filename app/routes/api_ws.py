@@ -25,8 +25,8 @@ from litestar.types import (
 from app.auth.origins import origin_allowed
 from app.auth.tokens import Principal
 from realtime.connection import Connection
-from realtime.types import Variant
 from realtime.hub import Hub
+from realtime.types import Variant
 
 # Closing before accepting makes the server refuse the handshake with HTTP 403.
 _REFUSE = 1008

@@ -30,14 +30,14 @@ from app.schemas import (
     CircleCreate,
     CircleUpdate,
     InviteCreate,
+    LiveNow,
     MuteBody,
     PostCreate,
     Preferences,
+    Resolution,
     RoomCreate,
 )
-from app.services import accounts, circles, dropins, gestures, moderation, notifications, posts, preferences, rights
-from app.services.dropins import LiveNow
-from app.services.moderation import Resolution
+from app.services import accounts, circles, dropins, gestures, moderation, notifications, posts, preferences
 from app.settings import Settings
 from db.tables import Dropin as DropinRow
 from db.tables import Post as PostRow
@@ -303,7 +303,7 @@ async def circle_page(
         "circle",
         welcome=membership["role"] != "coach" and membership.get("welcomed_at") is None,
         already=already == "1",
-        closed=await rights.closed_state(circle_id),
+        closed=await circles.closed_state(circle_id),
         open_reports=len(await moderation.reports(user.account_id, circle_id)) if membership["role"] == "coach" else 0,
         me=await _me(request),
         circle=circle,
@@ -781,14 +781,14 @@ async def resolve_report(
 @post("/circles/{circle_id:str}/close", include_in_schema=False)
 async def close_circle(request: Request[Any, Any, Any], circle_id: FromPath[str], state: State) -> Response[Any]:
     user = who(request)
-    await rights.close_circle(user.account_id, circle_id, state["live"])
+    await circles.close_circle(user.account_id, circle_id, state["live"])
     return Redirect(f"/circles/{circle_id}", status_code=HTTP_303_SEE_OTHER)
 
 
 @post("/circles/{circle_id:str}/reopen", include_in_schema=False)
 async def reopen_circle(request: Request[Any, Any, Any], circle_id: FromPath[str]) -> Response[Any]:
     user = who(request)
-    await rights.reopen_circle(user.account_id, circle_id)
+    await circles.reopen_circle(user.account_id, circle_id)
     if request.headers.get("hx-request"):
         return Response(None, status_code=204, headers={"HX-Redirect": f"/circles/{circle_id}"})
     return Redirect(f"/circles/{circle_id}", status_code=HTTP_303_SEE_OTHER)
@@ -810,7 +810,7 @@ async def account_page(request: Request[Any, Any, Any]) -> Template:
 async def change_alias(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form, state: State) -> Template:
     user = who(request)
     try:
-        changed = await rights.change_alias(user.account_id, circle_id, data.get("alias", ""), state["live"])
+        changed = await circles.change_alias(user.account_id, circle_id, data.get("alias", ""), state["live"])
     except HTTPException as exc:
         return await _account_page(request, exc.status_code, error=exc.detail)
     return await _account_page(request, message=f"You now appear as {changed.alias} in that circle.")
@@ -821,7 +821,7 @@ async def change_password(request: Request[Any, Any, Any], data: Form, state: St
     user = who(request)
     try:
         async with limits.failures_only(request, wrong=403):
-            await rights.change_password(
+            await accounts.change_password(
                 user.account_id,
                 user.token_id,
                 data.get("current_password", ""),
@@ -839,7 +839,7 @@ async def delete_account(request: Request[Any, Any, Any], data: Form, state: Sta
     choice: Literal["anonymize", "remove"] = "remove" if data.get("posts") == "remove" else "anonymize"
     try:
         async with limits.failures_only(request, wrong=403):
-            await rights.delete_account(user.account_id, data.get("password", ""), choice, state["live"])
+            await accounts.delete_account(user.account_id, data.get("password", ""), choice, state["live"])
     except HTTPException as exc:
         return await _account_page(request, exc.status_code, error=exc.detail)
     settings: Settings = state["settings"]

@@ -18,8 +18,8 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from app.deps import base_url
 from app.routes.pages import PAGE_ERRORS, Form, form_body, fragment, who
+from app.schemas import DropinCreate, LiveNow
 from app.services import circles, dropins, posts
-from app.services.dropins import DropinCreate, LiveNow
 from db.tables import Dropin as DropinRow
 
 # getTimezoneOffset() is within ±14 hours; anything else is not a browser's answer.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -14,6 +14,7 @@ from litestar.exceptions import ClientException, PermissionDeniedException
 from app.errors import Conflict, Gone, not_found
 from app.live import Live
 from app.schemas import (
+    CircleClosed,
     CircleCreate,
     CircleOut,
     CircleUpdate,
@@ -33,11 +34,28 @@ from app.services.common import (
     require_coach_role,
     require_member,
 )
-from app.services.outbox import Outbox
+from app.services.notifications import About
+from app.services.outbox import Outbox, unit_of_work
+from app.services.posts import decode_shared_from, shared_from_json
 from db.engine import write_transaction
 from db.queries import now
-from db.tables import Account, Circle, Dropin, Invite, Membership, Room
+from db.tables import (
+    Account,
+    Circle,
+    Dropin,
+    Invite,
+    Membership,
+    Room,
+    RoomEvent,
+)
+from db.tables import Post as PostRow
+from realtime.events import Dropin as DropinState
 from realtime.events import Membership as PublicMembership
+from realtime.events import Post, encode_event, encoder, event_decoder
+
+# How long a closed circle can still be reopened before it and everything in it is deleted.
+CLOSE_GRACE = timedelta(days=30)
+
 
 # Invites work for a week unless the coach says otherwise.
 DEFAULT_INVITE_HOURS = 24 * 7
@@ -174,8 +192,7 @@ async def update_circle(account_id: uuid.UUID, circle_id: str, data: CircleUpdat
         values[Circle.coach_sees_identity] = data.coach_sees_identity
     if any(v is None for v in values.values()):
         raise ClientException("a circle needs a name and a commonality")
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         current = await Circle.select(Circle.coach_sees_identity).where(Circle.id == cid).first()
         assert current is not None
         if values:
@@ -183,7 +200,6 @@ async def update_circle(account_id: uuid.UUID, circle_id: str, data: CircleUpdat
         identity = data.coach_sees_identity
         if identity is not msgspec.UNSET and identity != bool(current["coach_sees_identity"]):
             await _identity_changed(outbox, cid, membership, identity)
-    await outbox.publish(live)
     row = await Circle.select().where(Circle.id == cid).first()
     assert row is not None
     return circle_out(row)
@@ -197,17 +213,13 @@ async def _identity_changed(outbox: Outbox, cid: uuid.UUID, coach: dict[str, Any
             (Membership.circle == cid) & (Membership.role != "coach")
         )
     await audit.record(cid, coach, "identity_on" if visible else "identity_off")
-    members = await Membership.select(Membership.id).where(
-        (Membership.circle == cid) & Membership.removed_at.is_null() & (Membership.role != "coach")
-    )
+    members = await notifications.members_of(cid, roles=("member",))
     await notifications.notify(
         outbox,
-        kind="circle.privacy",
-        recipients=[m["id"] for m in members],
-        actor=coach,
-        circle_id=cid,
-        room_id=None,
-        post_id=None,
+        "circle.privacy",
+        members,
+        coach,
+        About(cid),
         reason=IDENTITY_ON_NOTICE if visible else IDENTITY_OFF_NOTICE,
     )
 
@@ -413,3 +425,132 @@ async def rooms(account_id: uuid.UUID, circle_id: str) -> list[RoomOut]:
     rows = await Room.select().where(Room.circle == cid).order_by(Room.created_at)
     dropin_rooms = {r["room"]: r["id"] for r in await Dropin.select(Dropin.room, Dropin.id).where(Dropin.circle == cid)}
     return [room_out(r, dropin_rooms.get(r["id"])) for r in rows]
+
+
+# --- an alias changed -------------------------------------------------------------------------------------------
+
+
+async def _rewrite_author_alias(membership_id: uuid.UUID, alias: str) -> None:
+    """Make the alias a member left behind unrecoverable from anything peers can read. Runs inside the caller's
+    transaction. The member's posts (rows are joined at read time) and their events in the room log get the new
+    alias; shares naming them as `shared_from.author` too; and @mentions of them in other people's posts keep the
+    writer's words but lose the link to the membership, so the old alias cannot be tied to the new one."""
+    mid = str(membership_id)
+    link = f'<span class="mention" data-membership="{mid}">'
+    events = await RoomEvent.select(RoomEvent.id, RoomEvent.room, RoomEvent.seq, RoomEvent.type, RoomEvent.data).where(
+        RoomEvent.type.is_in(["post.created", "post.updated", "dropin.state"]) & RoomEvent.data.like(f"%{mid}%")
+    )
+    for e in events:
+        event = event_decoder.decode(encode_event(str(e["room"]), e["seq"], e["type"], e["data"].encode()))
+        data: Post | DropinState
+        if isinstance(event.data, Post):
+            data = _relabel(event.data, mid, alias)
+            data.html = data.html.replace(link, '<span class="mention">')
+        elif isinstance(event.data, DropinState) and (event.data.spotlight_post is not None or event.data.called):
+            # A drop-in's state carries its spotlighted post, author and all, and the member called on.
+            data = event.data
+            if event.data.spotlight_post is not None:
+                spotlit = _relabel(event.data.spotlight_post, mid, alias)
+                spotlit.html = spotlit.html.replace(link, '<span class="mention">')
+                data.spotlight_post = spotlit
+            if data.called is not None and data.called.membership_id == mid:
+                data.called = msgspec.structs.replace(data.called, alias=alias)
+        else:
+            continue
+        await RoomEvent.update({RoomEvent.data: encoder.encode(data).decode()}).where(RoomEvent.id == e["id"])
+    for row in await PostRow.select(PostRow.id, PostRow.html, PostRow.shared_from).where(
+        PostRow.html.like(f"%{link}%") | PostRow.shared_from.like(f"%{mid}%")
+    ):
+        values: dict[Any, Any] = {PostRow.html: row["html"].replace(link, '<span class="mention">')}
+        if row["shared_from"]:
+            shared = decode_shared_from(row["shared_from"])
+            if shared.author is not None and shared.author.membership_id == mid:
+                relabelled = msgspec.structs.replace(shared.author, alias=alias)
+                values[PostRow.shared_from] = shared_from_json(msgspec.structs.replace(shared, author=relabelled))
+        await PostRow.update(values).where(PostRow.id == row["id"])
+
+
+def _relabel(post: Post, membership_id: str, alias: str) -> Post:
+    if post.author.membership_id == membership_id:
+        post.author = msgspec.structs.replace(post.author, alias=alias)
+    shared = post.shared_from
+    if shared is not None and shared.author is not None and shared.author.membership_id == membership_id:
+        post.shared_from = msgspec.structs.replace(shared, author=msgspec.structs.replace(shared.author, alias=alias))
+    return post
+
+
+async def change_alias(account_id: uuid.UUID, circle_id: str, alias: str, live: Live) -> MyMembership:
+    cid = parse_id(circle_id, "circle")
+    me = await require_member(account_id, cid)
+    # A new alias is a new face in the circle: not while muted, not in a closed (read-only) circle.
+    require_can_write(me)
+    alias = clean_alias(alias)
+    try:
+        async with write_transaction():
+            if clash := await alias_taken(cid, alias, account_id, except_membership=me["id"]):
+                raise Conflict(clash)
+            await Membership.update(alias_columns(alias)).where(Membership.id == me["id"])
+            await _rewrite_author_alias(me["id"], alias)
+    except Exception as exc:
+        if is_unique_violation(exc):
+            raise Conflict(ALIAS_TAKEN) from None
+        raise
+    rooms = [r["id"] for r in await Room.select(Room.id).where(Room.circle == cid)]
+    who = PublicMembership(membership_id=str(me["id"]), alias=alias, role=me["role"])
+    await live.alias_changed(account_id, cid, who, rooms)
+    return MyMembership(membership_id=str(me["id"]), circle_id=str(cid), alias=alias, role=me["role"])
+
+
+# --- closing a circle (archived at once, deleted after a grace period) ------------------------------------------
+
+
+async def close_circle(account_id: uuid.UUID, circle_id: str, live: Live) -> CircleClosed:
+    cid = parse_id(circle_id, "circle")
+    me = await require_member(account_id, cid)
+    require_coach_role(me, "close the circle")
+    closed_at, delete_after = now(), now() + CLOSE_GRACE
+    async with unit_of_work(live) as outbox:
+        await Circle.update({Circle.closed_at: closed_at, Circle.delete_after: delete_after}).where(Circle.id == cid)
+        await audit.record(cid, me, "close")
+        members = await notifications.members_of(cid)
+        await notifications.notify(
+            outbox,
+            "circle.closed",
+            members,
+            me,
+            About(cid),
+            reason=f"Your coach closed this circle. It stays readable until {delete_after:%d %b %Y}, then it is deleted.",
+        )
+    return CircleClosed(id=str(cid), closed_at=_iso(closed_at), delete_after=_iso(delete_after))
+
+
+async def reopen_circle(account_id: uuid.UUID, circle_id: str) -> CircleClosed:
+    cid = parse_id(circle_id, "circle")
+    me = await require_member(account_id, cid)
+    require_coach_role(me, "reopen the circle")
+    async with write_transaction():
+        await Circle.update({Circle.closed_at: None, Circle.delete_after: None}).where(Circle.id == cid)
+        await audit.record(cid, me, "reopen")
+    return CircleClosed(id=str(cid), closed_at=None, delete_after=None)
+
+
+async def purge_closed_circles() -> int:
+    """Delete circles whose grace period has passed, with everything in them (cascading). Returns how many."""
+    due = await Circle.select(Circle.id).where(Circle.delete_after.is_not_null() & (Circle.delete_after <= now()))
+    for circle in due:
+        await Circle.delete().where(Circle.id == circle["id"])
+    return len(due)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+async def closed_state(circle_id: str) -> dict[str, Any] | None:
+    """When and until when the circle is closed, or None while it is open."""
+    row = (
+        await Circle.select(Circle.closed_at, Circle.delete_after)
+        .where((Circle.id == parse_id(circle_id, "circle")) & Circle.closed_at.is_not_null())
+        .first()
+    )
+    return row

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 from litestar.exceptions import PermissionDeniedException
+from piccolo.table import Table
 
 from app.errors import Conflict, not_found
 from db import queries
 from db.queries import now
 from realtime.events import Membership
+
+T = TypeVar("T")
 
 
 def parse_id(value: str, what: str) -> uuid.UUID:
@@ -21,6 +25,31 @@ def parse_id(value: str, what: str) -> uuid.UUID:
     if parsed is None:
         raise not_found(what)
     return parsed
+
+
+async def load_for(
+    table: type[Table], row_id: str | uuid.UUID, what: str, access: Callable[[dict[str, Any]], Awaitable[T | None]]
+) -> tuple[dict[str, Any], T]:
+    """A row by its id, and what the caller has access to through it (`access(row)`: their membership of the row's
+    circle, say). Both missing cases are the same 404, so nobody can tell a row that does not exist from one in a
+    circle they are not in."""
+    rid = row_id if isinstance(row_id, uuid.UUID) else parse_id(row_id, what)
+    row = await table.select().where(table.id == rid).first()  # type: ignore[attr-defined]
+    if row is None:
+        raise not_found(what)
+    granted = await access(row)
+    if granted is None:
+        raise not_found(what)
+    return row, granted
+
+
+def member_of_its_circle(account_id: uuid.UUID) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]:
+    """For `load_for`: the account's current membership of the row's circle."""
+
+    def access(row: dict[str, Any]) -> Awaitable[dict[str, Any] | None]:
+        return queries.current_membership(account_id, row["circle"])
+
+    return access
 
 
 def is_unique_violation(exc: BaseException) -> bool:

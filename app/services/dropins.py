@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-import msgspec
 from litestar.exceptions import ClientException
-from msgspec import Meta
 
-from app.errors import Conflict, not_found
+from app.errors import Conflict
 from app.live import Live
+from app.schemas.dropins import DropinCreate, DropinDetail, LiveNow, PreviousDropin, Summary, SummaryItem
 from app.services import notifications
-from app.services.common import membership_struct, parse_id, require_can_write, require_coach_role, require_member
-from app.services.outbox import Outbox
+from app.services.common import (
+    load_for,
+    member_of_its_circle,
+    membership_struct,
+    parse_id,
+    require_can_write,
+    require_coach_role,
+    require_member,
+)
+from app.services.notifications import About
+from app.services.outbox import Outbox, unit_of_work
 from app.services.posts import authors_of, post_and_access, post_struct
 from db import queries
 from db.engine import write_transaction
@@ -27,7 +35,7 @@ from db.queries import now
 from db.tables import Dropin as DropinRow
 from db.tables import DropinHand, DropinParticipant, Membership, Pin, Room
 from db.tables import Post as PostRow
-from realtime.events import Dropin, Post
+from realtime.events import ROLES, Dropin, DropinChanged, NotificationKind, Post
 from realtime.events import Membership as PublicMembership
 
 # Members get the reminder this long before the start (if their preferences want it).
@@ -36,47 +44,6 @@ MIN_MINUTES, MAX_MINUTES = 5, 8 * 60
 # Far enough for any plan; the end time and reminders of a date near year 9999 would overflow.
 MAX_AHEAD = timedelta(days=366)
 EXCERPT = 160
-
-
-class DropinCreate(msgspec.Struct):
-    # Loose bounds for the wire (the service says precisely what fits, e.g. titles of at most 120 characters).
-    title: Annotated[str, Meta(max_length=1000)]
-    starts_at: datetime
-    duration_minutes: Annotated[int, Meta(ge=0, le=1_000_000)]
-    agenda: Annotated[str, Meta(max_length=4000)] = ""
-
-
-class SummaryItem(msgspec.Struct):
-    post_id: str
-    alias: str
-    excerpt: str
-
-
-class Summary(msgspec.Struct):
-    """What stays in the circle's history when a drop-in ends. Derived when read, not stored: a later pin shows up,
-    a post the coach hides or the author deletes drops out, and an alias change leaves no old alias behind."""
-
-    participants: list[str]
-    insights: list[SummaryItem]
-    questions: list[SummaryItem]
-    experiments: list[SummaryItem]
-
-
-class PreviousDropin(msgspec.Struct):
-    id: str
-    room_id: str
-    title: str
-    ended_at: datetime
-
-
-class DropinDetail(Dropin, kw_only=True):
-    agenda: str
-    started_at: datetime | None
-    ended_at: datetime | None
-    present: list[PublicMembership]
-    hands: list[PublicMembership]
-    summary: Summary | None
-    previous: PreviousDropin | None
 
 
 async def _spotlight_post(post_id: uuid.UUID | None) -> Post | None:
@@ -156,14 +123,7 @@ async def hands_in_room(room_id: str) -> list[PublicMembership]:
 
 
 async def _load(account_id: uuid.UUID, dropin_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    did = parse_id(dropin_id, "drop-in")
-    row = await DropinRow.select().where(DropinRow.id == did).first()
-    if row is None:
-        raise not_found("drop-in")
-    membership = await queries.current_membership(account_id, row["circle"])
-    if membership is None:
-        raise not_found("drop-in")
-    return row, membership
+    return await load_for(DropinRow, dropin_id, "drop-in", member_of_its_circle(account_id))
 
 
 async def schedule(account_id: uuid.UUID, circle_id: str, data: DropinCreate) -> Dropin:
@@ -283,14 +243,6 @@ async def past(account_id: uuid.UUID, circle_id: str, limit: int = 10) -> list[P
     return [_previous(r) for r in rows]
 
 
-class LiveNow(msgspec.Struct):
-    """A drop-in that is live now in one of the reader's circles: the banner on every page."""
-
-    id: str
-    room_id: str
-    title: str
-
-
 async def live_for_account(account_id: uuid.UUID) -> list[LiveNow]:
     rows = await DropinRow.select(DropinRow.id, DropinRow.room, DropinRow.title).where(
         (DropinRow.state == "live")
@@ -309,28 +261,24 @@ async def _change(row: dict[str, Any], values: dict[Any, Any], outbox: Outbox) -
     fresh = await DropinRow.select().where(DropinRow.id == row["id"]).first()
     assert fresh is not None
     # The spotlighted post's id marks the event, so the post's edits, hiding and deletion can find and rewrite it.
-    await outbox.event(fresh["room"], "dropin.state", await dropin_struct(fresh), post_id=fresh["spotlight"])
+    seq = await outbox.next_seq(fresh["room"])
+    event = DropinChanged(room_id=str(fresh["room"]), seq=seq, data=await dropin_struct(fresh))
+    await outbox.append(event, post_id=fresh["spotlight"])
     return fresh
 
 
 async def _notify_circle(
-    outbox: Outbox, row: dict[str, Any], kind: str, *, actor: dict[str, Any] | None, members_only: bool = False
+    outbox: Outbox,
+    row: dict[str, Any],
+    kind: NotificationKind,
+    *,
+    actor: dict[str, Any] | None,
+    members_only: bool = False,
 ) -> None:
     """Notify the drop-in's circle (its members only, or the coach too) in one INSERT, inside the caller's
     transaction; the frames and pushes go out in the background once the outbox is published."""
-    who = (Membership.circle == row["circle"]) & Membership.removed_at.is_null()
-    if members_only:
-        who = who & (Membership.role == "member")
-    members = await Membership.select(Membership.id).where(who)
-    await notifications.notify(
-        outbox,
-        kind=kind,
-        recipients=[m["id"] for m in members],
-        actor=actor,
-        circle_id=row["circle"],
-        room_id=row["room"],
-        post_id=None,
-    )
+    recipients = await notifications.members_of(row["circle"], roles=("member",) if members_only else ROLES)
+    await notifications.notify(outbox, kind, recipients, actor, About.room(row))
 
 
 async def start(account_id: uuid.UUID, dropin_id: str, live: Live) -> Dropin:
@@ -341,11 +289,9 @@ async def start(account_id: uuid.UUID, dropin_id: str, live: Live) -> Dropin:
         raise Conflict("this drop-in has ended; schedule a new one")
     if row["state"] == "live":
         return await dropin_struct(row)
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         fresh = await _change(row, {DropinRow.state: "live", DropinRow.started_at: now()}, outbox)
         await _notify_circle(outbox, row, "dropin.live", actor=me)
-    await outbox.publish(live)
     # Whoever was already waiting in the room when the door opened takes part, even if they never say a word.
     waiting = await live.hub.presence.members(str(row["room"]))
     await queries.add_participants(row["id"], [uuid.UUID(m.membership_id) for m in waiting])
@@ -390,8 +336,7 @@ async def end(account_id: uuid.UUID, dropin_id: str, live: Live) -> Dropin:
     require_coach_role(me, "end a drop-in")
     if row["state"] == "ended":
         return await dropin_struct(row)
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         await DropinHand.delete().where(DropinHand.dropin == row["id"])
         fresh = await _change(
             row,
@@ -404,7 +349,6 @@ async def end(account_id: uuid.UUID, dropin_id: str, live: Live) -> Dropin:
             outbox,
         )
         retired = await notifications.retire(row["room"], ("dropin.live", "dropin.reminder"))
-    await outbox.publish(live)
     await notifications.announce_read(retired, live)
     await live.hub.refresh_presence(str(row["room"]))
     return await dropin_struct(fresh)
@@ -445,10 +389,8 @@ async def _set_spotlight(
 ) -> dict[str, Any]:
     """Spotlight a post (or nothing) and say who was called on (only "next hand" calls someone; the coach's own
     spotlight or clearing it calls nobody)."""
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         fresh = await _change(row, {DropinRow.spotlight: post_id, DropinRow.called: called}, outbox)
-    await outbox.publish(live)
     return fresh
 
 
@@ -511,8 +453,7 @@ async def send_reminders(live: Live) -> int:
         & (DropinRow.starts_at > now() - timedelta(minutes=1))
     )
     for row in due:
-        outbox = Outbox()
-        async with write_transaction():
+        async with unit_of_work(live) as outbox:
             taken = await DropinRow.raw(
                 "UPDATE dropin SET reminded_at = {} WHERE id = {} AND reminded_at IS NULL RETURNING id",
                 now(),
@@ -521,7 +462,6 @@ async def send_reminders(live: Live) -> int:
             if not taken:
                 continue  # another instance sent it
             await _notify_circle(outbox, row, "dropin.reminder", actor=None, members_only=True)
-        await outbox.publish(live)
     return len(due)
 
 

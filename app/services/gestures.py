@@ -11,16 +11,17 @@ who still see its text, are told it is hidden (409). Hidden means hidden; the co
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
-import msgspec
 from litestar.exceptions import ClientException, PermissionDeniedException
 
-from app.errors import Conflict, not_found
+from app.errors import Conflict
 from app.live import Live
+from app.schemas.gestures import Insight, LikeOut, PinOut, TagOut
 from app.services import notifications
 from app.services.common import (
+    load_for,
+    member_of_its_circle,
     membership_struct,
     parse_id,
     require_can_write,
@@ -29,7 +30,8 @@ from app.services.common import (
     require_readable,
     require_room_open,
 )
-from app.services.outbox import Outbox
+from app.services.notifications import About
+from app.services.outbox import unit_of_work
 from app.services.posts import (
     authors_of,
     circle_aliases,
@@ -39,39 +41,20 @@ from app.services.posts import (
     shared_from_json,
 )
 from db import queries
-from db.engine import write_transaction
 from db.queries import now
 from db.tables import Dropin, Membership, Notification, Pin, PostLike, Room, Tag
 from db.tables import Post as PostRow
-from realtime.events import LikeState, PinState, Post, SharedFrom
-from realtime.events import Membership as PublicMembership
+from realtime.events import (
+    LikeChanged,
+    LikeState,
+    NotificationKind,
+    PinChanged,
+    PinState,
+    Post,
+    PostCreated,
+    SharedFrom,
+)
 from web.markdown import neutralise_mentions, render
-
-
-class LikeOut(msgspec.Struct):
-    like_count: int
-    liked_by_coach: bool
-    liked_by_me: bool
-
-
-class PinOut(msgspec.Struct):
-    post_id: str
-    pinned: bool
-    note: str | None
-    pinned_at: datetime | None
-
-
-class Insight(Post, kw_only=True):
-    """A pinned post on the circle's Key insights board."""
-
-    pin_note: str | None
-    pinned_at: datetime
-
-
-class TagOut(msgspec.Struct):
-    post_id: str
-    membership: PublicMembership
-
 
 MAX_NOTE = 500
 
@@ -96,8 +79,7 @@ async def _set_like(account_id: uuid.UUID, post_id: str, live: Live, *, liked: b
     require_visible(row, me, "like" if liked else "unlike")
     require_can_write(me)
     require_room_open(room)
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         if liked:
             changed = await PostLike.raw(
                 "INSERT INTO post_like (id, post, membership, created_at) VALUES ({}, {}, {}, {}) "
@@ -120,24 +102,15 @@ async def _set_like(account_id: uuid.UUID, post_id: str, live: Live, *, liked: b
                 PostRow.id == row["id"]
             )
             state = LikeState(post_id=str(row["id"]), like_count=count, liked_by_coach=by_coach)
-            await outbox.append(row["room"], seq, "like.changed", state, post_id=row["id"])
-            kind = "coach_like" if me["role"] == "coach" else "like"
+            await outbox.append(LikeChanged(room_id=str(row["room"]), seq=seq, data=state), post_id=row["id"])
+            kind: NotificationKind = "coach_like" if me["role"] == "coach" else "like"
             # Like, unlike, like again: the author hears of it once (the first notification stays, read or not).
             if liked and not await Notification.exists().where(
                 (Notification.kind == kind) & (Notification.post_id == row["id"]) & (Notification.actor == me["id"])
             ):
-                await notifications.notify(
-                    outbox,
-                    kind=kind,
-                    recipients=[row["author"]],
-                    actor=me,
-                    circle_id=room["circle"],
-                    room_id=row["room"],
-                    post_id=row["id"],
-                )
+                await notifications.notify(outbox, kind, [row["author"]], me, About.post(room, row))
         else:
             count, by_coach = await _like_state(row["id"])
-    await outbox.publish(live)
     return LikeOut(like_count=count, liked_by_coach=by_coach, liked_by_me=liked)
 
 
@@ -164,8 +137,7 @@ async def pin(account_id: uuid.UUID, post_id: str, note: str | None, live: Live)
     require_can_write(me)
     require_visible(row, me, "pin")
     note = (note or "").strip()[:MAX_NOTE] or None
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         # The change comes first and only then the seq: the pin row's lock orders concurrent pins, and a pin that
         # changes nothing (same note again) leaves the room's seq and its subscribers alone.
         inserted = await Pin.raw(
@@ -181,15 +153,7 @@ async def pin(account_id: uuid.UUID, post_id: str, note: str | None, live: Live)
         if inserted:
             changed = True
             await PostRow.update({PostRow.pinned: True}).where(PostRow.id == row["id"])
-            await notifications.notify(
-                outbox,
-                kind="pin",
-                recipients=[row["author"]],
-                actor=me,
-                circle_id=room["circle"],
-                room_id=row["room"],
-                post_id=row["id"],
-            )
+            await notifications.notify(outbox, "pin", [row["author"]], me, About.post(room, row))
         elif note is None:
             changed = bool(
                 await Pin.raw("UPDATE pin SET note = NULL WHERE post = {} AND note IS NOT NULL RETURNING id", row["id"])
@@ -206,9 +170,8 @@ async def pin(account_id: uuid.UUID, post_id: str, note: str | None, live: Live)
         if changed:
             seq = await outbox.next_seq(row["room"])
             state = PinState(post_id=str(row["id"]), pinned=True, note=note)
-            await outbox.append(row["room"], seq, "pin.changed", state, post_id=row["id"])
+            await outbox.append(PinChanged(room_id=str(row["room"]), seq=seq, data=state), post_id=row["id"])
         current = await Pin.select(Pin.pinned_at).where(Pin.post == row["id"]).first()
-    await outbox.publish(live)
     return PinOut(post_id=str(row["id"]), pinned=True, note=note, pinned_at=current["pinned_at"] if current else None)
 
 
@@ -216,20 +179,13 @@ async def unpin(account_id: uuid.UUID, post_id: str, live: Live) -> PinOut:
     row, _room, me = await post_and_access(account_id, post_id)
     require_coach_role(me, "unpin key insights")
     require_can_write(me)
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         removed = await Pin.raw("DELETE FROM pin WHERE post = {} RETURNING id", row["id"])
         if removed:
             seq = await outbox.next_seq(row["room"])
             await PostRow.update({PostRow.pinned: False}).where(PostRow.id == row["id"])
-            await outbox.append(
-                row["room"],
-                seq,
-                "pin.changed",
-                PinState(post_id=str(row["id"]), pinned=False, note=None),
-                post_id=row["id"],
-            )
-    await outbox.publish(live)
+            state = PinState(post_id=str(row["id"]), pinned=False, note=None)
+            await outbox.append(PinChanged(room_id=str(row["room"]), seq=seq, data=state), post_id=row["id"])
     return PinOut(post_id=str(row["id"]), pinned=False, note=None, pinned_at=None)
 
 
@@ -274,13 +230,8 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
     """
     row, source_room, me = await post_and_access(account_id, post_id)
     require_visible(row, me, "share")
-    target_id = parse_id(room_id, "room")
-    target = await Room.select().where(Room.id == target_id).first()
-    if target is None:
-        raise not_found("room")
-    target_me = await queries.current_membership(account_id, target["circle"])
-    if target_me is None:
-        raise not_found("room")
+    target, target_me = await load_for(Room, room_id, "room", member_of_its_circle(account_id))
+    target_id = target["id"]
     require_can_write(me)
     require_can_write(target_me)
     require_room_open({"dropin_state": await dropin_state(target_id)})
@@ -302,8 +253,7 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
     body = neutralise_mentions(row["body"]) if across else row["body"]
     html, _ = render(body, await circle_aliases(target["circle"]))
     new_id = uuid.uuid4()
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         seq = await outbox.next_seq(target_id)
         new_row: dict[str, Any] = {
             "id": new_id,
@@ -329,19 +279,16 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
         }
         await PostRow.insert(PostRow(**new_row))
         post = post_struct(new_row, membership_struct(target_me))
-        await outbox.append(target_id, seq, "post.created", post, post_id=new_id)
+        await outbox.append(PostCreated(room_id=str(target_id), seq=seq, data=post), post_id=new_id)
         # The author hears of it where they can follow it: the new post in their own circle, or (across circles,
         # where they cannot see the target) their own post.
         await notifications.notify(
             outbox,
-            kind="share",
-            recipients=[row["author"]],
-            actor=me,
-            circle_id=source_room["circle"],
-            room_id=row["room"] if across else target_id,
-            post_id=row["id"] if across else new_id,
+            "share",
+            [row["author"]],
+            me,
+            About(source_room["circle"], row["room"] if across else target_id, row["id"] if across else new_id),
         )
-    await outbox.publish(live)
     return post
 
 
@@ -362,8 +309,7 @@ async def tag(account_id: uuid.UUID, post_id: str, membership_id: str, live: Liv
     if target["id"] == me["id"]:
         raise ClientException("you cannot tag yourself")
     require_can_write(me)
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         inserted = await Tag.raw(
             "INSERT INTO tag (id, post, membership, tagged_by, created_at) VALUES ({}, {}, {}, {}, {}) "
             "ON CONFLICT (post, membership) DO NOTHING RETURNING id",
@@ -374,16 +320,7 @@ async def tag(account_id: uuid.UUID, post_id: str, membership_id: str, live: Liv
             now(),
         )
         if inserted:
-            await notifications.notify(
-                outbox,
-                kind="tag",
-                recipients=[target["id"]],
-                actor=me,
-                circle_id=room["circle"],
-                room_id=row["room"],
-                post_id=row["id"],
-            )
-    await outbox.publish(live)
+            await notifications.notify(outbox, "tag", [target["id"]], me, About.post(room, row))
     return TagOut(post_id=str(row["id"]), membership=membership_struct(target))
 
 

@@ -4,67 +4,37 @@ through members' reports. Every action is live and lands in the circle's audit l
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Any
 
-import msgspec
 from litestar.exceptions import ClientException, PermissionDeniedException
 
 from app.errors import Conflict, not_found
 from app.live import Live
+from app.schemas.moderation import AuditEntry, FormerMember, MuteOut, ReportOut, Resolution
 from app.services import audit, dropins, notifications
-from app.services.common import membership_struct, parse_id, require_coach_role, require_member, require_readable
-from app.services.outbox import Outbox
+from app.services.common import (
+    load_for,
+    member_of_its_circle,
+    membership_struct,
+    parse_id,
+    require_coach_role,
+    require_member,
+    require_readable,
+)
+from app.services.notifications import About
+from app.services.outbox import Outbox, unit_of_work
 from app.services.posts import authors_of, follow_original, post_and_access, post_struct, remove_post
 from db import queries
 from db.engine import write_transaction
 from db.queries import now
 from db.tables import Membership, ModerationLog, Report
 from db.tables import Post as PostRow
-from realtime.events import Membership as PublicMembership
-from realtime.events import Post, encoder
+from realtime.events import Post, PostUpdated, encoder
 
 MAX_REASON = 500
 # A pause longer than this is a removal; the coach should say so.
 MAX_MUTE_MINUTES = 60 * 24 * 30
-
-Resolution = Literal["dismiss", "hide", "remove"]
-
-
-class ReportOut(msgspec.Struct, kw_only=True):
-    id: str
-    post: Post
-    reporter: PublicMembership
-    reason: str
-    created_at: datetime
-    resolved_at: datetime | None
-    resolution: str | None
-
-
-class AuditEntry(msgspec.Struct, kw_only=True):
-    id: str
-    action: str
-    actor: PublicMembership
-    post_id: str | None
-    member: PublicMembership | None
-    reason: str | None
-    created_at: datetime
-
-
-class MuteOut(msgspec.Struct):
-    membership_id: str
-    muted_until: datetime | None
-    reason: str | None
-
-
-class FormerMember(msgspec.Struct, kw_only=True):
-    """A membership that has ended, as the coach sees it (by alias only)."""
-
-    membership_id: str
-    alias: str
-    ended_by: Literal["left", "removed"]
-    ended_at: datetime
-    rejoin_blocked: bool
 
 
 def _reason(reason: str | None, *, required: bool = False) -> str | None:
@@ -96,28 +66,19 @@ async def _set_hidden(outbox: Outbox, row: dict[str, Any], me: dict[str, Any], r
     )
     peer_view = post_struct(changed, (await authors_of([row]))[row["author"]])
     await queries.rewrite_post_events(row["id"], encoder.encode(peer_view))
-    await outbox.append(row["room"], seq, "post.updated", peer_view, post_id=row["id"])
+    await outbox.append(PostUpdated(room_id=str(row["room"]), seq=seq, data=peer_view), post_id=row["id"])
     await follow_original(outbox, changed, peer_view, "hidden" if reason is not None else "restored")
 
 
 async def hide_post(account_id: uuid.UUID, post_id: str, reason: str | None, live: Live) -> Post:
     row, room, me = await _coach_on_post(account_id, post_id)
     text = _reason(reason, required=True)
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         await _set_hidden(outbox, row, me, text)
         await _log(room["circle"], me, "hide", post_id=row["id"], reason=text)
         await notifications.notify(
-            outbox,
-            kind="moderation",
-            recipients=[row["author"]],
-            actor=me,
-            circle_id=room["circle"],
-            room_id=row["room"],
-            post_id=row["id"],
-            reason=f"Your post was hidden: {text}",
+            outbox, "moderation", [row["author"]], me, About.post(room, row), reason=f"Your post was hidden: {text}"
         )
-    await outbox.publish(live)
     fresh = await PostRow.select().where(PostRow.id == row["id"]).first()
     assert fresh is not None
     return post_struct(fresh, (await authors_of([fresh]))[fresh["author"]], me)
@@ -129,11 +90,9 @@ async def restore_post(account_id: uuid.UUID, post_id: str, live: Live) -> Post:
         raise Conflict("that post is not hidden")
     if row.get("hidden_with_origin"):
         raise Conflict("this share is hidden because the post it shares is hidden; show the original again instead")
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         await _set_hidden(outbox, row, me, None)
         await _log(room["circle"], me, "restore", post_id=row["id"])
-    await outbox.publish(live)
     fresh = await PostRow.select().where(PostRow.id == row["id"]).first()
     assert fresh is not None
     return post_struct(fresh, (await authors_of([fresh]))[fresh["author"]], me)
@@ -142,21 +101,17 @@ async def restore_post(account_id: uuid.UUID, post_id: str, live: Live) -> Post:
 async def remove_post_with_reason(account_id: uuid.UUID, post_id: str, reason: str | None, live: Live) -> None:
     row, room, me = await _coach_on_post(account_id, post_id)
     text = _reason(reason, required=True)
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         await remove_post(outbox, row, reason=text)
         await _log(room["circle"], me, "remove", post_id=row["id"], reason=text)
         await notifications.notify(
             outbox,
-            kind="moderation",
-            recipients=[row["author"]],
-            actor=me,
-            circle_id=room["circle"],
-            room_id=row["room"],
-            post_id=None,
+            "moderation",
+            [row["author"]],
+            me,
+            About(room["circle"], row["room"]),
             reason=f"Your post was removed: {text}",
         )
-    await outbox.publish(live)
 
 
 async def _target_member(
@@ -189,46 +144,31 @@ async def mute(
         raise ClientException(f"pause for 1 to {MAX_MUTE_MINUTES:,} minutes (30 days); longer is a removal")
     text = _reason(reason)
     until = now() + timedelta(minutes=minutes)
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         await Membership.update({Membership.muted_until: until, Membership.mute_reason: text}).where(
             Membership.id == target["id"]
         )
         await _log(cid, me, "mute", member=target["id"], reason=text)
         await notifications.notify(
             outbox,
-            kind="moderation",
-            recipients=[target["id"]],
-            actor=me,
-            circle_id=cid,
-            room_id=None,
-            post_id=None,
+            "moderation",
+            [target["id"]],
+            me,
+            About(cid),
             reason=f"Your coach paused your posting until {until:%d %b %Y, %H:%M} UTC" + (f": {text}" if text else ""),
         )
-    await outbox.publish(live)
     return MuteOut(membership_id=str(target["id"]), muted_until=until, reason=text)
 
 
 async def unmute(account_id: uuid.UUID, circle_id: str, membership_id: str, live: Live) -> MuteOut:
     cid, me, target = await _target_member(account_id, circle_id, membership_id)
     require_coach_role(me, "resume a member's posting")
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         await Membership.update({Membership.muted_until: None, Membership.mute_reason: None}).where(
             Membership.id == target["id"]
         )
         await _log(cid, me, "unmute", member=target["id"])
-        await notifications.notify(
-            outbox,
-            kind="moderation",
-            recipients=[target["id"]],
-            actor=me,
-            circle_id=cid,
-            room_id=None,
-            post_id=None,
-            reason="You can post again.",
-        )
-    await outbox.publish(live)
+        await notifications.notify(outbox, "moderation", [target["id"]], me, About(cid), reason="You can post again.")
     return MuteOut(membership_id=str(target["id"]), muted_until=None, reason=None)
 
 
@@ -328,8 +268,7 @@ async def report(account_id: uuid.UUID, post_id: str, reason: str | None, live: 
         # Still open: the coach has it; a second tap sends nothing new.
         return await _report_out(existing, me)
     report_id = existing["id"] if existing is not None else uuid.uuid4()
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         if existing is not None:
             # The coach looked at it before and the post is (again) there to read: reporting it again reopens the
             # report with the new reason, back at the top of the coach's queue. The earlier outcome stays in the
@@ -349,19 +288,8 @@ async def report(account_id: uuid.UUID, post_id: str, reason: str | None, live: 
                     created_at=now(),
                 )
             )
-        coaches = await Membership.select(Membership.id).where(
-            (Membership.circle == room["circle"]) & (Membership.role == "coach") & Membership.removed_at.is_null()
-        )
-        await notifications.notify(
-            outbox,
-            kind="report",
-            recipients=[c["id"] for c in coaches],
-            actor=me,
-            circle_id=room["circle"],
-            room_id=row["room"],
-            post_id=row["id"],
-        )
-    await outbox.publish(live)
+        coaches = await notifications.members_of(room["circle"], roles=("coach",))
+        await notifications.notify(outbox, "report", coaches, me, About.post(room, row))
     created = await Report.select().where(Report.id == report_id).first()
     assert created is not None
     return await _report_out(created, me)
@@ -396,13 +324,8 @@ async def reports(account_id: uuid.UUID, circle_id: str, *, open_only: bool = Tr
 async def resolve(
     account_id: uuid.UUID, report_id: str, action: Resolution, reason: str | None, live: Live
 ) -> ReportOut:
-    rid = parse_id(report_id, "report")
-    row = await Report.select().where(Report.id == rid).first()
-    if row is None:
-        raise not_found("report")
-    me = await queries.current_membership(account_id, row["circle"])
-    if me is None:
-        raise not_found("report")
+    row, me = await load_for(Report, report_id, "report", member_of_its_circle(account_id))
+    rid = row["id"]
     require_coach_role(me, "resolve reports")
     if row["resolved_at"] is not None:
         raise Conflict("this report has already been resolved")

@@ -25,12 +25,12 @@ from db import queries
 from db.queries import chunks, now
 from db.tables import Account, Circle, Membership, NotificationPreference
 from db.tables import Notification as NotificationRow
-from realtime.events import Notification
+from realtime.events import ROLES, Notification, NotificationKind, Role
 
 DEFAULT_PAGE, MAX_PAGE = 30, 100
 
 # What each kind says, by alias only. `{actor}` is the actor's alias, `{reason}` a moderation reason.
-KIND_TEXT: dict[str, str] = {
+KIND_TEXT: dict[NotificationKind, str] = {
     "reply": "{actor} replied to your post",
     "question": "{actor} asked you a question about your post",
     "mention": "{actor} mentioned you",
@@ -47,7 +47,7 @@ KIND_TEXT: dict[str, str] = {
     "dropin.reminder": "A drop-in starts in 10 minutes",
 }
 KINDS = tuple(KIND_TEXT)
-KIND_LABELS: dict[str, str] = {
+KIND_LABELS: dict[NotificationKind, str] = {
     "reply": "Replies to my posts",
     "question": "My coach's questions",
     "mention": "Mentions",
@@ -78,7 +78,8 @@ DEFAULTS: dict[str, Channels] = {
 
 
 def describe(kind: str, actor: str | None, reason: str | None) -> str:
-    template = KIND_TEXT.get(kind, "Something happened in your circle")
+    template = KIND_TEXT.get(kind, "Something happened in your circle")  # type: ignore[call-overload]
+    assert isinstance(template, str)
     return template.format(actor=actor or "Someone", reason=reason or "A note from your coach")
 
 
@@ -116,21 +117,46 @@ def resolve(kind: str, circle_id: uuid.UUID | None, rows: list[dict[str, Any]]) 
     return msgspec.structs.replace(DEFAULTS.get(kind, Channels()))
 
 
+class About(msgspec.Struct, frozen=True):
+    """What a notification is about: where opening it leads, narrowest first (a post, else a room, else a circle)."""
+
+    circle_id: uuid.UUID | None
+    room_id: uuid.UUID | None = None
+    post_id: uuid.UUID | None = None
+
+    @classmethod
+    def post(cls, room: dict[str, Any], post: dict[str, Any]) -> About:
+        """A post (a row with `id` and `room`) in `room` (a row with `circle`)."""
+        return cls(room["circle"], post["room"], post["id"])
+
+    @classmethod
+    def room(cls, row: dict[str, Any]) -> About:
+        """A room, from any row with `circle` and `room` (a drop-in, say)."""
+        return cls(row["circle"], row["room"])
+
+
+async def members_of(circle_id: uuid.UUID, *, roles: tuple[Role, ...] = ROLES) -> list[uuid.UUID]:
+    """The current memberships of a circle with one of these roles: the recipients of a circle-wide notice."""
+    rows = await Membership.select(Membership.id).where(
+        (Membership.circle == circle_id) & Membership.removed_at.is_null() & Membership.role.is_in(list(roles))
+    )
+    return [r["id"] for r in rows]
+
+
 async def notify(
     outbox: Outbox,
-    *,
-    kind: str,
+    kind: NotificationKind,
     recipients: Iterable[uuid.UUID],
     actor: dict[str, Any] | None,
-    circle_id: uuid.UUID | None,
-    room_id: uuid.UUID | None,
-    post_id: uuid.UUID | None,
+    about: About,
+    *,
     reason: str | None = None,
 ) -> None:
     """Notify the accounts behind `recipients` (membership ids), never the actor themself.
 
     Must run inside the caller's write transaction; delivery starts when the caller publishes its outbox.
     """
+    circle_id, room_id, post_id = about.circle_id, about.room_id, about.post_id
     wanted = list({m for m in recipients if actor is None or m != actor["id"]})
     if not wanted:
         return

@@ -14,20 +14,32 @@ from app.schemas import PostCreate, PostListItem, PostPage, PostThread
 from app.services import notifications
 from app.services.common import (
     is_unique_violation,
+    load_for,
     membership_struct,
     parse_id,
     require_can_write,
     require_readable,
     require_room_open,
 )
-from app.services.outbox import Outbox
+from app.services.notifications import About
+from app.services.outbox import Outbox, unit_of_work
 from db import queries
-from db.engine import write_transaction
 from db.queries import now
 from db.tables import Dropin as DropinRow
 from db.tables import Membership, Room, RoomEvent
 from db.tables import Post as PostRow
-from realtime.events import Dropin, Post, PostRef, SharedFrom, encoder
+from realtime.events import (
+    Dropin,
+    DropinChanged,
+    NotificationKind,
+    Post,
+    PostCreated,
+    PostDeleted,
+    PostRef,
+    PostUpdated,
+    SharedFrom,
+    encoder,
+)
 from realtime.events import Membership as PublicMembership
 from web.markdown import neutralise_mentions, render
 
@@ -102,14 +114,9 @@ async def _access(account_id: uuid.UUID, room_id: uuid.UUID) -> tuple[dict[str, 
 
 
 async def post_and_access(account_id: uuid.UUID, post_id: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    pid = parse_id(post_id, "post")
-    row = await PostRow.select().where(PostRow.id == pid).first()
-    if row is None:
-        raise not_found("post")
-    found = await queries.room_access(account_id, row["room"])
-    if found is None:
-        raise not_found("post")
-    room, membership = found
+    row, (room, membership) = await load_for(
+        PostRow, post_id, "post", lambda post: queries.room_access(account_id, post["room"])
+    )
     return row, room, membership
 
 
@@ -185,12 +192,13 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
             row["seq"] = -1  # the placeholder the statement replaces with the real seq
             post = post_struct(row, author)
             post.seq = row["seq"] = await queries.insert_post(row, encoder.encode(post), outbox.record)
+            await outbox.publish(live)  # the statement has committed
         else:
-            async with write_transaction():
+            async with unit_of_work(live, outbox):
                 row["seq"] = seq = await outbox.next_seq(rid)
                 await PostRow.insert(PostRow(**row))
                 post = post_struct(row, author)
-                await outbox.append(rid, seq, "post.created", post, post_id=post_id)
+                await outbox.append(PostCreated(room_id=str(rid), seq=seq, data=post), post_id=post_id)
                 await _notify_for_post(outbox, row, me, room, parent_author, mentioned)
     except Exception as exc:
         if data.client_id is not None and is_unique_violation(exc):
@@ -203,7 +211,6 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
             if existing is not None:
                 return post_struct(existing, author)
         raise
-    await outbox.publish(live)
     if room.get("dropin_state") == "live":
         await queries.add_participants(room["dropin"], [me["id"]])
     return post
@@ -218,13 +225,13 @@ async def _notify_for_post(
     mentioned: list[str],
 ) -> None:
     """A reply tells the parent's author (a coach's question says so); @mentions tell each member named once."""
-    common = {"actor": me, "circle_id": room["circle"], "room_id": row["room"], "post_id": row["id"]}
+    about = About.post(room, row)
     if parent_author is not None:
-        kind = "question" if me["role"] == "coach" and row["kind"] == "question" else "reply"
-        await notifications.notify(outbox, kind=kind, recipients=[parent_author], **common)
+        kind: NotificationKind = "question" if me["role"] == "coach" and row["kind"] == "question" else "reply"
+        await notifications.notify(outbox, kind, [parent_author], me, about)
     others = [uuid.UUID(m) for m in mentioned if uuid.UUID(m) != parent_author]
     if others:
-        await notifications.notify(outbox, kind="mention", recipients=others, **common)
+        await notifications.notify(outbox, "mention", others, me, about)
 
 
 async def list_posts(account_id: uuid.UUID, room_id: str, before: str | None, limit: int | None) -> PostPage:
@@ -315,8 +322,7 @@ async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) 
     aliases = await circle_aliases(room["circle"])
     html, mentioned = render(body, aliases)
     _, already = render(row["body"], aliases)
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         seq = await outbox.next_seq(row["room"])
         row = {**row, "body": body, "html": html, "edited_at": now()}
         await PostRow.update({PostRow.body: body, PostRow.html: html, PostRow.edited_at: row["edited_at"]}).where(
@@ -325,10 +331,9 @@ async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) 
         post = post_struct(row, membership_struct(me))
         # The log keeps no earlier wording: replay shows the post as it is now.
         await queries.rewrite_post_events(row["id"], _encode(post))
-        await outbox.append(row["room"], seq, "post.updated", post, post_id=row["id"])
+        await outbox.append(PostUpdated(room_id=str(row["room"]), seq=seq, data=post), post_id=row["id"])
         await follow_original(outbox, row, post, "edited")
         await _notify_for_post(outbox, row, me, room, None, [m for m in mentioned if m not in already])
-    await outbox.publish(live)
     return post
 
 
@@ -340,10 +345,8 @@ async def delete_post(account_id: uuid.UUID, post_id: str, live: Live) -> None:
         raise PermissionDeniedException("only the author or the circle's coach can delete a post")
     if me.get("circle_closed_at") is not None:
         raise Conflict("this circle has been closed by its coach; it is read-only now")
-    outbox = Outbox()
-    async with write_transaction():
+    async with unit_of_work(live) as outbox:
         await remove_post(outbox, row, reason=None)
-    await outbox.publish(live)
 
 
 async def remove_post(outbox: Outbox, row: dict[str, Any], *, reason: str | None) -> None:
@@ -356,9 +359,8 @@ async def remove_post(outbox: Outbox, row: dict[str, Any], *, reason: str | None
         {PostRow.body: "", PostRow.html: "", PostRow.deleted_at: gone["deleted_at"], PostRow.moderation_reason: reason}
     ).where(PostRow.id == row["id"])
     await queries.rewrite_post_events(row["id"], _encode(post_struct(gone, author)))
-    await outbox.append(
-        row["room"], seq, "post.deleted", PostRef(id=str(row["id"]), room_id=str(row["room"])), post_id=row["id"]
-    )
+    ref = PostRef(id=str(row["id"]), room_id=str(row["room"]))
+    await outbox.append(PostDeleted(room_id=str(row["room"]), seq=seq, data=ref), post_id=row["id"])
     await follow_original(outbox, gone, None, "deleted")
 
 
@@ -389,7 +391,7 @@ async def _republish_copy(outbox: Outbox, copy: dict[str, Any]) -> None:
     seq = await outbox.next_seq(copy["room"])
     view = post_struct(copy, (await authors_of([copy]))[copy["author"]])
     await queries.rewrite_post_events(copy["id"], _encode(view))
-    await outbox.append(copy["room"], seq, "post.updated", view, post_id=copy["id"])
+    await outbox.append(PostUpdated(room_id=str(copy["room"]), seq=seq, data=view), post_id=copy["id"])
     await _follow_in_dropins(outbox, copy["id"], view)
 
 
@@ -441,7 +443,9 @@ async def _follow_in_dropins(outbox: Outbox, post_id: uuid.UUID, peer_view: Post
         if peer_view is None:
             state.spotlight = None
             await DropinRow.update({DropinRow.spotlight: None}).where(DropinRow.id == dropin["id"])
-        await outbox.event(dropin["room"], "dropin.state", state, post_id=post_id if peer_view else None)
+        seq = await outbox.next_seq(dropin["room"])
+        changed = DropinChanged(room_id=str(dropin["room"]), seq=seq, data=state)
+        await outbox.append(changed, post_id=post_id if peer_view else None)
 
 
 def _encode(post: Post) -> bytes:

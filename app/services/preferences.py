@@ -57,7 +57,7 @@ async def get(account_id: uuid.UUID) -> Preferences:
     rows = await NotificationPreference.select().where(NotificationPreference.account == account_id)
     # Circles the account has left keep their rows until the next save, but are not shown (nor could be saved back).
     mine = await _my_circles(account_id)
-    kinds = {kind: ChannelPrefs(**msgspec.structs.asdict(DEFAULTS[kind])) for kind in KINDS}
+    kinds: dict[str, ChannelPrefs] = {kind: ChannelPrefs(**msgspec.structs.asdict(DEFAULTS[kind])) for kind in KINDS}
     muted = []
     circles: dict[str, dict[str, ChannelPrefs]] = {}
     for row in rows:

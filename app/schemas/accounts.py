@@ -1,0 +1,59 @@
+"""Accounts, sign-in, and a person's rights over their account: alias, password, deletion."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from app.schemas.common import Alias, Email, Name, Password
+from realtime.events import Role
+
+
+class AccountCreate(msgspec.Struct):
+    email: Email
+    password: Password
+    name: Name
+
+
+class AccountOut(msgspec.Struct):
+    id: str
+    email: str
+    name: str
+
+
+class Login(msgspec.Struct):
+    email: Email
+    password: Password
+
+
+class TokenOut(msgspec.Struct):
+    token: str
+
+
+class MyMembership(msgspec.Struct):
+    membership_id: str
+    circle_id: str
+    alias: str
+    role: Role
+
+
+class Me(msgspec.Struct):
+    id: str
+    email: str
+    name: str
+    memberships: list[MyMembership]
+
+
+class AliasBody(msgspec.Struct):
+    alias: Alias
+
+
+class PasswordChange(msgspec.Struct):
+    current_password: Password
+    new_password: Password
+
+
+class AccountDeletion(msgspec.Struct):
+    password: Password
+    posts: Literal["anonymize", "remove"] = msgspec.field(default="anonymize")

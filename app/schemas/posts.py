@@ -1,0 +1,35 @@
+"""Posts and threads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from app.schemas.common import Id
+from realtime.events import Post, PostKind
+
+
+class PostCreate(msgspec.Struct):
+    body: str
+    kind: PostKind = "reflection"
+    parent_id: Id | None = None
+    client_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+
+
+class PostEdit(msgspec.Struct):
+    body: str
+
+
+class PostListItem(Post, kw_only=True):
+    reply_count: int
+
+
+class PostPage(msgspec.Struct):
+    items: list[PostListItem]
+    next_before: str | None
+
+
+class PostThread(Post, kw_only=True):
+    replies: list[PostThread]
