@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from litestar import Request, Response, Router, delete, get, post, put
+from litestar import Request, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.exceptions import ClientException
 from litestar.params import FromPath
@@ -17,7 +17,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from app.deps import base_url
-from app.routes.pages import PAGE_ERRORS, Form, form_body, fragment, who
+from app.routes.pages.common import Form, form_body, fragment, who
 from app.services import circles, dropins, posts
 from app.services.dropins import DropinCreate, LiveNow
 from db.tables import Dropin as DropinRow
@@ -185,4 +185,3 @@ ROUTES: list[Any] = [
     spotlight_post,
     clear_spotlight,
 ]
-router = Router(path="/", route_handlers=ROUTES, exception_handlers=PAGE_ERRORS, include_in_schema=False)
