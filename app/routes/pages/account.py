@@ -12,6 +12,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from app import limits
+from app.deps import LiveDep
 from app.routes.api_accounts import expired_session_cookie
 from app.routes.pages.common import Form, page, page_user, who
 from app.services import accounts, rights
@@ -33,17 +34,19 @@ async def account_page(request: Request[Any, Any, Any]) -> Template:
 
 
 @post("/account/alias/{circle_id:str}", include_in_schema=False, opt={"rate": "alias"})
-async def change_alias(request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form, state: State) -> Template:
+async def change_alias(
+    request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form, live: LiveDep
+) -> Template:
     user = who(request)
     try:
-        changed = await rights.change_alias(user.account_id, circle_id, data.get("alias", ""), state["live"])
+        changed = await rights.change_alias(user.account_id, circle_id, data.get("alias", ""), live)
     except HTTPException as exc:
         return await _account_page(request, exc.status_code, error=exc.detail)
     return await _account_page(request, message=f"You now appear as {changed.alias} in that circle.")
 
 
 @post("/account/password", include_in_schema=False, opt={"rate": "reauth"})
-async def change_password(request: Request[Any, Any, Any], data: Form, state: State) -> Template:
+async def change_password(request: Request[Any, Any, Any], data: Form, live: LiveDep) -> Template:
     user = who(request)
     try:
         async with limits.failures_only(request, wrong=403):
@@ -52,7 +55,7 @@ async def change_password(request: Request[Any, Any, Any], data: Form, state: St
                 user.token_id,
                 data.get("current_password", ""),
                 data.get("new_password", ""),
-                state["live"],
+                live,
             )
     except HTTPException as exc:
         return await _account_page(request, exc.status_code, error=exc.detail)
@@ -60,12 +63,12 @@ async def change_password(request: Request[Any, Any, Any], data: Form, state: St
 
 
 @post("/account/delete", include_in_schema=False, opt={"rate": "reauth"})
-async def delete_account(request: Request[Any, Any, Any], data: Form, state: State) -> Response[Any]:
+async def delete_account(request: Request[Any, Any, Any], data: Form, state: State, live: LiveDep) -> Response[Any]:
     user = who(request)
     choice: Literal["anonymize", "remove"] = "remove" if data.get("posts") == "remove" else "anonymize"
     try:
         async with limits.failures_only(request, wrong=403):
-            await rights.delete_account(user.account_id, data.get("password", ""), choice, state["live"])
+            await rights.delete_account(user.account_id, data.get("password", ""), choice, live)
     except HTTPException as exc:
         return await _account_page(request, exc.status_code, error=exc.detail)
     settings: Settings = state["settings"]

@@ -16,6 +16,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 from app import limits
 from app.auth import tokens
 from app.auth.tokens import Principal
+from app.deps import LiveDep
 from app.routes.api_accounts import expired_session_cookie, session_cookie
 from app.routes.pages.common import Form, excerpt, page, page_user, safe_next
 from app.services import accounts, dropins, notifications
@@ -114,12 +115,12 @@ async def signin(request: Request[Any, Any, Any], data: Form, state: State) -> R
 
 
 @post("/signout", include_in_schema=False)
-async def signout(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+async def signout(request: Request[Any, Any, Any], state: State, live: LiveDep) -> Response[Any]:
     settings: Settings = state["settings"]
     user = request.scope.get("user")
     if isinstance(user, Principal):
         await tokens.revoke(user.token_id)
-        await state["live"].signed_out(user.account_id, user.token_id)
+        await live.signed_out(user.account_id, user.token_id)
     return Redirect("/", status_code=HTTP_303_SEE_OTHER, cookies=[expired_session_cookie(settings)])
 
 

@@ -6,10 +6,10 @@ import uuid
 from typing import Any
 
 from litestar import Request, delete, get, post, put
-from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Template
 
+from app.deps import LiveDep
 from app.routes.pages.common import Form, fragment, page, page_user, typed, who
 from app.services import circles, gestures, posts
 from db.tables import Room
@@ -17,12 +17,12 @@ from realtime.events import encoder
 
 
 @post("/posts/{post_id:str}/like", include_in_schema=False, opt={"rate": "gesture"})
-async def toggle_like(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
+async def toggle_like(request: Request[Any, Any, Any], post_id: FromPath[str], live: LiveDep) -> Template:
     user = who(request)
     _, _, membership = await posts.post_and_access(user.account_id, post_id)
     liked = post_id in await gestures.liked_by(membership["id"], [post_id])
     change = gestures.unlike if liked else gestures.like
-    result = await change(user.account_id, post_id, state["live"])
+    result = await change(user.account_id, post_id, live)
     like = {"post_id": post_id, "like_count": result.like_count, "liked_by_coach": result.liked_by_coach}
     # Whether *this reader* likes it travels as an event on the button they pressed; the shared state is the body.
     trigger = encoder.encode({"kindred:liked": {"liked": result.liked_by_me}}).decode()
@@ -30,16 +30,16 @@ async def toggle_like(request: Request[Any, Any, Any], post_id: FromPath[str], s
 
 
 @put("/posts/{post_id:str}/pin", include_in_schema=False, opt={"rate": "gesture"})
-async def pin_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
+async def pin_post(request: Request[Any, Any, Any], post_id: FromPath[str], live: LiveDep) -> Template:
     user = who(request)
-    result = await gestures.pin(user.account_id, post_id, await typed(request, "note"), state["live"])
+    result = await gestures.pin(user.account_id, post_id, await typed(request, "note"), live)
     return fragment("pin", pin=result)
 
 
 @delete("/posts/{post_id:str}/pin", include_in_schema=False, status_code=200, opt={"rate": "gesture"})
-async def unpin_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
+async def unpin_post(request: Request[Any, Any, Any], post_id: FromPath[str], live: LiveDep) -> Template:
     user = who(request)
-    return fragment("pin", pin=await gestures.unpin(user.account_id, post_id, state["live"]))
+    return fragment("pin", pin=await gestures.unpin(user.account_id, post_id, live))
 
 
 @get("/posts/{post_id:str}/share", include_in_schema=False)
@@ -53,9 +53,9 @@ async def share_form(request: Request[Any, Any, Any], post_id: FromPath[str]) ->
 
 
 @post("/posts/{post_id:str}/share", include_in_schema=False, opt={"rate": "gesture"})
-async def share_post(request: Request[Any, Any, Any], post_id: FromPath[str], data: Form, state: State) -> Template:
+async def share_post(request: Request[Any, Any, Any], post_id: FromPath[str], data: Form, live: LiveDep) -> Template:
     user = who(request)
-    shared = await gestures.share(user.account_id, post_id, data.get("room_id", ""), data.get("note"), state["live"])
+    shared = await gestures.share(user.account_id, post_id, data.get("room_id", ""), data.get("note"), live)
     room = await Room.select(Room.name).where(Room.id == uuid.UUID(shared.room_id)).first()
     name = room["name"] if room else "the room"
     return fragment("done", message=f"Shared to {name}.", slot=f"reply-slot-{post_id}")
@@ -72,9 +72,9 @@ async def tag_form(request: Request[Any, Any, Any], post_id: FromPath[str]) -> T
 
 
 @post("/posts/{post_id:str}/tag", include_in_schema=False, opt={"rate": "gesture"})
-async def tag_member(request: Request[Any, Any, Any], post_id: FromPath[str], data: Form, state: State) -> Template:
+async def tag_member(request: Request[Any, Any, Any], post_id: FromPath[str], data: Form, live: LiveDep) -> Template:
     user = who(request)
-    tagged = await gestures.tag(user.account_id, post_id, data.get("membership_id", ""), state["live"])
+    tagged = await gestures.tag(user.account_id, post_id, data.get("membership_id", ""), live)
     return fragment("done", message=f"{tagged.membership.alias} was notified.", slot=f"reply-slot-{post_id}")
 
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import File, Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
+from app.deps import LiveDep
 from app.routes.pages.common import excerpt, fragment, page, page_user, who
 from app.schemas import Preferences
 from app.services import accounts, notifications, preferences
@@ -96,17 +96,17 @@ async def notifications_page(request: Request[Any, Any, Any], before: FromQuery[
 
 
 @post("/notifications/read-all", include_in_schema=False)
-async def read_all(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+async def read_all(request: Request[Any, Any, Any], live: LiveDep) -> Response[Any]:
     user = who(request)
-    await notifications.mark_read(user.account_id, None, True, state["live"])
+    await notifications.mark_read(user.account_id, None, True, live)
     return Redirect("/notifications", status_code=HTTP_303_SEE_OTHER)
 
 
 @post("/notifications/{notification_id:str}/read", include_in_schema=False)
-async def read_one(request: Request[Any, Any, Any], notification_id: FromPath[str], state: State) -> Template:
+async def read_one(request: Request[Any, Any, Any], notification_id: FromPath[str], live: LiveDep) -> Template:
     """One notification marked read in place (htmx): the answer is its entry, now read."""
     user = who(request)
-    await notifications.mark_read(user.account_id, [notification_id], False, state["live"])
+    await notifications.mark_read(user.account_id, [notification_id], False, live)
     note = await notifications.one(user.account_id, notification_id)
     if note is None:
         raise NotFoundException("that notification is not yours, or no longer exists")
@@ -117,10 +117,10 @@ async def read_one(request: Request[Any, Any, Any], notification_id: FromPath[st
 
 @get("/notifications/{notification_id:str}/open", include_in_schema=False)
 async def open_notification(
-    request: Request[Any, Any, Any], notification_id: FromPath[str], state: State
+    request: Request[Any, Any, Any], notification_id: FromPath[str], live: LiveDep
 ) -> Response[Any]:
     user = who(request)
-    target = await notifications.open_target(user.account_id, notification_id, state["live"])
+    target = await notifications.open_target(user.account_id, notification_id, live)
     return Redirect(target, status_code=HTTP_303_SEE_OTHER)
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, delete, get, patch, post
-from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
+from app.deps import LiveDep
 from app.routes.pages.common import Form, excerpt, fragment, page, page_user, who
 from app.schemas import PostCreate
 from app.services import circles, dropins, gestures, posts
@@ -39,7 +39,7 @@ def _walk(threads: list[Any]) -> list[Any]:
 
 
 @get("/rooms/{room_id:str}", include_in_schema=False)
-async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str], state: State) -> Template:
+async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str], live: LiveDep) -> Template:
     user = who(request)
     # The room (and its last seq) before its posts: a post committed in between is then on the page or in the
     # socket's `since` replay, never in neither (the page drops a replayed post it already shows).
@@ -57,7 +57,7 @@ async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str], sta
         threads=threads,
         next_before=next_before,
         aliases=[m.alias for m in members if m.membership_id != str(membership["id"])],
-        dropin=await dropins.for_room(room, state["live"]),
+        dropin=await dropins.for_room(room, live),
         pinned_by_coach=await coach_pins(room["id"]),
         **await viewer_context(membership, threads),
     )
@@ -99,7 +99,7 @@ async def older_threads(
 
 
 @post("/rooms/{room_id:str}/posts", include_in_schema=False, opt={"rate": "post"})
-async def create_post(request: Request[Any, Any, Any], room_id: FromPath[str], data: Form, state: State) -> Template:
+async def create_post(request: Request[Any, Any, Any], room_id: FromPath[str], data: Form, live: LiveDep) -> Template:
     user = who(request)
     kind: PostKind = KINDS.get(data.get("kind", ""), "reflection")
     created = await posts.create_post(
@@ -111,7 +111,7 @@ async def create_post(request: Request[Any, Any, Any], room_id: FromPath[str], d
             parent_id=data.get("parent_id") or None,
             client_id=data.get("client_id") or None,
         ),
-        state["live"],
+        live,
     )
     return fragment("post", post=created)
 
@@ -178,16 +178,16 @@ async def post_main(request: Request[Any, Any, Any], post_id: FromPath[str]) -> 
 
 
 @patch("/posts/{post_id:str}", include_in_schema=False, opt={"rate": "edit"})
-async def edit_post(request: Request[Any, Any, Any], post_id: FromPath[str], data: Form, state: State) -> Template:
+async def edit_post(request: Request[Any, Any, Any], post_id: FromPath[str], data: Form, live: LiveDep) -> Template:
     user = who(request)
-    edited = await posts.edit_post(user.account_id, post_id, data.get("body", ""), state["live"])
+    edited = await posts.edit_post(user.account_id, post_id, data.get("body", ""), live)
     return fragment("post_main", post=edited)
 
 
 @delete("/posts/{post_id:str}", include_in_schema=False, status_code=200)
-async def delete_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
+async def delete_post(request: Request[Any, Any, Any], post_id: FromPath[str], live: LiveDep) -> Template:
     user = who(request)
-    await posts.delete_post(user.account_id, post_id, state["live"])
+    await posts.delete_post(user.account_id, post_id, live)
     return fragment("post_deleted")
 
 

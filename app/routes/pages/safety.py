@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, Response, delete, get, post, put
-from litestar.datastructures import State
 from litestar.exceptions import ClientException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
+from app.deps import LiveDep
 from app.routes.pages.common import Form, form_body, fragment, page, page_user, typed, who
 from app.schemas import CircleUpdate, MuteBody
 from app.services import circles, moderation, rights
@@ -23,34 +23,34 @@ RESOLUTIONS: dict[str, Resolution] = {"dismiss": "dismiss", "hide": "hide", "rem
 
 
 @put("/posts/{post_id:str}/hidden", include_in_schema=False)
-async def hide_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
+async def hide_post(request: Request[Any, Any, Any], post_id: FromPath[str], live: LiveDep) -> Template:
     user = who(request)
-    hidden = await moderation.hide_post(user.account_id, post_id, await typed(request, "reason"), state["live"])
+    hidden = await moderation.hide_post(user.account_id, post_id, await typed(request, "reason"), live)
     return fragment("post_main", post=hidden)
 
 
 @delete("/posts/{post_id:str}/hidden", include_in_schema=False, status_code=200)
-async def restore_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
+async def restore_post(request: Request[Any, Any, Any], post_id: FromPath[str], live: LiveDep) -> Template:
     user = who(request)
-    return fragment("post_main", post=await moderation.restore_post(user.account_id, post_id, state["live"]))
+    return fragment("post_main", post=await moderation.restore_post(user.account_id, post_id, live))
 
 
 @post("/posts/{post_id:str}/removal", include_in_schema=False, status_code=200)
-async def remove_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
+async def remove_post(request: Request[Any, Any, Any], post_id: FromPath[str], live: LiveDep) -> Template:
     user = who(request)
     reason = await typed(request, "reason")
-    await moderation.remove_post_with_reason(user.account_id, post_id, reason, state["live"])
+    await moderation.remove_post_with_reason(user.account_id, post_id, reason, live)
     return fragment("post_deleted")
 
 
 @post("/posts/{post_id:str}/report", include_in_schema=False, status_code=200, opt={"rate": "report"})
-async def report_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Template:
+async def report_post(request: Request[Any, Any, Any], post_id: FromPath[str], live: LiveDep) -> Template:
     user = who(request)
     reason = await typed(request, "reason")
     if not (reason or "").strip():
         raise ClientException("Say in a few words what is wrong, so your coach knows what to look at.")
     asked_at = datetime.now(UTC)
-    report = await moderation.report(user.account_id, post_id, reason, state["live"])
+    report = await moderation.report(user.account_id, post_id, reason, live)
     # One open report per member and post: a second tap while it is open answers with it; once the coach has looked
     # at it, reporting again reopens it (moderation.report).
     if report.created_at < asked_at:
@@ -62,11 +62,11 @@ async def report_post(request: Request[Any, Any, Any], post_id: FromPath[str], s
 
 @put("/circles/{circle_id:str}/members/{membership_id:str}/mute", include_in_schema=False)
 async def mute_member(
-    request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str], data: Form, state: State
+    request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str], data: Form, live: LiveDep
 ) -> Template:
     user = who(request)
     body = form_body(MuteBody, {"minutes": data.get("minutes", "").strip(), "reason": data.get("reason") or None})
-    muted = await moderation.mute(user.account_id, circle_id, membership_id, body.minutes, body.reason, state["live"])
+    muted = await moderation.mute(user.account_id, circle_id, membership_id, body.minutes, body.reason, live)
     assert muted.muted_until is not None
     return fragment(
         "done", message=f"Paused until {muted.muted_until:%d %b, %H:%M} UTC.", slot=f"member-{membership_id}-result"
@@ -75,20 +75,20 @@ async def mute_member(
 
 @delete("/circles/{circle_id:str}/members/{membership_id:str}/mute", include_in_schema=False, status_code=200)
 async def unmute_member(
-    request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str], state: State
+    request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str], live: LiveDep
 ) -> Template:
     user = who(request)
-    await moderation.unmute(user.account_id, circle_id, membership_id, state["live"])
+    await moderation.unmute(user.account_id, circle_id, membership_id, live)
     return fragment("done", message="They can post again.", slot=f"member-{membership_id}-result")
 
 
 @post("/circles/{circle_id:str}/members/{membership_id:str}/remove", include_in_schema=False, status_code=200)
 async def remove_member(
-    request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str], state: State
+    request: Request[Any, Any, Any], circle_id: FromPath[str], membership_id: FromPath[str], live: LiveDep
 ) -> Template:
     user = who(request)
     reason = await typed(request, "reason")
-    await moderation.remove_member(user.account_id, circle_id, membership_id, reason, state["live"])
+    await moderation.remove_member(user.account_id, circle_id, membership_id, reason, live)
     return fragment("done", message="Removed from the circle.", slot=f"member-{membership_id}-result")
 
 
@@ -103,11 +103,11 @@ async def allow_rejoin(
 
 @post("/circles/{circle_id:str}/identity", include_in_schema=False)
 async def set_identity(
-    request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form, state: State
+    request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form, live: LiveDep
 ) -> Response[Any]:
     user = who(request)
     visible = data.get("coach_sees_identity") == "on"
-    await circles.update_circle(user.account_id, circle_id, CircleUpdate(coach_sees_identity=visible), state["live"])
+    await circles.update_circle(user.account_id, circle_id, CircleUpdate(coach_sees_identity=visible), live)
     return Redirect(f"/circles/{circle_id}", status_code=HTTP_303_SEE_OTHER)
 
 
@@ -137,7 +137,7 @@ async def moderation_circle(report: Any) -> str:
 
 @post("/reports/{report_id:str}/resolve", include_in_schema=False, status_code=200)
 async def resolve_report(
-    request: Request[Any, Any, Any], report_id: FromPath[str], data: Form, state: State
+    request: Request[Any, Any, Any], report_id: FromPath[str], data: Form, live: LiveDep
 ) -> Template:
     user = who(request)
     action = RESOLUTIONS.get(data.get("action", ""))
@@ -148,7 +148,7 @@ async def resolve_report(
         report_id,
         action,
         data.get("reason"),
-        state["live"],
+        live,
     )
     # The log rides along (out of band), so the page shows what was just done without a reload.
     circle_id = await moderation_circle(resolved)
@@ -156,9 +156,9 @@ async def resolve_report(
 
 
 @post("/circles/{circle_id:str}/close", include_in_schema=False)
-async def close_circle(request: Request[Any, Any, Any], circle_id: FromPath[str], state: State) -> Response[Any]:
+async def close_circle(request: Request[Any, Any, Any], circle_id: FromPath[str], live: LiveDep) -> Response[Any]:
     user = who(request)
-    await rights.close_circle(user.account_id, circle_id, state["live"])
+    await rights.close_circle(user.account_id, circle_id, live)
     return Redirect(f"/circles/{circle_id}", status_code=HTTP_303_SEE_OTHER)
 
 
