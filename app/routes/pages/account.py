@@ -5,18 +5,16 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from litestar import Request, Response, get, post
-from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from app import limits
-from app.deps import LiveDep
+from app.deps import LiveDep, SettingsDep
 from app.routes.api_accounts import expired_session_cookie
 from app.routes.pages.common import Form, page, page_user, who
 from app.services import accounts, rights
-from app.settings import Settings
 
 
 async def _account_page(request: Request[Any, Any, Any], status: int = 200, **context: Any) -> Template:
@@ -63,7 +61,9 @@ async def change_password(request: Request[Any, Any, Any], data: Form, live: Liv
 
 
 @post("/account/delete", include_in_schema=False, opt={"rate": "reauth"})
-async def delete_account(request: Request[Any, Any, Any], data: Form, state: State, live: LiveDep) -> Response[Any]:
+async def delete_account(
+    request: Request[Any, Any, Any], data: Form, settings: SettingsDep, live: LiveDep
+) -> Response[Any]:
     user = who(request)
     choice: Literal["anonymize", "remove"] = "remove" if data.get("posts") == "remove" else "anonymize"
     try:
@@ -71,7 +71,6 @@ async def delete_account(request: Request[Any, Any, Any], data: Form, state: Sta
             await rights.delete_account(user.account_id, data.get("password", ""), choice, live)
     except HTTPException as exc:
         return await _account_page(request, exc.status_code, error=exc.detail)
-    settings: Settings = state["settings"]
     return Redirect("/", status_code=HTTP_303_SEE_OTHER, cookies=[expired_session_cookie(settings)])
 
 

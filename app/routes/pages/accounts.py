@@ -7,7 +7,6 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
@@ -16,11 +15,10 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 from app import limits
 from app.auth import tokens
 from app.auth.tokens import Principal
-from app.deps import LiveDep
+from app.deps import LiveDep, SettingsDep
 from app.routes.api_accounts import expired_session_cookie, session_cookie
 from app.routes.pages.common import Form, excerpt, page, page_user, safe_next
 from app.services import accounts, dropins, notifications
-from app.settings import Settings
 from db.tables import Post as PostRow
 
 
@@ -79,8 +77,7 @@ async def signup_form(next: FromQuery[str | None] = None) -> Template:
 
 
 @post("/signup", include_in_schema=False, opt={"rate": "signup"})
-async def signup(data: Form, state: State) -> Response[Any]:
-    settings: Settings = state["settings"]
+async def signup(data: Form, settings: SettingsDep) -> Response[Any]:
     next_path = safe_next(data.get("next"))
     try:
         await accounts.register(data.get("email", ""), data.get("password", ""), data.get("name", ""))
@@ -97,8 +94,7 @@ async def signin_form(next: FromQuery[str | None] = None) -> Template:
 
 
 @post("/signin", include_in_schema=False, opt={"rate": "login"})
-async def signin(request: Request[Any, Any, Any], data: Form, state: State) -> Response[Any]:
-    settings: Settings = state["settings"]
+async def signin(request: Request[Any, Any, Any], data: Form, settings: SettingsDep) -> Response[Any]:
     next_path = safe_next(data.get("next"))
     try:
         async with limits.failures_only(request, wrong=401):
@@ -115,8 +111,7 @@ async def signin(request: Request[Any, Any, Any], data: Form, state: State) -> R
 
 
 @post("/signout", include_in_schema=False)
-async def signout(request: Request[Any, Any, Any], state: State, live: LiveDep) -> Response[Any]:
-    settings: Settings = state["settings"]
+async def signout(request: Request[Any, Any, Any], settings: SettingsDep, live: LiveDep) -> Response[Any]:
     user = request.scope.get("user")
     if isinstance(user, Principal):
         await tokens.revoke(user.token_id)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get, post
-from litestar.datastructures import State
 from litestar.exceptions import ClientException, HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from app.auth.tokens import Principal
-from app.deps import base_url
+from app.deps import SettingsDep, base_url
 from app.routes.pages.common import Form, form_body, fragment, page, page_user, who
 from app.schemas import CircleCreate, InviteCreate, RoomCreate
 from app.services import accounts, circles, dropins, moderation, rights
@@ -66,7 +65,7 @@ async def circle_page(
 
 @post("/circles/{circle_id:str}/invites", include_in_schema=False, opt={"rate": "invite"})
 async def create_invite(
-    request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form, state: State
+    request: Request[Any, Any, Any], circle_id: FromPath[str], data: Form, settings: SettingsDep
 ) -> Template:
     user = who(request)
     # An empty choice is "unlimited" uses and the default lifetime.
@@ -75,7 +74,7 @@ async def create_invite(
         "expires_in_hours": data.get("hours", "").strip() or None,
     }
     invite = await circles.create_invite(
-        user.account_id, circle_id, form_body(InviteCreate, fields), base_url(request, state["settings"])
+        user.account_id, circle_id, form_body(InviteCreate, fields), base_url(request, settings)
     )
     return fragment("invite", invite=invite)
 

@@ -10,13 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar import Request, Response, delete, get, post, put
-from litestar.datastructures import State
 from litestar.exceptions import ClientException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
-from app.deps import LiveDep, base_url
+from app.deps import LiveDep, SettingsDep, base_url
 from app.routes.pages.common import Form, form_body, fragment, who
 from app.services import circles, dropins, posts
 from app.services.dropins import DropinCreate, LiveNow
@@ -94,9 +93,9 @@ async def schedule(request: Request[Any, Any, Any], circle_id: FromPath[str], da
 
 
 @get("/dropins/{dropin_id:str}/calendar.ics", include_in_schema=False)
-async def calendar(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Response[str]:
+async def calendar(request: Request[Any, Any, Any], dropin_id: FromPath[str], settings: SettingsDep) -> Response[str]:
     user = who(request)
-    room_url = base_url(request, state["settings"]) + "/rooms/{room_id}"
+    room_url = base_url(request, settings) + "/rooms/{room_id}"
     text, filename = await dropins.calendar(user.account_id, dropin_id, room_url)
     return Response(
         text,
