@@ -40,7 +40,6 @@ from app.routes import (
     health,
     openapi,
     pages,
-    pages_dropins,
 )
 from app.services import circles, dropins
 from app.settings import Settings, load_settings
@@ -213,7 +212,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
             # Everything but the static files is private: no-store (static files are cached as usual).
             Router(
                 path="/",
-                route_handlers=[api, pages.router, pages_dropins.router, health.healthz],
+                route_handlers=[api, pages.router, health.healthz],
                 after_request=private_responses,
             ),
             create_static_files_router(path="/static", directories=[STATIC], name="static", include_in_schema=False),

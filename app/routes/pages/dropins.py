@@ -9,15 +9,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from litestar import Request, Response, Router, delete, get, post, put
-from litestar.datastructures import State
+from litestar import Request, Response, delete, get, post, put
 from litestar.exceptions import ClientException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
-from app.deps import base_url
-from app.routes.pages import PAGE_ERRORS, Form, form_body, fragment, who
+from app.deps import LiveDep, SettingsDep, base_url
+from app.routes.pages.common import Form, form_body, fragment, who
 from app.schemas import DropinCreate, LiveNow
 from app.services import circles, dropins, posts
 from db.tables import Dropin as DropinRow
@@ -94,9 +93,9 @@ async def schedule(request: Request[Any, Any, Any], circle_id: FromPath[str], da
 
 
 @get("/dropins/{dropin_id:str}/calendar.ics", include_in_schema=False)
-async def calendar(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Response[str]:
+async def calendar(request: Request[Any, Any, Any], dropin_id: FromPath[str], settings: SettingsDep) -> Response[str]:
     user = who(request)
-    room_url = base_url(request, state["settings"]) + "/rooms/{room_id}"
+    room_url = base_url(request, settings) + "/rooms/{room_id}"
     text, filename = await dropins.calendar(user.account_id, dropin_id, room_url)
     return Response(
         text,
@@ -106,10 +105,10 @@ async def calendar(request: Request[Any, Any, Any], dropin_id: FromPath[str], st
 
 
 @get("/dropins/{dropin_id:str}/panel", include_in_schema=False)
-async def panel(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Template:
+async def panel(request: Request[Any, Any, Any], dropin_id: FromPath[str], live: LiveDep) -> Template:
     """The drop-in's panel for this reader (coach controls or hand buttons): reloaded when its state changes."""
     user = who(request)
-    detail = await dropins.detail(user.account_id, dropin_id, state["live"])
+    detail = await dropins.detail(user.account_id, dropin_id, live)
     _, membership = await circles.get_circle(user.account_id, detail.circle_id)
     return fragment("dropin_panel", dropin=detail, membership=membership)
 
@@ -129,46 +128,46 @@ async def live_banner(request: Request[Any, Any, Any], room_id: FromPath[str]) -
 
 
 @post("/dropins/{dropin_id:str}/start", include_in_schema=False, status_code=204)
-async def start(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Response[None]:
-    await dropins.start(who(request).account_id, dropin_id, state["live"])
+async def start(request: Request[Any, Any, Any], dropin_id: FromPath[str], live: LiveDep) -> Response[None]:
+    await dropins.start(who(request).account_id, dropin_id, live)
     return _no_content()
 
 
 @post("/dropins/{dropin_id:str}/end", include_in_schema=False, status_code=204)
-async def end(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Response[None]:
-    await dropins.end(who(request).account_id, dropin_id, state["live"])
+async def end(request: Request[Any, Any, Any], dropin_id: FromPath[str], live: LiveDep) -> Response[None]:
+    await dropins.end(who(request).account_id, dropin_id, live)
     return _no_content()
 
 
 @post("/dropins/{dropin_id:str}/next", include_in_schema=False, status_code=204)
-async def call_next(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Response[None]:
-    await dropins.call_next(who(request).account_id, dropin_id, state["live"])
+async def call_next(request: Request[Any, Any, Any], dropin_id: FromPath[str], live: LiveDep) -> Response[None]:
+    await dropins.call_next(who(request).account_id, dropin_id, live)
     return _no_content()
 
 
 @put("/dropins/{dropin_id:str}/hand", include_in_schema=False, status_code=204, opt={"rate": "gesture"})
-async def raise_hand(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Response[None]:
-    await dropins.raise_hand(who(request).account_id, dropin_id, state["live"])
+async def raise_hand(request: Request[Any, Any, Any], dropin_id: FromPath[str], live: LiveDep) -> Response[None]:
+    await dropins.raise_hand(who(request).account_id, dropin_id, live)
     return _no_content()
 
 
 @delete("/dropins/{dropin_id:str}/hand", include_in_schema=False, status_code=204, opt={"rate": "gesture"})
-async def lower_hand(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Response[None]:
-    await dropins.lower_hand(who(request).account_id, dropin_id, state["live"])
+async def lower_hand(request: Request[Any, Any, Any], dropin_id: FromPath[str], live: LiveDep) -> Response[None]:
+    await dropins.lower_hand(who(request).account_id, dropin_id, live)
     return _no_content()
 
 
 @put("/posts/{post_id:str}/spotlight", include_in_schema=False, status_code=204)
-async def spotlight_post(request: Request[Any, Any, Any], post_id: FromPath[str], state: State) -> Response[None]:
+async def spotlight_post(request: Request[Any, Any, Any], post_id: FromPath[str], live: LiveDep) -> Response[None]:
     user = who(request)
     dropin_id = await dropins.for_post(user.account_id, post_id)
-    await dropins.spotlight(user.account_id, dropin_id, post_id, state["live"])
+    await dropins.spotlight(user.account_id, dropin_id, post_id, live)
     return _no_content()
 
 
 @delete("/dropins/{dropin_id:str}/spotlight", include_in_schema=False, status_code=204)
-async def clear_spotlight(request: Request[Any, Any, Any], dropin_id: FromPath[str], state: State) -> Response[None]:
-    await dropins.spotlight(who(request).account_id, dropin_id, None, state["live"])
+async def clear_spotlight(request: Request[Any, Any, Any], dropin_id: FromPath[str], live: LiveDep) -> Response[None]:
+    await dropins.spotlight(who(request).account_id, dropin_id, None, live)
     return _no_content()
 
 
@@ -185,4 +184,3 @@ ROUTES: list[Any] = [
     spotlight_post,
     clear_spotlight,
 ]
-router = Router(path="/", route_handlers=ROUTES, exception_handlers=PAGE_ERRORS, include_in_schema=False)

@@ -1,0 +1,32 @@
+"""The HTMX pages: a second front over the same services as the JSON API.
+
+Full pages work as plain HTML forms (no script needed to sign up, open a circle or join); inside a room, htmx posts,
+replies and edits in place, and the page's socket brings everyone else's changes live.
+
+One module a part of the site (accounts, circles, rooms and posts, gestures, safety, the account, notifications,
+drop-ins), the helpers they share in `common`; `router` serves them all, with the pages' own answers to a missing
+sign-in and a 4xx (`PAGE_ERRORS`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Router
+
+from app.routes.pages import account, accounts, circles, dropins, gestures, notifications, rooms, safety
+from app.routes.pages.common import PAGE_ERRORS
+
+ROUTES: list[Any] = [
+    *accounts.ROUTES,
+    *circles.ROUTES,
+    *rooms.ROUTES,
+    *gestures.ROUTES,
+    *safety.ROUTES,
+    *account.ROUTES,
+    *notifications.ROUTES,
+    *dropins.ROUTES,
+]
+router = Router(path="/", route_handlers=ROUTES, exception_handlers=PAGE_ERRORS, include_in_schema=False)
+
+__all__ = ["PAGE_ERRORS", "ROUTES", "router"]

@@ -1,0 +1,205 @@
+"""A room's page and its threads, a thread's page, and writing, editing and deleting posts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, delete, get, patch, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Template
+
+from app.deps import LiveDep
+from app.routes.pages.common import Form, excerpt, fragment, page, page_user, who
+from app.schemas import PostCreate
+from app.services import circles, dropins, gestures, posts
+from db.tables import Post as PostRow
+from realtime.events import PostKind
+
+KINDS: dict[str, PostKind] = {
+    "reflection": "reflection",
+    "experiment": "experiment",
+    "win": "win",
+    "question": "question",
+}
+
+
+async def viewer_context(membership: dict[str, Any], threads: list[Any]) -> dict[str, Any]:
+    """What one page of threads needs to know about its reader: which posts they liked, and the pins' notes."""
+    ids = [t.id for t in _walk(threads)]
+    return {"liked": await gestures.liked_by(membership["id"], ids), "pin_notes": await gestures.pin_notes(ids)}
+
+
+def _walk(threads: list[Any]) -> list[Any]:
+    out = []
+    for thread in threads:
+        out.append(thread)
+        out.extend(_walk(getattr(thread, "replies", [])))
+    return out
+
+
+@get("/rooms/{room_id:str}", include_in_schema=False)
+async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str], live: LiveDep) -> Template:
+    user = who(request)
+    # The room (and its last seq) before its posts: a post committed in between is then on the page or in the
+    # socket's `since` replay, never in neither (the page drops a replayed post it already shows).
+    _, room, _ = await posts.room_and_membership(user.account_id, room_id)
+    threads, next_before = await posts.threads_page(user.account_id, room_id, None)
+    circle, membership = await circles.get_circle(user.account_id, str(room["circle"]))
+    members = await circles.members(user.account_id, circle.id)
+    return page(
+        "room",
+        me=await page_user(request),
+        circle=circle,
+        membership=membership,
+        room=room,
+        rooms=await circles.rooms(user.account_id, str(room["circle"])),
+        threads=threads,
+        next_before=next_before,
+        aliases=[m.alias for m in members if m.membership_id != str(membership["id"])],
+        dropin=await dropins.for_room(room, live),
+        pinned_by_coach=await coach_pins(room["id"]),
+        **await viewer_context(membership, threads),
+    )
+
+
+async def coach_pins(room_id: Any) -> list[dict[str, Any]]:
+    """The coach's own top-level posts in a room that they pinned (a welcome, the room's purpose): shown at the top
+    of the room, newest first, above the conversation (where they also stay, in their place)."""
+    rows: list[dict[str, Any]] = (
+        await PostRow.select(PostRow.id, PostRow.html, PostRow.author.alias.as_alias("alias"))
+        .where(
+            (PostRow.room == room_id)
+            & PostRow.pinned.eq(True)
+            & PostRow.parent.is_null()
+            & PostRow.deleted_at.is_null()
+            & PostRow.hidden_at.is_null()
+            & (PostRow.author.role == "coach")
+        )
+        .order_by(PostRow.created_at, ascending=False)
+        .limit(3)
+    )
+    return [{"id": str(r["id"]), "alias": r["alias"], "excerpt": excerpt(r["html"], 280)} for r in rows]
+
+
+@get("/rooms/{room_id:str}/threads", include_in_schema=False)
+async def older_threads(
+    request: Request[Any, Any, Any], room_id: FromPath[str], before: FromQuery[str | None] = None
+) -> Template:
+    user = who(request)
+    threads, next_before = await posts.threads_page(user.account_id, room_id, before)
+    _, _, membership = await posts.room_and_membership(user.account_id, room_id)
+    return fragment(
+        "threads",
+        threads=threads,
+        next_before=next_before,
+        room_id=room_id,
+        **await viewer_context(membership, threads),
+    )
+
+
+@post("/rooms/{room_id:str}/posts", include_in_schema=False, opt={"rate": "post"})
+async def create_post(request: Request[Any, Any, Any], room_id: FromPath[str], data: Form, live: LiveDep) -> Template:
+    user = who(request)
+    kind: PostKind = KINDS.get(data.get("kind", ""), "reflection")
+    created = await posts.create_post(
+        user.account_id,
+        room_id,
+        PostCreate(
+            body=data.get("body", ""),
+            kind=kind,
+            parent_id=data.get("parent_id") or None,
+            client_id=data.get("client_id") or None,
+        ),
+        live,
+    )
+    return fragment("post", post=created)
+
+
+@get("/posts/{post_id:str}", include_in_schema=False)
+async def thread_page(request: Request[Any, Any, Any], post_id: FromPath[str]) -> Template:
+    """The whole thread a post belongs to, scrolled to that post."""
+    user = who(request)
+    # The room (with its last seq) before the thread, as on the room page: nothing committed in between is missed.
+    row, room, _ = await posts.post_and_access(user.account_id, post_id)
+    root_id = str(row["thread_root"] or row["id"])
+    root = await posts.get_thread(user.account_id, root_id)
+    circle, membership = await circles.get_circle(user.account_id, str(room["circle"]))
+    members = await circles.members(user.account_id, circle.id)
+    return page(
+        "thread",
+        me=await page_user(request),
+        circle=circle,
+        membership=membership,
+        room=room,
+        thread=root,
+        focus=post_id,
+        aliases=[m.alias for m in members if m.membership_id != str(membership["id"])],
+        **await viewer_context(membership, [root]),
+    )
+
+
+@get("/posts/{post_id:str}/reply", include_in_schema=False)
+async def reply_form(
+    request: Request[Any, Any, Any], post_id: FromPath[str], kind: FromQuery[str | None] = None
+) -> Template:
+    """The reply form under a post; `?kind=question` is the coach's "Ask a question" (the server still decides who
+    may ask one: a member's question-kind reply is an ordinary question)."""
+    user = who(request)
+    target = await posts.get_thread(user.account_id, post_id)
+    return fragment("reply_form", post=target, kind="question" if kind == "question" else None)
+
+
+POST_FORMS = ("pin", "hide", "remove", "report")
+
+
+@get("/posts/{post_id:str}/form/{which:str}", include_in_schema=False)
+async def post_form(request: Request[Any, Any, Any], post_id: FromPath[str], which: FromPath[str]) -> Template:
+    """A small in-page form for what needs a few words (instead of a browser prompt): the pin's note, the reason to
+    hide or remove, a report."""
+    user = who(request)
+    if which not in POST_FORMS:
+        raise NotFoundException("there is no such form: pin, hide, remove or report")
+    target = await posts.get_thread(user.account_id, post_id)
+    return fragment("post_form", post=target, which=which)
+
+
+@get("/posts/{post_id:str}/edit", include_in_schema=False)
+async def edit_form(request: Request[Any, Any, Any], post_id: FromPath[str]) -> Template:
+    user = who(request)
+    target = await posts.get_thread(user.account_id, post_id)
+    return fragment("edit_form", post=target)
+
+
+@get("/posts/{post_id:str}/main", include_in_schema=False)
+async def post_main(request: Request[Any, Any, Any], post_id: FromPath[str]) -> Template:
+    user = who(request)
+    return fragment("post_main", post=await posts.get_thread(user.account_id, post_id))
+
+
+@patch("/posts/{post_id:str}", include_in_schema=False, opt={"rate": "edit"})
+async def edit_post(request: Request[Any, Any, Any], post_id: FromPath[str], data: Form, live: LiveDep) -> Template:
+    user = who(request)
+    edited = await posts.edit_post(user.account_id, post_id, data.get("body", ""), live)
+    return fragment("post_main", post=edited)
+
+
+@delete("/posts/{post_id:str}", include_in_schema=False, status_code=200)
+async def delete_post(request: Request[Any, Any, Any], post_id: FromPath[str], live: LiveDep) -> Template:
+    user = who(request)
+    await posts.delete_post(user.account_id, post_id, live)
+    return fragment("post_deleted")
+
+
+ROUTES: list[Any] = [
+    room_page,
+    older_threads,
+    create_post,
+    thread_page,
+    reply_form,
+    post_form,
+    edit_form,
+    post_main,
+    edit_post,
+    delete_post,
+]
