@@ -23,10 +23,10 @@ class DatabaseHubStore:
         if found is None:
             return None
         room, membership = found
-        who = Membership(membership_id=str(membership["id"]), alias=membership["alias"], role=membership["role"])
-        if room.get("dropin_state") == "live":
-            await queries.add_participants(room["dropin"], [membership["id"]])
-        return Access(circle_id=str(room["circle"]), who=who, dropin=room.get("dropin") is not None)
+        who = Membership(membership_id=str(membership.id), alias=membership.alias, role=membership.role)
+        if room.dropin_state == "live" and room.dropin is not None:
+            await queries.add_participants(room.dropin, [membership.id])
+        return Access(circle_id=str(room.circle), who=who, dropin=room.dropin is not None)
 
     async def hands(self, room_id: str) -> list[Membership]:
         return await dropins.hands_in_room(room_id)

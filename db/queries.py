@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from db.rows import Member, RoomRow, as_member, as_room
 from db.tables import Membership, Post, Room, RoomEvent
 
 
@@ -150,13 +151,14 @@ async def last_seqs(room_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
 # --- memberships ---------------------------------------------------------------------------------------------------
 
 
-async def current_membership(account_id: uuid.UUID, circle_id: uuid.UUID) -> dict[str, Any] | None:
+async def current_membership(account_id: uuid.UUID, circle_id: uuid.UUID) -> Member | None:
     """The account's current membership of the circle, with `circle_closed_at` (a closed circle is read-only)."""
-    return await (
+    found = await (
         Membership.select(*Membership.all_columns(), Membership.circle.closed_at.as_alias("circle_closed_at"))
         .where((Membership.account == account_id) & (Membership.circle == circle_id) & Membership.removed_at.is_null())
         .first()
     )
+    return as_member(found) if found is not None else None
 
 
 _ROOM_ACCESS = """
@@ -172,7 +174,7 @@ WHERE r.id = {}
 """
 
 
-async def room_access(account_id: uuid.UUID, room_id: uuid.UUID) -> tuple[dict[str, Any], dict[str, Any]] | None:
+async def room_access(account_id: uuid.UUID, room_id: uuid.UUID) -> tuple[RoomRow, Member] | None:
     """(room, membership) when the account is a current member of the room's circle; otherwise None.
 
     One round trip: every post, reply and subscribe asks this first."""
@@ -181,7 +183,7 @@ async def room_access(account_id: uuid.UUID, room_id: uuid.UUID) -> tuple[dict[s
         return None
     row = rows[0]
     room = {key.removeprefix("room_"): row.pop(key) for key in [k for k in row if k.startswith("room_")]}
-    return room, row
+    return as_room(room), as_member(row)
 
 
 async def add_participants(dropin_id: uuid.UUID, membership_ids: Iterable[uuid.UUID]) -> None:

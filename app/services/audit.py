@@ -4,15 +4,15 @@ written inside the transaction of the change it records. Append-only; the coach 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from db.queries import now
+from db.rows import Member
 from db.tables import ModerationLog
 
 
 async def record(
     circle_id: uuid.UUID,
-    actor: dict[str, Any],
+    actor: Member,
     action: str,
     *,
     post_id: uuid.UUID | None = None,
@@ -23,7 +23,7 @@ async def record(
         ModerationLog(
             id=uuid.uuid4(),
             circle=circle_id,
-            actor=actor["id"],
+            actor=actor.id,
             action=action,
             post_id=post_id,
             member=member,

@@ -39,6 +39,7 @@ from app.services.outbox import Outbox, unit_of_work
 from app.services.posts import decode_shared_from, shared_from_json
 from db.engine import write_transaction
 from db.queries import now
+from db.rows import Member
 from db.tables import (
     Account,
     Circle,
@@ -149,7 +150,7 @@ async def create_circle(account_id: uuid.UUID, data: CircleCreate) -> CircleOut:
     return circle_out(row)
 
 
-async def get_circle(account_id: uuid.UUID, circle_id: str) -> tuple[CircleOut, dict[str, Any]]:
+async def get_circle(account_id: uuid.UUID, circle_id: str) -> tuple[CircleOut, Member]:
     cid = parse_id(circle_id, "circle")
     membership = await require_member(account_id, cid)
     row = await Circle.select().where(Circle.id == cid).first()
@@ -158,14 +159,14 @@ async def get_circle(account_id: uuid.UUID, circle_id: str) -> tuple[CircleOut, 
     return circle_out(row), membership
 
 
-async def put_welcome_away(account_id: uuid.UUID, circle_id: str) -> dict[str, Any]:
+async def put_welcome_away(account_id: uuid.UUID, circle_id: str) -> Member:
     """The member has read the welcome card (dismissed it, or took its next step): it never shows again, on any
     device. Returns the membership; a second call changes nothing."""
     cid = parse_id(circle_id, "circle")
     membership = await require_member(account_id, cid)
-    if membership.get("welcomed_at") is None:
+    if membership.welcomed_at is None:
         await Membership.update({Membership.welcomed_at: now()}).where(
-            (Membership.id == membership["id"]) & Membership.welcomed_at.is_null()
+            (Membership.id == membership.id) & Membership.welcomed_at.is_null()
         )
     return membership
 
@@ -205,7 +206,7 @@ async def update_circle(account_id: uuid.UUID, circle_id: str, data: CircleUpdat
     return circle_out(row)
 
 
-async def _identity_changed(outbox: Outbox, cid: uuid.UUID, coach: dict[str, Any], visible: bool) -> None:
+async def _identity_changed(outbox: Outbox, cid: uuid.UUID, coach: Member, visible: bool) -> None:
     """Consent is per membership, taken at join time: turning the setting on reaches only those who join afterwards
     (the join page tells them); turning it off withdraws it from everyone, for good. Logged, and members are told."""
     if not visible:
@@ -237,7 +238,7 @@ async def create_invite(account_id: uuid.UUID, circle_id: str, data: InviteCreat
             id=uuid.uuid4(),
             circle=cid,
             code=code,
-            created_by=membership["id"],
+            created_by=membership.id,
             max_uses=data.max_uses,
             uses=0,
             expires_at=expires_at,
@@ -372,7 +373,7 @@ async def members(account_id: uuid.UUID, circle_id: str) -> list[PublicMembershi
     circle = await Circle.select(Circle.coach_sees_identity).where(Circle.id == cid).first()
     assert circle is not None
     where = (Membership.circle == cid) & Membership.removed_at.is_null()
-    if me["role"] == "coach" and circle["coach_sees_identity"]:
+    if me.role == "coach" and circle["coach_sees_identity"]:
         rows = (
             await Membership.select(
                 Membership.id,
@@ -487,18 +488,18 @@ async def change_alias(account_id: uuid.UUID, circle_id: str, alias: str, live: 
     alias = clean_alias(alias)
     try:
         async with write_transaction():
-            if clash := await alias_taken(cid, alias, account_id, except_membership=me["id"]):
+            if clash := await alias_taken(cid, alias, account_id, except_membership=me.id):
                 raise Conflict(clash)
-            await Membership.update(alias_columns(alias)).where(Membership.id == me["id"])
-            await _rewrite_author_alias(me["id"], alias)
+            await Membership.update(alias_columns(alias)).where(Membership.id == me.id)
+            await _rewrite_author_alias(me.id, alias)
     except Exception as exc:
         if is_unique_violation(exc):
             raise Conflict(ALIAS_TAKEN) from None
         raise
     rooms = [r["id"] for r in await Room.select(Room.id).where(Room.circle == cid)]
-    who = PublicMembership(membership_id=str(me["id"]), alias=alias, role=me["role"])
+    who = PublicMembership(membership_id=str(me.id), alias=alias, role=me.role)
     await live.alias_changed(account_id, cid, who, rooms)
-    return MyMembership(membership_id=str(me["id"]), circle_id=str(cid), alias=alias, role=me["role"])
+    return MyMembership(membership_id=str(me.id), circle_id=str(cid), alias=alias, role=me.role)
 
 
 # --- closing a circle (archived at once, deleted after a grace period) ------------------------------------------

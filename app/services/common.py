@@ -14,6 +14,7 @@ from piccolo.table import Table
 from app.errors import Conflict, not_found
 from db import queries
 from db.queries import now
+from db.rows import Member
 from realtime.events import Membership
 
 T = TypeVar("T")
@@ -43,10 +44,10 @@ async def load_for(
     return row, granted
 
 
-def member_of_its_circle(account_id: uuid.UUID) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]:
+def member_of_its_circle(account_id: uuid.UUID) -> Callable[[dict[str, Any]], Awaitable[Member | None]]:
     """For `load_for`: the account's current membership of the row's circle."""
 
-    def access(row: dict[str, Any]) -> Awaitable[dict[str, Any] | None]:
+    def access(row: dict[str, Any]) -> Awaitable[Member | None]:
         return queries.current_membership(account_id, row["circle"])
 
     return access
@@ -58,52 +59,54 @@ def is_unique_violation(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
 
 
-def membership_struct(row: dict[str, Any]) -> Membership:
+def membership_struct(row: Member | dict[str, Any]) -> Membership:
+    if isinstance(row, Member):
+        return Membership(membership_id=str(row.id), alias=row.alias, role=row.role)
     return Membership(membership_id=str(row["id"]), alias=row["alias"], role=row["role"])
 
 
-async def require_member(account_id: uuid.UUID, circle_id: uuid.UUID, what: str = "circle") -> dict[str, Any]:
+async def require_member(account_id: uuid.UUID, circle_id: uuid.UUID, what: str = "circle") -> Member:
     membership = await queries.current_membership(account_id, circle_id)
     if membership is None:
         raise not_found(what)
     return membership
 
 
-def require_can_write(membership: dict[str, Any]) -> None:
+def require_can_write(membership: Member) -> None:
     """Posting and reacting need an open circle and a member who is not muted."""
-    if membership.get("circle_closed_at") is not None:
+    if membership.circle_closed_at is not None:
         raise Conflict("this circle has been closed by its coach; it is read-only now")
-    until = membership.get("muted_until")
+    until = membership.muted_until
     if until is not None and until > now():
-        reason = f" ({membership['mute_reason']})" if membership.get("mute_reason") else ""
+        reason = f" ({membership.mute_reason})" if membership.mute_reason else ""
         raise PermissionDeniedException(
             f"Your coach has paused your posting in this circle until {until:%d %b %Y, %H:%M} UTC{reason}"
         )
 
 
-def require_room_open(room: dict[str, Any]) -> None:
+def require_room_open(dropin_state: str | None) -> None:
     """An ended drop-in's room is read-only: the conversation stays, as it was."""
-    if room.get("dropin_state") == "ended":
+    if dropin_state == "ended":
         raise Conflict("this drop-in has ended; its room is read-only now")
 
 
-def require_coach_role(membership: dict[str, Any], action: str) -> None:
-    if membership["role"] != "coach":
+def require_coach_role(membership: Member, action: str) -> None:
+    if membership.role != "coach":
         raise PermissionDeniedException(f"only the circle's coach can {action}")
 
 
-def can_read(row: dict[str, Any], me: dict[str, Any]) -> bool:
+def can_read(row: dict[str, Any], me: Member) -> bool:
     """Whether `me` may read the post's words: a deleted post is not there for anyone; a hidden one only for the
     coach and its author (not for the sharer of a share hidden with its original, whose words are someone else's)."""
     if row["deleted_at"] is not None:
         return False
     if row.get("hidden_at") is None:
         return True
-    own = me["id"] == row["author"] and not row.get("hidden_with_origin")
-    return me["role"] == "coach" or own
+    own = me.id == row["author"] and not row.get("hidden_with_origin")
+    return me.role == "coach" or own
 
 
-def require_readable(row: dict[str, Any], me: dict[str, Any]) -> None:
+def require_readable(row: dict[str, Any], me: Member) -> None:
     """Every gesture, reply and report on a post the caller may not read is 404, as if the post were not there."""
     if not can_read(row, me):
         raise not_found("post")

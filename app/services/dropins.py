@@ -32,6 +32,7 @@ from app.services.posts import authors_of, post_and_access, post_struct
 from db import queries
 from db.engine import write_transaction
 from db.queries import now
+from db.rows import Member, RoomRow
 from db.tables import Dropin as DropinRow
 from db.tables import DropinHand, DropinParticipant, Membership, Pin, Room
 from db.tables import Post as PostRow
@@ -122,7 +123,7 @@ async def hands_in_room(room_id: str) -> list[PublicMembership]:
     return await hands_of(row["id"])
 
 
-async def _load(account_id: uuid.UUID, dropin_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _load(account_id: uuid.UUID, dropin_id: str) -> tuple[dict[str, Any], Member]:
     return await load_for(DropinRow, dropin_id, "drop-in", member_of_its_circle(account_id))
 
 
@@ -203,20 +204,20 @@ def _previous(row: dict[str, Any]) -> PreviousDropin:
     return PreviousDropin(id=str(row["id"]), room_id=str(row["room"]), title=row["title"], ended_at=row["ended_at"])
 
 
-async def for_room(room: dict[str, Any], live: Live) -> DropinDetail | None:
+async def for_room(room: RoomRow, live: Live) -> DropinDetail | None:
     """The drop-in whose room this is (for its page), or None for an ordinary room."""
-    if not room.get("dropin"):
+    if not room.dropin:
         return None
-    row = await DropinRow.select().where(DropinRow.id == room["dropin"]).first()
+    row = await DropinRow.select().where(DropinRow.id == room.dropin).first()
     return await _detail(row, live) if row else None
 
 
 async def for_post(account_id: uuid.UUID, post_id: str) -> str:
     """The live drop-in of the room a post is in (for the coach's Spotlight button); 409 if there is none."""
     _, room, _ = await post_and_access(account_id, post_id)
-    if room.get("dropin_state") != "live":
+    if room.dropin_state != "live":
         raise Conflict("there is no live drop-in in this post's room")
-    return str(room["dropin"])
+    return str(room.dropin)
 
 
 async def upcoming(account_id: uuid.UUID, circle_id: str) -> list[Dropin]:
@@ -272,7 +273,7 @@ async def _notify_circle(
     row: dict[str, Any],
     kind: NotificationKind,
     *,
-    actor: dict[str, Any] | None,
+    actor: Member | None,
     members_only: bool = False,
 ) -> None:
     """Notify the drop-in's circle (its members only, or the coach too) in one INSERT, inside the caller's
@@ -354,7 +355,7 @@ async def end(account_id: uuid.UUID, dropin_id: str, live: Live) -> Dropin:
     return await dropin_struct(fresh)
 
 
-async def _live_dropin(account_id: uuid.UUID, dropin_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _live_dropin(account_id: uuid.UUID, dropin_id: str) -> tuple[dict[str, Any], Member]:
     row, me = await _load(account_id, dropin_id)
     if row["state"] != "live":
         raise Conflict("this drop-in is not live")
@@ -369,17 +370,17 @@ async def raise_hand(account_id: uuid.UUID, dropin_id: str, live: Live) -> list[
         "ON CONFLICT (dropin, membership) DO NOTHING",
         uuid.uuid4(),
         row["id"],
-        me["id"],
+        me.id,
         now(),
     )
-    await queries.add_participants(row["id"], [me["id"]])
+    await queries.add_participants(row["id"], [me.id])
     await live.hub.refresh_presence(str(row["room"]))
     return await hands_of(row["id"])
 
 
 async def lower_hand(account_id: uuid.UUID, dropin_id: str, live: Live) -> list[PublicMembership]:
     row, me = await _live_dropin(account_id, dropin_id)
-    await DropinHand.delete().where((DropinHand.dropin == row["id"]) & (DropinHand.membership == me["id"]))
+    await DropinHand.delete().where((DropinHand.dropin == row["id"]) & (DropinHand.membership == me.id))
     await live.hub.refresh_presence(str(row["room"]))
     return await hands_of(row["id"])
 

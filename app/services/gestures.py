@@ -42,6 +42,7 @@ from app.services.posts import (
 )
 from db import queries
 from db.queries import now
+from db.rows import Member
 from db.tables import Dropin, Membership, Notification, Pin, PostLike, Room, Tag
 from db.tables import Post as PostRow
 from realtime.events import (
@@ -59,12 +60,12 @@ from web.markdown import neutralise_mentions, render
 MAX_NOTE = 500
 
 
-def require_visible(row: dict[str, Any], me: dict[str, Any], gesture: str) -> None:
+def require_visible(row: dict[str, Any], me: Member, gesture: str) -> None:
     """A deleted post is not there for anyone; a hidden one is not there for peers, and cannot be `gesture`d by
     those who still see it until the coach shows it again."""
     require_readable(row, me)
     if row.get("hidden_at") is not None:
-        if me["role"] == "coach":
+        if me.role == "coach":
             raise Conflict(f"this post is hidden from the circle; show it again before you {gesture} it")
         raise Conflict(f"your coach has hidden this post; you cannot {gesture} it while it is hidden")
 
@@ -78,7 +79,7 @@ async def _set_like(account_id: uuid.UUID, post_id: str, live: Live, *, liked: b
     row, room, me = await post_and_access(account_id, post_id)
     require_visible(row, me, "like" if liked else "unlike")
     require_can_write(me)
-    require_room_open(room)
+    require_room_open(room.dropin_state)
     async with unit_of_work(live) as outbox:
         if liked:
             changed = await PostLike.raw(
@@ -86,12 +87,12 @@ async def _set_like(account_id: uuid.UUID, post_id: str, live: Live, *, liked: b
                 "ON CONFLICT (post, membership) DO NOTHING RETURNING id",
                 uuid.uuid4(),
                 row["id"],
-                me["id"],
+                me.id,
                 now(),
             )
         else:
             changed = await PostLike.raw(
-                "DELETE FROM post_like WHERE post = {} AND membership = {} RETURNING id", row["id"], me["id"]
+                "DELETE FROM post_like WHERE post = {} AND membership = {} RETURNING id", row["id"], me.id
             )
         if changed:
             # The seq is taken first: its row lock orders concurrent likes, so each event's count includes every
@@ -103,10 +104,10 @@ async def _set_like(account_id: uuid.UUID, post_id: str, live: Live, *, liked: b
             )
             state = LikeState(post_id=str(row["id"]), like_count=count, liked_by_coach=by_coach)
             await outbox.append(LikeChanged(room_id=str(row["room"]), seq=seq, data=state), post_id=row["id"])
-            kind: NotificationKind = "coach_like" if me["role"] == "coach" else "like"
+            kind: NotificationKind = "coach_like" if me.role == "coach" else "like"
             # Like, unlike, like again: the author hears of it once (the first notification stays, read or not).
             if liked and not await Notification.exists().where(
-                (Notification.kind == kind) & (Notification.post_id == row["id"]) & (Notification.actor == me["id"])
+                (Notification.kind == kind) & (Notification.post_id == row["id"]) & (Notification.actor == me.id)
             ):
                 await notifications.notify(outbox, kind, [row["author"]], me, About.post(room, row))
         else:
@@ -145,9 +146,9 @@ async def pin(account_id: uuid.UUID, post_id: str, note: str | None, live: Live)
             "ON CONFLICT (post) DO NOTHING RETURNING id",
             uuid.uuid4(),
             row["id"],
-            room["circle"],
+            room.circle,
             note,
-            me["id"],
+            me.id,
             now(),
         )
         if inserted:
@@ -210,7 +211,7 @@ async def insights(account_id: uuid.UUID, circle_id: str) -> list[Insight]:
         for p in pins
         if p["post"] in rows
         and rows[p["post"]]["deleted_at"] is None
-        and (rows[p["post"]]["hidden_at"] is None or me["role"] == "coach")
+        and (rows[p["post"]]["hidden_at"] is None or me.role == "coach")
     ]
     authors = await authors_of([row for _, row in shown])
     return [
@@ -234,9 +235,9 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
     target_id = target["id"]
     require_can_write(me)
     require_can_write(target_me)
-    require_room_open({"dropin_state": await dropin_state(target_id)})
-    across = target["circle"] != source_room["circle"]
-    if across and (me["role"] != "coach" or target_me["role"] != "coach"):
+    require_room_open(await dropin_state(target_id))
+    across = target["circle"] != source_room.circle
+    if across and (me.role != "coach" or target_me.role != "coach"):
         raise PermissionDeniedException("only a coach who runs both circles can share a post across circles")
     if target_id == row["room"]:
         raise ClientException("the post is already in that room; share it to another room")
@@ -260,7 +261,7 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
             "room": target_id,
             "parent": None,
             "thread_root": None,
-            "author": target_me["id"],
+            "author": target_me.id,
             "kind": row["kind"],
             "body": body,
             "html": html,
@@ -287,7 +288,7 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
             "share",
             [row["author"]],
             me,
-            About(source_room["circle"], row["room"] if across else target_id, row["id"] if across else new_id),
+            About(source_room.circle, row["room"] if across else target_id, row["id"] if across else new_id),
         )
     return post
 
@@ -299,14 +300,14 @@ async def tag(account_id: uuid.UUID, post_id: str, membership_id: str, live: Liv
         await Membership.select()
         .where(
             (Membership.id == (queries.as_uuid(membership_id) or uuid.UUID(int=0)))
-            & (Membership.circle == room["circle"])
+            & (Membership.circle == room.circle)
             & Membership.removed_at.is_null()
         )
         .first()
     )
     if target is None:
         raise ClientException("membership_id is not a member of this circle")
-    if target["id"] == me["id"]:
+    if target["id"] == me.id:
         raise ClientException("you cannot tag yourself")
     require_can_write(me)
     async with unit_of_work(live) as outbox:
@@ -316,7 +317,7 @@ async def tag(account_id: uuid.UUID, post_id: str, membership_id: str, live: Liv
             uuid.uuid4(),
             row["id"],
             target["id"],
-            me["id"],
+            me.id,
             now(),
         )
         if inserted:

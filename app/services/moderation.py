@@ -28,6 +28,7 @@ from app.services.posts import authors_of, follow_original, post_and_access, pos
 from db import queries
 from db.engine import write_transaction
 from db.queries import now
+from db.rows import Member, RoomRow, as_member
 from db.tables import Membership, ModerationLog, Report
 from db.tables import Post as PostRow
 from realtime.events import Post, PostUpdated, encoder
@@ -48,7 +49,7 @@ def _reason(reason: str | None, *, required: bool = False) -> str | None:
 _log = audit.record
 
 
-async def _coach_on_post(account_id: uuid.UUID, post_id: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+async def _coach_on_post(account_id: uuid.UUID, post_id: str) -> tuple[dict[str, Any], RoomRow, Member]:
     row, room, me = await post_and_access(account_id, post_id)
     require_coach_role(me, "moderate posts")
     if row["deleted_at"] is not None:
@@ -56,7 +57,7 @@ async def _coach_on_post(account_id: uuid.UUID, post_id: str) -> tuple[dict[str,
     return row, room, me
 
 
-async def _set_hidden(outbox: Outbox, row: dict[str, Any], me: dict[str, Any], reason: str | None) -> None:
+async def _set_hidden(outbox: Outbox, row: dict[str, Any], me: Member, reason: str | None) -> None:
     """Hide (reason given) or restore (None) inside the caller's transaction; the log keeps only the peer view."""
     seq = await outbox.next_seq(row["room"])
     hidden_at = now() if reason is not None else None
@@ -75,7 +76,7 @@ async def hide_post(account_id: uuid.UUID, post_id: str, reason: str | None, liv
     text = _reason(reason, required=True)
     async with unit_of_work(live) as outbox:
         await _set_hidden(outbox, row, me, text)
-        await _log(room["circle"], me, "hide", post_id=row["id"], reason=text)
+        await _log(room.circle, me, "hide", post_id=row["id"], reason=text)
         await notifications.notify(
             outbox, "moderation", [row["author"]], me, About.post(room, row), reason=f"Your post was hidden: {text}"
         )
@@ -92,7 +93,7 @@ async def restore_post(account_id: uuid.UUID, post_id: str, live: Live) -> Post:
         raise Conflict("this share is hidden because the post it shares is hidden; show the original again instead")
     async with unit_of_work(live) as outbox:
         await _set_hidden(outbox, row, me, None)
-        await _log(room["circle"], me, "restore", post_id=row["id"])
+        await _log(room.circle, me, "restore", post_id=row["id"])
     fresh = await PostRow.select().where(PostRow.id == row["id"]).first()
     assert fresh is not None
     return post_struct(fresh, (await authors_of([fresh]))[fresh["author"]], me)
@@ -103,20 +104,18 @@ async def remove_post_with_reason(account_id: uuid.UUID, post_id: str, reason: s
     text = _reason(reason, required=True)
     async with unit_of_work(live) as outbox:
         await remove_post(outbox, row, reason=text)
-        await _log(room["circle"], me, "remove", post_id=row["id"], reason=text)
+        await _log(room.circle, me, "remove", post_id=row["id"], reason=text)
         await notifications.notify(
             outbox,
             "moderation",
             [row["author"]],
             me,
-            About(room["circle"], row["room"]),
+            About(room.circle, row["room"]),
             reason=f"Your post was removed: {text}",
         )
 
 
-async def _target_member(
-    account_id: uuid.UUID, circle_id: str, membership_id: str
-) -> tuple[uuid.UUID, dict[str, Any], dict[str, Any]]:
+async def _target_member(account_id: uuid.UUID, circle_id: str, membership_id: str) -> tuple[uuid.UUID, Member, Member]:
     cid = parse_id(circle_id, "circle")
     me = await require_member(account_id, cid)
     target = (
@@ -130,7 +129,7 @@ async def _target_member(
     )
     if target is None:
         raise not_found("member")
-    return cid, me, target
+    return cid, me, as_member(target)
 
 
 async def mute(
@@ -138,7 +137,7 @@ async def mute(
 ) -> MuteOut:
     cid, me, target = await _target_member(account_id, circle_id, membership_id)
     require_coach_role(me, "pause a member's posting")
-    if target["role"] == "coach":
+    if target.role == "coach":
         raise ClientException("a coach cannot be paused")
     if not 1 <= minutes <= MAX_MUTE_MINUTES:
         raise ClientException(f"pause for 1 to {MAX_MUTE_MINUTES:,} minutes (30 days); longer is a removal")
@@ -146,18 +145,18 @@ async def mute(
     until = now() + timedelta(minutes=minutes)
     async with unit_of_work(live) as outbox:
         await Membership.update({Membership.muted_until: until, Membership.mute_reason: text}).where(
-            Membership.id == target["id"]
+            Membership.id == target.id
         )
-        await _log(cid, me, "mute", member=target["id"], reason=text)
+        await _log(cid, me, "mute", member=target.id, reason=text)
         await notifications.notify(
             outbox,
             "moderation",
-            [target["id"]],
+            [target.id],
             me,
             About(cid),
             reason=f"Your coach paused your posting until {until:%d %b %Y, %H:%M} UTC" + (f": {text}" if text else ""),
         )
-    return MuteOut(membership_id=str(target["id"]), muted_until=until, reason=text)
+    return MuteOut(membership_id=str(target.id), muted_until=until, reason=text)
 
 
 async def unmute(account_id: uuid.UUID, circle_id: str, membership_id: str, live: Live) -> MuteOut:
@@ -165,11 +164,11 @@ async def unmute(account_id: uuid.UUID, circle_id: str, membership_id: str, live
     require_coach_role(me, "resume a member's posting")
     async with unit_of_work(live) as outbox:
         await Membership.update({Membership.muted_until: None, Membership.mute_reason: None}).where(
-            Membership.id == target["id"]
+            Membership.id == target.id
         )
-        await _log(cid, me, "unmute", member=target["id"])
-        await notifications.notify(outbox, "moderation", [target["id"]], me, About(cid), reason="You can post again.")
-    return MuteOut(membership_id=str(target["id"]), muted_until=None, reason=None)
+        await _log(cid, me, "unmute", member=target.id)
+        await notifications.notify(outbox, "moderation", [target.id], me, About(cid), reason="You can post again.")
+    return MuteOut(membership_id=str(target.id), muted_until=None, reason=None)
 
 
 async def remove_member(
@@ -177,10 +176,10 @@ async def remove_member(
 ) -> None:
     """The coach removes a member, or a member leaves. Their sockets stop receiving the circle at once."""
     cid, me, target = await _target_member(account_id, circle_id, membership_id)
-    leaving = target["id"] == me["id"]
-    if not leaving and me["role"] != "coach":
+    leaving = target.id == me.id
+    if not leaving and me.role != "coach":
         raise PermissionDeniedException("only the circle's coach can remove someone else")
-    if target["role"] == "coach":
+    if target.role == "coach":
         raise Conflict("a circle keeps its coach; close the circle instead")
     text = _reason(reason)
     async with write_transaction():
@@ -191,10 +190,10 @@ async def remove_member(
                 Membership.ended_by: "left" if leaving else "removed",
                 Membership.rejoin_blocked: not leaving,
             }
-        ).where(Membership.id == target["id"])
-        await _log(cid, me, "leave" if leaving else "remove_member", member=target["id"], reason=text)
-        lowered = await dropins.lower_hands_of([target["id"]])
-    await live.revoke(target["account"], cid)
+        ).where(Membership.id == target.id)
+        await _log(cid, me, "leave" if leaving else "remove_member", member=target.id, reason=text)
+        lowered = await dropins.lower_hands_of([target.id])
+    await live.revoke(target.account, cid)
     await dropins.refresh_hands(lowered, live)
 
 
@@ -256,14 +255,14 @@ async def allow_rejoin(account_id: uuid.UUID, circle_id: str, membership_id: str
 async def report(account_id: uuid.UUID, post_id: str, reason: str | None, live: Live) -> ReportOut:
     row, room, me = await post_and_access(account_id, post_id)
     require_readable(row, me)
-    if me.get("circle_closed_at") is not None:
+    if me.circle_closed_at is not None:
         # A muted member may still report (safety does not wait); a closed circle has no coach on duty to read it.
         raise Conflict("this circle has been closed by its coach; reports are no longer taken")
-    if row["author"] == me["id"]:
+    if row["author"] == me.id:
         raise ClientException("you cannot report your own post; edit or delete it instead")
     text = _reason(reason, required=True)
     assert text is not None
-    existing = await Report.select().where((Report.post == row["id"]) & (Report.reporter == me["id"])).first()
+    existing = await Report.select().where((Report.post == row["id"]) & (Report.reporter == me.id)).first()
     if existing is not None and existing["resolved_at"] is None:
         # Still open: the coach has it; a second tap sends nothing new.
         return await _report_out(existing, me)
@@ -276,26 +275,26 @@ async def report(account_id: uuid.UUID, post_id: str, reason: str | None, live: 
             await Report.update(
                 {Report.reason: text, Report.created_at: now(), Report.resolved_at: None, Report.resolution: None}
             ).where(Report.id == report_id)
-            await _log(room["circle"], me, "report_reopened", post_id=row["id"], reason=text)
+            await _log(room.circle, me, "report_reopened", post_id=row["id"], reason=text)
         else:
             await Report.insert(
                 Report(
                     id=report_id,
                     post=row["id"],
-                    circle=room["circle"],
-                    reporter=me["id"],
+                    circle=room.circle,
+                    reporter=me.id,
                     reason=text,
                     created_at=now(),
                 )
             )
-        coaches = await notifications.members_of(room["circle"], roles=("coach",))
+        coaches = await notifications.members_of(room.circle, roles=("coach",))
         await notifications.notify(outbox, "report", coaches, me, About.post(room, row))
     created = await Report.select().where(Report.id == report_id).first()
     assert created is not None
     return await _report_out(created, me)
 
 
-async def _report_out(row: dict[str, Any], viewer: dict[str, Any]) -> ReportOut:
+async def _report_out(row: dict[str, Any], viewer: Member) -> ReportOut:
     post_row = await PostRow.select().where(PostRow.id == row["post"]).first()
     assert post_row is not None
     people = await queries.memberships_by_id([row["reporter"], post_row["author"]])

@@ -23,6 +23,7 @@ from app.services.common import membership_struct
 from app.services.outbox import Outbox
 from db import queries
 from db.queries import chunks, now
+from db.rows import Member, RoomRow
 from db.tables import Account, Circle, Membership, NotificationPreference
 from db.tables import Notification as NotificationRow
 from realtime.events import ROLES, Notification, NotificationKind, Role
@@ -125,9 +126,9 @@ class About(msgspec.Struct, frozen=True):
     post_id: uuid.UUID | None = None
 
     @classmethod
-    def post(cls, room: dict[str, Any], post: dict[str, Any]) -> About:
+    def post(cls, room: RoomRow, post: dict[str, Any]) -> About:
         """A post (a row with `id` and `room`) in `room` (a row with `circle`)."""
-        return cls(room["circle"], post["room"], post["id"])
+        return cls(room.circle, post["room"], post["id"])
 
     @classmethod
     def room(cls, row: dict[str, Any]) -> About:
@@ -147,7 +148,7 @@ async def notify(
     outbox: Outbox,
     kind: NotificationKind,
     recipients: Iterable[uuid.UUID],
-    actor: dict[str, Any] | None,
+    actor: Member | None,
     about: About,
     *,
     reason: str | None = None,
@@ -157,7 +158,7 @@ async def notify(
     Must run inside the caller's write transaction; delivery starts when the caller publishes its outbox.
     """
     circle_id, room_id, post_id = about.circle_id, about.room_id, about.post_id
-    wanted = list({m for m in recipients if actor is None or m != actor["id"]})
+    wanted = list({m for m in recipients if actor is None or m != actor.id})
     if not wanted:
         return
     # However many recipients: one look-up per thousand of them for memberships, preferences and clocks, and one
@@ -171,7 +172,7 @@ async def notify(
             )
         )
     if actor is not None:
-        accounts.discard(actor["account"])
+        accounts.discard(actor.account)
     if not accounts:
         return
     ids = list(accounts)
@@ -193,7 +194,7 @@ async def notify(
     created = now()
     actor_struct = membership_struct(actor) if actor is not None else None
     text = describe(kind, actor_struct.alias if actor_struct else None, reason)
-    coach_gesture = actor is not None and actor["role"] == "coach"
+    coach_gesture = actor is not None and actor.role == "coach"
     target = target_url(post_id, room_id, circle_id)
     inserts = []
     for account_id in ids:
@@ -225,7 +226,7 @@ async def notify(
                     circle=circle_id,
                     room=room_id,
                     post_id=post_id,
-                    actor=actor["id"] if actor is not None else None,
+                    actor=actor.id if actor is not None else None,
                     reason=reason,
                     created_at=created,
                     read_at=None,

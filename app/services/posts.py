@@ -25,6 +25,7 @@ from app.services.notifications import About
 from app.services.outbox import Outbox, unit_of_work
 from db import queries
 from db.queries import now
+from db.rows import Member, RoomRow
 from db.tables import Dropin as DropinRow
 from db.tables import Membership, Room, RoomEvent
 from db.tables import Post as PostRow
@@ -61,13 +62,13 @@ def decode_shared_from(raw: str) -> SharedFrom:
 DEFAULT_PAGE, MAX_PAGE = 20, 100
 
 
-def post_struct(row: dict[str, Any], author: PublicMembership, viewer: dict[str, Any] | None = None) -> Post:
+def post_struct(row: dict[str, Any], author: PublicMembership, viewer: Member | None = None) -> Post:
     """The post as `viewer` may see it. With no viewer it is the peer view, which is what events carry: a post the
     coach hid has no text in it, and no reason. Its author and the coach see the text and the reason."""
     hidden = row.get("hidden_at") is not None
     # A share hidden with its original holds someone else's hidden words: only the coach sees them, not the sharer.
-    own = viewer is not None and viewer["id"] == row["author"] and not row.get("hidden_with_origin")
-    privileged = viewer is not None and (viewer["role"] == "coach" or own)
+    own = viewer is not None and viewer.id == row["author"] and not row.get("hidden_with_origin")
+    privileged = viewer is not None and (viewer.role == "coach" or own)
     blank = hidden and not privileged
     return Post(
         id=str(row["id"]),
@@ -106,14 +107,14 @@ async def circle_aliases(circle_id: uuid.UUID) -> dict[str, str]:
     return {r["alias_key"]: str(r["id"]) for r in rows}
 
 
-async def _access(account_id: uuid.UUID, room_id: uuid.UUID) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _access(account_id: uuid.UUID, room_id: uuid.UUID) -> tuple[RoomRow, Member]:
     found = await queries.room_access(account_id, room_id)
     if found is None:
         raise not_found("room")
     return found
 
 
-async def post_and_access(account_id: uuid.UUID, post_id: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+async def post_and_access(account_id: uuid.UUID, post_id: str) -> tuple[dict[str, Any], RoomRow, Member]:
     row, (room, membership) = await load_for(
         PostRow, post_id, "post", lambda post: queries.room_access(account_id, post["room"])
     )
@@ -129,14 +130,14 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
     rid = parse_id(room_id, "room")
     room, me = await _access(account_id, rid)
     require_can_write(me)
-    require_room_open(room)
+    require_room_open(room.dropin_state)
     author = membership_struct(me)
     body = check_body(data.body)
     if data.client_id is not None and not 1 <= len(data.client_id) <= CLIENT_ID_MAX:
         raise ClientException(f"client_id must be 1 to {CLIENT_ID_MAX} characters")
     if data.client_id is not None:
         existing = (
-            await PostRow.select().where((PostRow.author == me["id"]) & (PostRow.client_id == data.client_id)).first()
+            await PostRow.select().where((PostRow.author == me.id) & (PostRow.client_id == data.client_id)).first()
         )
         if existing is not None:
             return post_struct(existing, author)
@@ -164,7 +165,7 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
         parent_id, thread_root = parent["id"], parent["thread_root"] or parent["id"]
         parent_author = parent["author"]
     # Aliases are only needed to resolve @mentions; most posts have none, and skip the query.
-    aliases = await circle_aliases(room["circle"]) if "@" in body else {}
+    aliases = await circle_aliases(room.circle) if "@" in body else {}
     html, mentioned = render(body, aliases)
     post_id = uuid.uuid4()
     row: dict[str, Any] = {
@@ -172,7 +173,7 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
         "room": rid,
         "parent": parent_id,
         "thread_root": thread_root,
-        "author": me["id"],
+        "author": me.id,
         "kind": data.kind,
         "body": body,
         "html": html,
@@ -204,30 +205,28 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
         if data.client_id is not None and is_unique_violation(exc):
             # The same client_id raced in twice; the other request's post is the one.
             existing = (
-                await PostRow.select()
-                .where((PostRow.author == me["id"]) & (PostRow.client_id == data.client_id))
-                .first()
+                await PostRow.select().where((PostRow.author == me.id) & (PostRow.client_id == data.client_id)).first()
             )
             if existing is not None:
                 return post_struct(existing, author)
         raise
-    if room.get("dropin_state") == "live":
-        await queries.add_participants(room["dropin"], [me["id"]])
+    if room.dropin_state == "live" and room.dropin is not None:
+        await queries.add_participants(room.dropin, [me.id])
     return post
 
 
 async def _notify_for_post(
     outbox: Outbox,
     row: dict[str, Any],
-    me: dict[str, Any],
-    room: dict[str, Any],
+    me: Member,
+    room: RoomRow,
     parent_author: uuid.UUID | None,
     mentioned: list[str],
 ) -> None:
     """A reply tells the parent's author (a coach's question says so); @mentions tell each member named once."""
     about = About.post(room, row)
     if parent_author is not None:
-        kind: NotificationKind = "question" if me["role"] == "coach" and row["kind"] == "question" else "reply"
+        kind: NotificationKind = "question" if me.role == "coach" and row["kind"] == "question" else "reply"
         await notifications.notify(outbox, kind, [parent_author], me, about)
     others = [uuid.UUID(m) for m in mentioned if uuid.UUID(m) != parent_author]
     if others:
@@ -279,7 +278,7 @@ def _tree(
     row: dict[str, Any],
     children: dict[str, list[dict[str, Any]]],
     authors: dict[uuid.UUID, PublicMembership],
-    viewer: dict[str, Any],
+    viewer: Member,
 ) -> PostThread | None:
     """A post with its replies (oldest first); a deleted post survives only as the anchor of live replies."""
     replies = [
@@ -308,10 +307,10 @@ async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) 
     row, room, me = await post_and_access(account_id, post_id)
     if row["deleted_at"] is not None:
         raise not_found("post")
-    if row["author"] != me["id"]:
+    if row["author"] != me.id:
         raise PermissionDeniedException("only the author can edit a post")
     require_can_write(me)
-    require_room_open(room)
+    require_room_open(room.dropin_state)
     if row.get("hidden_at") is not None:
         raise Conflict("your coach has hidden this post; it cannot be edited while hidden")
     if row.get("shared_from"):
@@ -319,7 +318,7 @@ async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) 
             "a share shows its original's words, which only their author can change; delete the share instead"
         )
     body = check_body(body)
-    aliases = await circle_aliases(room["circle"])
+    aliases = await circle_aliases(room.circle)
     html, mentioned = render(body, aliases)
     _, already = render(row["body"], aliases)
     async with unit_of_work(live) as outbox:
@@ -341,9 +340,9 @@ async def delete_post(account_id: uuid.UUID, post_id: str, live: Live) -> None:
     row, _room, me = await post_and_access(account_id, post_id)
     if row["deleted_at"] is not None:
         raise not_found("post")
-    if row["author"] != me["id"] and me["role"] != "coach":
+    if row["author"] != me.id and me.role != "coach":
         raise PermissionDeniedException("only the author or the circle's coach can delete a post")
-    if me.get("circle_closed_at") is not None:
+    if me.circle_closed_at is not None:
         raise Conflict("this circle has been closed by its coach; it is read-only now")
     async with unit_of_work(live) as outbox:
         await remove_post(outbox, row, reason=None)
@@ -471,7 +470,7 @@ async def threads_page(
     return threads, page.next_before
 
 
-async def room_and_membership(account_id: uuid.UUID, room_id: str) -> tuple[uuid.UUID, dict[str, Any], dict[str, Any]]:
+async def room_and_membership(account_id: uuid.UUID, room_id: str) -> tuple[uuid.UUID, RoomRow, Member]:
     rid = parse_id(room_id, "room")
     room, membership = await _access(account_id, rid)
     return rid, room, membership

@@ -49,10 +49,10 @@ async def circle_page(
     circle, membership = await circles.get_circle(user.account_id, circle_id)
     return page(
         "circle",
-        welcome=membership["role"] != "coach" and membership.get("welcomed_at") is None,
+        welcome=membership.role != "coach" and membership.welcomed_at is None,
         already=already == "1",
         closed=await circles.closed_state(circle_id),
-        open_reports=len(await moderation.reports(user.account_id, circle_id)) if membership["role"] == "coach" else 0,
+        open_reports=len(await moderation.reports(user.account_id, circle_id)) if membership.role == "coach" else 0,
         me=await page_user(request),
         circle=circle,
         membership=membership,

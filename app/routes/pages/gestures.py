@@ -20,7 +20,7 @@ from realtime.events import encoder
 async def toggle_like(request: Request[Any, Any, Any], post_id: FromPath[str], live: LiveDep) -> Template:
     user = who(request)
     _, _, membership = await posts.post_and_access(user.account_id, post_id)
-    liked = post_id in await gestures.liked_by(membership["id"], [post_id])
+    liked = post_id in await gestures.liked_by(membership.id, [post_id])
     change = gestures.unlike if liked else gestures.like
     result = await change(user.account_id, post_id, live)
     like = {"post_id": post_id, "like_count": result.like_count, "liked_by_coach": result.liked_by_coach}
@@ -47,7 +47,7 @@ async def share_form(request: Request[Any, Any, Any], post_id: FromPath[str]) ->
     user = who(request)
     row, room, membership = await posts.post_and_access(user.account_id, post_id)
     gestures.require_visible(row, membership, "share")
-    groups = await gestures.share_targets(user.account_id, room["circle"], row["room"], membership["role"] == "coach")
+    groups = await gestures.share_targets(user.account_id, room.circle, row["room"], membership.role == "coach")
     across = any(g["across"] for g in groups)
     return fragment("share_form", post={"id": post_id}, groups=groups, across=across)
 
@@ -66,8 +66,8 @@ async def tag_form(request: Request[Any, Any, Any], post_id: FromPath[str]) -> T
     user = who(request)
     row, room, membership = await posts.post_and_access(user.account_id, post_id)
     gestures.require_visible(row, membership, "tag anyone in")
-    everyone = await circles.members(user.account_id, str(room["circle"]))
-    others = [m for m in everyone if m.membership_id != str(membership["id"])]
+    everyone = await circles.members(user.account_id, str(room.circle))
+    others = [m for m in everyone if m.membership_id != str(membership.id)]
     return fragment("tag_form", post={"id": post_id}, members=others)
 
 

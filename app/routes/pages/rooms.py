@@ -13,6 +13,7 @@ from app.deps import LiveDep
 from app.routes.pages.common import Form, excerpt, fragment, page, page_user, who
 from app.schemas import PostCreate
 from app.services import circles, dropins, gestures, posts
+from db.rows import Member
 from db.tables import Post as PostRow
 from realtime.events import PostKind
 
@@ -24,10 +25,10 @@ KINDS: dict[str, PostKind] = {
 }
 
 
-async def viewer_context(membership: dict[str, Any], threads: list[Any]) -> dict[str, Any]:
+async def viewer_context(membership: Member, threads: list[Any]) -> dict[str, Any]:
     """What one page of threads needs to know about its reader: which posts they liked, and the pins' notes."""
     ids = [t.id for t in _walk(threads)]
-    return {"liked": await gestures.liked_by(membership["id"], ids), "pin_notes": await gestures.pin_notes(ids)}
+    return {"liked": await gestures.liked_by(membership.id, ids), "pin_notes": await gestures.pin_notes(ids)}
 
 
 def _walk(threads: list[Any]) -> list[Any]:
@@ -45,7 +46,7 @@ async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str], liv
     # socket's `since` replay, never in neither (the page drops a replayed post it already shows).
     _, room, _ = await posts.room_and_membership(user.account_id, room_id)
     threads, next_before = await posts.threads_page(user.account_id, room_id, None)
-    circle, membership = await circles.get_circle(user.account_id, str(room["circle"]))
+    circle, membership = await circles.get_circle(user.account_id, str(room.circle))
     members = await circles.members(user.account_id, circle.id)
     return page(
         "room",
@@ -53,12 +54,12 @@ async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str], liv
         circle=circle,
         membership=membership,
         room=room,
-        rooms=await circles.rooms(user.account_id, str(room["circle"])),
+        rooms=await circles.rooms(user.account_id, str(room.circle)),
         threads=threads,
         next_before=next_before,
-        aliases=[m.alias for m in members if m.membership_id != str(membership["id"])],
+        aliases=[m.alias for m in members if m.membership_id != str(membership.id)],
         dropin=await dropins.for_room(room, live),
-        pinned_by_coach=await coach_pins(room["id"]),
+        pinned_by_coach=await coach_pins(room.id),
         **await viewer_context(membership, threads),
     )
 
@@ -124,7 +125,7 @@ async def thread_page(request: Request[Any, Any, Any], post_id: FromPath[str]) -
     row, room, _ = await posts.post_and_access(user.account_id, post_id)
     root_id = str(row["thread_root"] or row["id"])
     root = await posts.get_thread(user.account_id, root_id)
-    circle, membership = await circles.get_circle(user.account_id, str(room["circle"]))
+    circle, membership = await circles.get_circle(user.account_id, str(room.circle))
     members = await circles.members(user.account_id, circle.id)
     return page(
         "thread",
@@ -134,7 +135,7 @@ async def thread_page(request: Request[Any, Any, Any], post_id: FromPath[str]) -
         room=room,
         thread=root,
         focus=post_id,
-        aliases=[m.alias for m in members if m.membership_id != str(membership["id"])],
+        aliases=[m.alias for m in members if m.membership_id != str(membership.id)],
         **await viewer_context(membership, [root]),
     )
 

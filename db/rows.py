@@ -1,0 +1,47 @@
+"""Typed rows: what the queries hand to the services when a row crosses a module line. Piccolo returns dicts; these
+are checked by mypy at every use (a typo in a key is a type error, not a KeyError in production)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+
+class Member(msgspec.Struct, kw_only=True):
+    """A current membership: who the account is in one circle, and what they may do there."""
+
+    id: uuid.UUID
+    circle: uuid.UUID
+    account: uuid.UUID
+    alias: str
+    role: Literal["coach", "member"]
+    joined_at: datetime | None = None
+    muted_until: datetime | None = None
+    mute_reason: str | None = None
+    welcomed_at: datetime | None = None
+    # Set when the circle has been closed by its coach: everything in it is read-only.
+    circle_closed_at: datetime | None = None
+
+
+class RoomRow(msgspec.Struct, kw_only=True):
+    """A room as access checks return it, with its drop-in (when the room is one's) and that drop-in's state."""
+
+    id: uuid.UUID
+    circle: uuid.UUID
+    name: str
+    topic: str = ""
+    last_seq: int = 0
+    created_at: datetime | None = None
+    dropin: uuid.UUID | None = None
+    dropin_state: str | None = None
+
+
+def as_member(row: dict[str, Any]) -> Member:
+    return msgspec.convert(row, Member, strict=False)
+
+
+def as_room(row: dict[str, Any]) -> RoomRow:
+    return msgspec.convert(row, RoomRow, strict=False)
