@@ -1,4 +1,4 @@
-"""`uv run python -m bench [--quick] [--only S1,S3] [--out bench/results]`
+"""`uv run --group bench python -m bench [--quick] [--only S1,S3] [--out bench/results]`
 
 Starts its own Redis, databases and servers on 127.0.0.1, runs the scenarios, stops everything it started, and
 writes results.json, results.md, plots and profiles to --out. --quick runs S1 scaled down for every system (under two
@@ -55,7 +55,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": report.machine(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "command": " ".join(["uv run python -m bench", *sys.argv[1:]]),
+        "command": " ".join(["uv run --group bench python -m bench", *sys.argv[1:]]),
     }
     async with services(args.out / "logs") as svc:
         run = Run(

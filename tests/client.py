@@ -15,6 +15,10 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+# A frame as a test reads it, and a test of one.
+Frame = dict[str, Any]
+Match = Callable[[Frame], bool]
+
 PASSWORD = "a long enough passphrase 42"
 _counter = itertools.count(1)
 

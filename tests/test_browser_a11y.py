@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright._impl._api_structures import ViewportSize
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.axe import serious
@@ -18,7 +19,7 @@ from tests.conftest import Server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
-SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+SIZES: dict[str, ViewportSize] = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 # KINDRED_SCREENSHOTS=1 refreshes docs/screenshots/ from this walk (light scheme): <page>-<role>-<size>.png.
 DOC_SHOTS = os.environ.get("KINDRED_SCREENSHOTS") == "1"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"

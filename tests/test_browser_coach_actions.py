@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright._impl._api_structures import FloatRect
 from playwright.async_api import Browser, Locator, Page, expect
 
 from tests.browser import post_action, shot
@@ -27,7 +28,7 @@ def test_no_page_asks_through_a_browser_prompt() -> None:
     assert any("hx-confirm" in p.read_text() for p in TEMPLATES.rglob("*.html"))
 
 
-async def box(locator: Locator) -> dict[str, float]:
+async def box(locator: Locator) -> FloatRect:
     found = await locator.bounding_box()
     assert found is not None
     return found
@@ -35,7 +36,7 @@ async def box(locator: Locator) -> dict[str, float]:
 
 async def inside(inner: Locator, outer: Locator) -> bool:
     a, b = await box(inner), await box(outer)
-    return (
+    return bool(
         a["x"] >= b["x"] - 0.5
         and a["y"] >= b["y"] - 0.5
         and a["x"] + a["width"] <= b["x"] + b["width"] + 0.5
@@ -48,7 +49,7 @@ async def one_row(row: Locator) -> bool:
     tops = await row.evaluate(
         """(el) => [...el.children].filter((c) => c.offsetParent !== null).map((c) => Math.round(c.getBoundingClientRect().top))"""
     )
-    return max(tops) - min(tops) <= 4
+    return bool(max(tops) - min(tops) <= 4)
 
 
 async def in_room(page: Page) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.client import ApiClient, Circle, User, WsClient, make_circle
+from tests.client import ApiClient, Circle, Match, User, WsClient, make_circle
 from tests.conftest import Server
 
 pytestmark = pytest.mark.anyio
@@ -22,11 +22,11 @@ async def schedule(c: Circle, **extra: Any) -> dict[str, Any]:
     return await c.coach.ok("POST", f"/api/v1/circles/{c.id}/dropins", body)  # type: ignore[no-any-return]
 
 
-def is_dropin_event(room_id: str):
+def is_dropin_event(room_id: str) -> Match:
     return lambda f: f.get("type") == "event" and f.get("room_id") == room_id and f.get("event") == "dropin.state"
 
 
-def hands_are(room_id: str, aliases: list[str]):
+def hands_are(room_id: str, aliases: list[str]) -> Match:
     return lambda f: (
         f.get("type") == "presence" and f["room_id"] == room_id and [m["alias"] for m in f["hands"]] == aliases
     )

@@ -4,26 +4,27 @@ mention, pin as key insight, and the notifications each one creates."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from urllib.parse import quote
 
 import pytest
 
-from tests.client import ApiClient, User, make_circle
+from tests.client import ApiClient, Match, User, make_circle
 
 pytestmark = pytest.mark.anyio
 
 
-def is_event(room_id: str, name: str | None = None):
+def is_event(room_id: str, name: str | None = None) -> Match:
     return lambda f: f.get("type") == "event" and f["room_id"] == room_id and (name is None or f["event"] == name)
 
 
-def is_note(kind: str):
+def is_note(kind: str) -> Match:
     return lambda f: f.get("type") == "notification" and f["data"]["kind"] == kind
 
 
 async def membership_id(user: User, circle_id: str) -> str:
     me = await user.ok("GET", "/api/v1/me")
-    return next(m["membership_id"] for m in me["memberships"] if m["circle_id"] == circle_id)
+    return str(next(m["membership_id"] for m in me["memberships"] if m["circle_id"] == circle_id))
 
 
 def assert_no_identity(payload: object, *people: User) -> None:
@@ -416,15 +417,16 @@ async def test_page_prompts_arrive_as_typed(api: ApiClient) -> None:
         "HX-Prompt-URI-AutoEncoded": "true",
     }
 
-    async def page_call(user: User, method: str, path: str, headers: dict[str, str | bytes]) -> None:
-        response = await api.http.request(method, path, headers={**user.headers, **headers})
+    async def page_call(user: User, method: str, path: str, headers: Mapping[str, str | bytes]) -> None:
+        sent = {k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in {**user.headers, **headers}.items()}
+        response = await api.http.request(method, path, headers=sent)
         assert response.status_code == 200, f"{method} {path}: {response.status_code} {response.text}"
 
     await page_call(c.coach, "PUT", f"/posts/{post['id']}/pin", encoded)
     assert (await a.ok("GET", f"/api/v1/circles/{c.id}/insights"))[0]["pin_note"] == typed
     # Latin-1 text travels as it is, and a literal % in it is not taken for an escape.
     plain = "50% café"
-    latin1 = {"HX-Request": "true", "HX-Prompt": plain.encode("latin-1")}
+    latin1: dict[str, str | bytes] = {"HX-Request": "true", "HX-Prompt": plain.encode("latin-1")}
     await page_call(c.coach, "PUT", f"/posts/{post['id']}/pin", latin1)
     assert (await a.ok("GET", f"/api/v1/circles/{c.id}/insights"))[0]["pin_note"] == plain
     await page_call(b, "POST", f"/posts/{post['id']}/report", encoded)

@@ -14,14 +14,14 @@ import httpx
 import pytest
 import websockets
 
-from tests.client import PASSWORD, ApiClient, Circle, User, make_circle
+from tests.client import PASSWORD, ApiClient, Circle, Match, User, make_circle
 from tests.conftest import Server
 from tests.test_dropins import is_dropin_event, membership_id, schedule
 
 pytestmark = pytest.mark.anyio
 
 
-def is_event(room_id: str, name: str):
+def is_event(room_id: str, name: str) -> Match:
     return lambda f: f.get("type") == "event" and f["room_id"] == room_id and f["event"] == name
 
 
@@ -29,7 +29,7 @@ async def replay(user: User, room_id: str) -> list[dict[str, Any]]:
     """Everything a fresh `subscribe` with `since: 0` returns, up to its `subscribed` frame."""
     ws = await user.ws()
     await ws.send({"op": "subscribe", "room_id": room_id, "since": 0})
-    frames = []
+    frames: list[dict[str, Any]] = []
     while True:
         frame = await ws.recv(timeout=10)
         if frame.get("type") == "subscribed" and frame["room_id"] == room_id:
@@ -246,7 +246,7 @@ async def test_a_replay_streams_within_the_byte_bound_and_a_hoarder_is_cut_off(a
     conn = await websockets.connect(
         server.ws_url, sock=sock, additional_headers={"Authorization": f"Bearer {writer.token}"}, max_size=2**24
     )
-    conn.transport.pause_reading()  # type: ignore[attr-defined]
+    conn.transport.pause_reading()
     for _ in range(40):
         await conn.send(json.dumps({"op": "subscribe", "room_id": c.room_id, "since": 0}))
 
@@ -259,7 +259,7 @@ async def test_a_replay_streams_within_the_byte_bound_and_a_hoarder_is_cut_off(a
         await asyncio.sleep(0.05)
     assert max(held()) > 65536 // 4, "the hoarder's replay reached the point where it must wait"
     assert max(held()) <= 65536 // 4 + 40_000, held()
-    conn.transport.abort()  # type: ignore[attr-defined]
+    conn.transport.abort()
     for _ in range(400):
         if max(held(), default=0) == 0:
             break
@@ -389,7 +389,7 @@ async def test_a_csrf_token_is_good_for_its_own_session_only(api: ApiClient) -> 
             page = await browser.get("/")
             own = page.cookies.get("kindred_csrf")
             assert own and own != token
-        r = await browser.post(f"/api/v1/rooms/{c.room_id}/posts", json=body, headers={"x-csrftoken": own})
+        r = await browser.post(f"/api/v1/rooms/{c.room_id}/posts", json=body, headers={"x-csrftoken": own or ""})
         assert r.status_code == 201, r.text
     # No post was written by the refused attempts: the room holds exactly the one that passed.
     posts = await victim.ok("GET", f"/api/v1/rooms/{c.room_id}/posts")
@@ -450,7 +450,7 @@ async def test_presence_with_jitter_still_tells_who_is_here_in_each_circle(api: 
     for room in (one.room_id, two.room_id):
         await ws.subscribe(room)
 
-    def present(room: str, alias: str, here: bool):
+    def present(room: str, alias: str, here: bool) -> Match:
         def match(f: dict[str, Any]) -> bool:
             names = [m["alias"] for m in f.get("present", [])]
             return f.get("type") == "presence" and f["room_id"] == room and (alias in names) == here

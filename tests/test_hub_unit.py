@@ -232,7 +232,7 @@ def test_presence_frames_of_two_rooms_go_out_at_independent_times() -> None:
 
     def hub(jitter: float) -> Hub:
         return Hub(
-            store=LogStore(),  # type: ignore[arg-type]
+            store=LogStore(),
             presence=MemoryPresence(),
             topics=Topics("t"),
             limits=limits,

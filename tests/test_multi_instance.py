@@ -9,11 +9,12 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
 
-from tests.client import ApiClient, make_circle
+from tests.client import ApiClient, Match, make_circle
 from tests.conftest import REDIS_URL, Templates
 from tests.procs import KindredProcess, RedisProcess
 
@@ -60,7 +61,7 @@ async def _instances(pg_url: str, redis_url: str, n: int = 2) -> list[KindredPro
     return procs
 
 
-def is_event(room_id: str):
+def is_event(room_id: str) -> Match:
     return lambda f: f.get("type") == "event" and f.get("room_id") == room_id
 
 
@@ -173,12 +174,12 @@ async def test_a_drop_in_split_across_instances_survives_one_restarting(pg_url: 
     a2_proc: KindredProcess | None = None
     api_a2: ApiClient | None = None
 
-    async def call(api: ApiClient, token: str, method: str, path: str, body: object = None) -> dict:
+    async def call(api: ApiClient, token: str, method: str, path: str, body: object = None) -> Any:
         r = await api.http.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
         assert r.status_code in (200, 201), f"{method} {path}: {r.status_code} {r.text}"
         return r.json()
 
-    def hands_are(room: str, aliases: list[str]):
+    def hands_are(room: str, aliases: list[str]) -> Match:
         return lambda f: f.get("type") == "presence" and [m["alias"] for m in f["hands"]] == aliases
 
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,10 +40,10 @@ def settings_env(push: PushService) -> dict[str, str]:
 async def subscribe(user: User, push: PushService, name: str) -> str:
     key = (await user.ok("GET", "/api/v1/push/key"))["public_key"]
     push.server_key = key
-    return (await user.ok("POST", "/api/v1/push/subscriptions", push.browser(name).subscription(push)))["id"]
+    return str((await user.ok("POST", "/api/v1/push/subscriptions", push.browser(name).subscription(push)))["id"])
 
 
-async def wait_for(predicate, timeout: float = 5.0) -> None:
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
@@ -117,6 +117,7 @@ async def test_preferences_round_trip_and_validation(api: ApiClient) -> None:
     saved = await a.ok("PUT", "/api/v1/notifications/preferences", prefs)
     assert saved == prefs
     assert await a.ok("GET", "/api/v1/notifications/preferences") == prefs
+    bad: dict[str, Any]
     for bad in (
         {"timezone": "Mars/Olympus"},
         {"kinds": {"gossip": {}}},
@@ -361,10 +362,10 @@ async def test_statements_for_a_drop_in_do_not_grow_with_the_circle(api: ApiClie
         runs = []
         # Twice, keeping the smaller count: a periodic job that happens to run meanwhile only ever adds statements.
         for _ in range(2):
-            before = len(push.received)
+            target = len(push.received) + 2
             with counting_statements() as count:
                 await start_dropin(c)
-                await wait_for(lambda before=before: len(push.received) == before + 2)
+                await wait_for(lambda: len(push.received) == target)  # noqa: B023 - awaited within this turn
                 await asyncio.sleep(0.3)
             runs.append(count[0])
         counts[size] = min(runs)
@@ -547,7 +548,7 @@ async def test_page_sign_out_and_account_deletion_end_push_subscriptions(api: Ap
     key = (await browser.get("/api/v1/push/key")).json()["public_key"]
     push.server_key = key
     r = await browser.post(
-        "/api/v1/push/subscriptions", json=push.browser("home").subscription(push), headers={"x-csrftoken": csrf}
+        "/api/v1/push/subscriptions", json=push.browser("home").subscription(push), headers={"x-csrftoken": csrf or ""}
     )
     assert r.status_code == 201, r.text
     assert await subscribed_browsers(a) == {"home"}
@@ -644,6 +645,7 @@ async def test_per_circle_settings_are_checked(api: ApiClient) -> None:
     a = c.members[0]
     elsewhere = await make_circle(api, members=0, coach_name="Coach Eli")
     prefs = await a.ok("GET", "/api/v1/notifications/preferences")
+    bad: dict[str, Any]
     for bad in ({elsewhere.id: {}}, {"nope": {}}, {c.id: {"gossip": {}}}, {c.id: {"like": {"push": "yes"}}}):
         r = await a.call("PUT", "/api/v1/notifications/preferences", {**prefs, "circles": bad})
         assert r.status_code == 400, (bad, r.text)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.client import PASSWORD, ApiClient, User, WsClient
+from tests.client import PASSWORD, ApiClient, Match, User, WsClient
 
 pytestmark = pytest.mark.anyio
 
@@ -173,7 +173,7 @@ async def _walk_pages(walk: Walk, viewer: User, world: dict[str, Any], api: ApiC
             response = await browser.get(path)
             # Sharing or tagging a hidden post is refused (404 to peers, 409 to its author and the coach); the
             # refusal is walked like any page.
-            refusals = (404, 409) if path.endswith(("/share", "/tag")) else ()
+            refusals: tuple[int, ...] = (404, 409) if path.endswith(("/share", "/tag")) else ()
             # An invite to a circle the viewer is already in sends them to it ("You're already here as ...").
             if path.startswith("/join/"):
                 refusals = (303,)
@@ -202,9 +202,7 @@ async def _walk_frames(walk: Walk, viewer: User, world: dict[str, Any], api: Api
         ws = WsClient(conn)
         for rid in [c["room"]["id"] for c in world["circles"]] + [world["dropin"]["room_id"]]:
             await ws.send({"op": "subscribe", "room_id": rid, "since": 0})
-            await ws.recv_until(
-                lambda f, rid=rid: f.get("type") in ("subscribed", "resync") and f.get("room_id") == rid
-            )
+            await ws.recv_until(acknowledged(rid))
         # Live traffic too: Sam in the room (presence), a new post, and notifications for the viewer.
         sam_ws = await sam.ws()
         await sam_ws.subscribe(room)
@@ -229,6 +227,10 @@ def _assert_no_old_alias(walk: Walk, old: str) -> None:
     """The old alias survives only as words people wrote (an @mention), never where the server names a member."""
     for where, text in walk.seen:
         assert old not in text.replace(f"@{old}", ""), f"the old alias {old!r} is still in {where}"
+
+
+def acknowledged(room_id: str) -> Match:
+    return lambda f: f.get("type") in ("subscribed", "resync") and f.get("room_id") == room_id
 
 
 async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient) -> None:

@@ -159,7 +159,7 @@ def test_event_envelope_is_the_wire_frame_and_decodes_both_ways() -> None:
         "data": {"id": "p", "room_id": "r"},
     }
     assert bus_decoder.decode(raw) == EventHead(room_id="r", seq=3, event="post.deleted")
-    assert event_decoder.decode(raw).data.id == "p"  # type: ignore[union-attr]
+    assert event_decoder.decode(raw).data.id == "p"
     presence = bus_decoder.decode(b'{"type":"presence","room_id":"r","present":[],"hands":[]}')
     assert isinstance(presence, PresenceFrame)
 

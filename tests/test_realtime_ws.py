@@ -10,13 +10,13 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.client import ApiClient, WsClient, make_circle
+from tests.client import ApiClient, Match, User, WsClient, make_circle
 from tests.conftest import Server
 
 pytestmark = pytest.mark.anyio
 
 
-def is_event(room_id: str):
+def is_event(room_id: str) -> Match:
     return lambda f: f.get("type") == "event" and f.get("room_id") == room_id
 
 
@@ -114,7 +114,7 @@ async def test_four_writers_give_gap_free_seqs_delivered_once_in_order(api: ApiC
         await ws.subscribe(c.room_id)
         sockets.append(ws)
 
-    async def write(member, n: int) -> None:
+    async def write(member: User, n: int) -> None:
         for i in range(n):
             await member.post(c.room_id, f"{member.name} {i}")
 

@@ -5,27 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.client import PASSWORD, ApiClient, User, make_circle
+from tests.client import PASSWORD, ApiClient, Match, User, make_circle
 
 pytestmark = pytest.mark.anyio
 
 
-def is_event(room_id: str, name: str):
+def is_event(room_id: str, name: str) -> Match:
     return lambda f: f.get("type") == "event" and f["room_id"] == room_id and f["event"] == name
 
 
-def is_note(kind: str):
+def is_note(kind: str) -> Match:
     return lambda f: f.get("type") == "notification" and f["data"]["kind"] == kind
 
 
 async def mid(user: User, circle_id: str) -> str:
     me = await user.ok("GET", "/api/v1/me")
-    return next(m["membership_id"] for m in me["memberships"] if m["circle_id"] == circle_id)
+    return str(next(m["membership_id"] for m in me["memberships"] if m["circle_id"] == circle_id))
 
 
 async def test_coach_hides_restores_and_removes_posts_with_reasons(api: ApiClient) -> None:
@@ -176,7 +177,7 @@ async def test_alias_change_leaves_no_trace_of_the_old_alias(api: ApiClient) -> 
     assert '<span class=\\"mention\\">@Member1</span>' in json.dumps(seen)
 
 
-def _aliases(value: object):
+def _aliases(value: object) -> Iterator[object]:
     """Every `alias` anywhere in a JSON-like value."""
     if isinstance(value, dict):
         for key, item in value.items():

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.client import ApiClient, User, make_circle, page_client
+from tests.client import ApiClient, Circle, User, make_circle, page_client
 
 pytestmark = pytest.mark.anyio
 
@@ -19,7 +19,7 @@ LOCAL_PUSH = {"KINDRED_PUSH_ALLOWED_ORIGINS": "http://127.0.0.1:9"}
 
 async def mid(user: User, circle_id: str) -> str:
     me = await user.ok("GET", "/api/v1/me")
-    return next(m["membership_id"] for m in me["memberships"] if m["circle_id"] == circle_id)
+    return str(next(m["membership_id"] for m in me["memberships"] if m["circle_id"] == circle_id))
 
 
 async def actions(coach: User, circle_id: str) -> list[str]:
@@ -156,7 +156,7 @@ def browser_subscription(endpoint: str) -> dict[str, object]:
     return {"endpoint": endpoint, "keys": {"p256dh": b64(point), "auth": b64(os.urandom(16))}}
 
 
-async def _personal_trail(api: ApiClient) -> tuple[object, User, User]:
+async def _personal_trail(api: ApiClient) -> tuple[Circle, User, User]:
     """Member1 files a report, tags and is tagged, shares, raises a hand in a drop-in, subscribes a browser and sets
     preferences; the coach pins Member1's post."""
     c = await make_circle(api, members=2)

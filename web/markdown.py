@@ -172,7 +172,9 @@ def _mention_candidates(body: str) -> int:
 def _escape_ats(text: str) -> str:
     out: list[str] = []
     # Bare links the renderer turns into links (where mentions never match, and an escape would change the URL).
-    links = {m.index: m.last_index for m in _md.linkify.match(text) or []}
+    linkify = _md.linkify
+    assert linkify is not None  # the renderer is made with linkify on
+    links = {m.index: m.last_index for m in linkify.match(text) or []}
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
