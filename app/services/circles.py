@@ -52,7 +52,7 @@ from db.tables import (
 from db.tables import Post as PostRow
 from realtime.events import Dropin as DropinState
 from realtime.events import Membership as PublicMembership
-from realtime.events import Post, encode_event, encoder, event_decoder
+from realtime.events import Post, Role, encode_event, encoder, event_decoder
 
 # How long a closed circle can still be reopened before it and everything in it is deleted.
 CLOSE_GRACE = timedelta(days=30)
@@ -127,19 +127,7 @@ async def create_circle(account_id: uuid.UUID, data: CircleCreate) -> CircleOut:
                 created_at=now(),
             )
         )
-        await Membership.insert(
-            Membership(
-                id=uuid.uuid4(),
-                circle=circle_id,
-                account=account_id,
-                alias=alias,
-                alias_key=aliases.alias_key(alias),
-                alias_skeleton=aliases.alias_skeleton(alias),
-                role="coach",
-                joined_at=now(),
-                coach_sees_identity=True,
-            )
-        )
+        await Membership.insert(new_membership(uuid.uuid4(), circle_id, account_id, alias, "coach", sees_identity=True))
         await Room.insert(
             Room(
                 id=room_id, circle=circle_id, name=DEFAULT_ROOM[0], topic=DEFAULT_ROOM[1], last_seq=0, created_at=now()
@@ -301,6 +289,28 @@ async def alias_taken(
     return f"“{alias}” looks too much like an alias someone in this circle already has; choose a name that reads differently"
 
 
+def new_membership(
+    membership_id: uuid.UUID,
+    circle_id: uuid.UUID,
+    account_id: uuid.UUID,
+    alias: str,
+    role: Role,
+    sees_identity: bool,
+) -> Membership:
+    """A membership row to insert, starting now, with its alias's look-up key and look-alike skeleton."""
+    return Membership(
+        id=membership_id,
+        circle=circle_id,
+        account=account_id,
+        alias=alias,
+        alias_key=aliases.alias_key(alias),
+        alias_skeleton=aliases.alias_skeleton(alias),
+        role=role,
+        joined_at=now(),
+        coach_sees_identity=sees_identity,
+    )
+
+
 def alias_columns(alias: str) -> dict[Any, str]:
     """The membership columns an alias sets, for an update."""
     return {
@@ -346,20 +356,9 @@ async def join(account_id: uuid.UUID, code: str, alias: str) -> MyMembership:
             )
             if not taken:
                 raise Gone("this invite has just been used up; ask your coach for a new link")
-            await Membership.insert(
-                Membership(
-                    id=membership_id,
-                    circle=circle_id,
-                    account=account_id,
-                    alias=alias,
-                    alias_key=aliases.alias_key(alias),
-                    alias_skeleton=aliases.alias_skeleton(alias),
-                    role="member",
-                    joined_at=now(),
-                    # Consent is what the join page said at this moment; turning the setting on later does not change it.
-                    coach_sees_identity=bool(circle["coach_sees_identity"]),
-                )
-            )
+            # Consent is what the join page said at this moment; turning the setting on later does not change it.
+            consent = bool(circle["coach_sees_identity"])
+            await Membership.insert(new_membership(membership_id, circle_id, account_id, alias, "member", consent))
     except Exception as exc:
         if is_unique_violation(exc):
             raise Conflict(ALIAS_TAKEN) from None
