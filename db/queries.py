@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from db.rows import Member, RoomRow, as_member, as_room
+from db.rows import Member, PostRecord, RoomRow, as_member, as_post, as_room
 from db.tables import Membership, Post, Room, RoomEvent
 
 
@@ -149,6 +149,19 @@ async def last_seqs(room_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
 
 
 # --- memberships ---------------------------------------------------------------------------------------------------
+
+
+async def posts_where(where: Any, *, by_seq: bool = False) -> list[PostRecord]:
+    """Whole post rows matching `where` (a Piccolo condition), typed; oldest first when `by_seq`."""
+    query = Post.select().where(where)
+    if by_seq:
+        query = query.order_by(Post.seq)
+    return [as_post(r) for r in await query]
+
+
+async def post_where(where: Any) -> PostRecord | None:
+    found = await Post.select().where(where).first()
+    return as_post(found) if found is not None else None
 
 
 async def current_membership(account_id: uuid.UUID, circle_id: uuid.UUID) -> Member | None:

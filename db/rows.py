@@ -45,3 +45,37 @@ def as_member(row: dict[str, Any]) -> Member:
 
 def as_room(row: dict[str, Any]) -> RoomRow:
     return msgspec.convert(row, RoomRow, strict=False)
+
+
+class PostRecord(msgspec.Struct, kw_only=True):
+    """A post row as services pass it between modules (`db.tables.Post`, every column)."""
+
+    id: uuid.UUID
+    room: uuid.UUID
+    parent: uuid.UUID | None = None
+    thread_root: uuid.UUID | None = None
+    author: uuid.UUID
+    kind: Literal["reflection", "experiment", "win", "question"] = "reflection"
+    body: str = ""
+    html: str = ""
+    created_at: datetime
+    edited_at: datetime | None = None
+    deleted_at: datetime | None = None
+    hidden_at: datetime | None = None
+    moderation_reason: str | None = None
+    client_id: str | None = None
+    seq: int = 0
+    like_count: int = 0
+    liked_by_coach: bool = False
+    pinned: bool = False
+    shared_from: str | None = None
+    origin: uuid.UUID | None = None
+    hidden_with_origin: bool = False
+
+    def columns(self) -> dict[str, Any]:
+        """The row for an INSERT."""
+        return msgspec.structs.asdict(self)
+
+
+def as_post(row: dict[str, Any]) -> PostRecord:
+    return msgspec.convert(row, PostRecord, strict=False)

@@ -17,6 +17,7 @@ from app.services.circles import _rewrite_author_alias, alias_columns
 from app.services.common import is_unique_violation
 from app.services.outbox import unit_of_work
 from app.services.posts import remove_post
+from db import queries
 from db.queries import now
 from db.tables import (
     Account,
@@ -217,8 +218,7 @@ async def delete_account(
     async with unit_of_work(live) as outbox:
         for m in memberships:
             if posts == "remove":
-                rows = await PostRow.select().where((PostRow.author == m["id"]) & PostRow.deleted_at.is_null())
-                for row in rows:
+                for row in await queries.posts_where((PostRow.author == m["id"]) & PostRow.deleted_at.is_null()):
                     await remove_post(outbox, row, reason=None)
             # The alias is freed and replaced everywhere; the membership stays only as the author of kept posts.
             former = f"{FORMER_MEMBER} {str(m['id'])[:4]}"

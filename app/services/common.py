@@ -14,7 +14,7 @@ from piccolo.table import Table
 from app.errors import Conflict, not_found
 from db import queries
 from db.queries import now
-from db.rows import Member
+from db.rows import Member, PostRecord
 from realtime.events import Membership
 
 T = TypeVar("T")
@@ -95,18 +95,18 @@ def require_coach_role(membership: Member, action: str) -> None:
         raise PermissionDeniedException(f"only the circle's coach can {action}")
 
 
-def can_read(row: dict[str, Any], me: Member) -> bool:
+def can_read(row: PostRecord, me: Member) -> bool:
     """Whether `me` may read the post's words: a deleted post is not there for anyone; a hidden one only for the
     coach and its author (not for the sharer of a share hidden with its original, whose words are someone else's)."""
-    if row["deleted_at"] is not None:
+    if row.deleted_at is not None:
         return False
-    if row.get("hidden_at") is None:
+    if row.hidden_at is None:
         return True
-    own = me.id == row["author"] and not row.get("hidden_with_origin")
+    own = me.id == row.author and not row.hidden_with_origin
     return me.role == "coach" or own
 
 
-def require_readable(row: dict[str, Any], me: Member) -> None:
+def require_readable(row: PostRecord, me: Member) -> None:
     """Every gesture, reply and report on a post the caller may not read is 404, as if the post were not there."""
     if not can_read(row, me):
         raise not_found("post")

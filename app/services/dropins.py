@@ -32,7 +32,7 @@ from app.services.posts import authors_of, post_and_access, post_struct
 from db import queries
 from db.engine import write_transaction
 from db.queries import now
-from db.rows import Member, RoomRow
+from db.rows import Member, PostRecord, RoomRow
 from db.tables import Dropin as DropinRow
 from db.tables import DropinHand, DropinParticipant, Membership, Pin, Room
 from db.tables import Post as PostRow
@@ -50,10 +50,10 @@ EXCERPT = 160
 async def _spotlight_post(post_id: uuid.UUID | None) -> Post | None:
     if post_id is None:
         return None
-    row = await PostRow.select().where((PostRow.id == post_id) & PostRow.deleted_at.is_null()).first()
+    row = await queries.post_where((PostRow.id == post_id) & PostRow.deleted_at.is_null())
     if row is None:
         return None
-    return post_struct(row, (await authors_of([row]))[row["author"]])
+    return post_struct(row, (await authors_of([row]))[row.author])
 
 
 async def dropin_struct(row: dict[str, Any]) -> Dropin:
@@ -310,25 +310,21 @@ async def _summarise(row: dict[str, Any]) -> Summary:
         .where(DropinParticipant.dropin == row["id"])
         .order_by(DropinParticipant.joined_at)
     )
-    posts = (
-        await PostRow.select().where((PostRow.room == row["room"]) & PostRow.deleted_at.is_null()).order_by(PostRow.seq)
-    )
+    posts = await queries.posts_where((PostRow.room == row["room"]) & PostRow.deleted_at.is_null(), by_seq=True)
     authors = await authors_of(posts)
     pinned = (
-        {r["post"] for r in await Pin.select(Pin.post).where(Pin.post.is_in([p["id"] for p in posts]))}
-        if posts
-        else set()
+        {r["post"] for r in await Pin.select(Pin.post).where(Pin.post.is_in([p.id for p in posts]))} if posts else set()
     )
 
-    def item(p: dict[str, Any]) -> SummaryItem:
-        return SummaryItem(post_id=str(p["id"]), alias=authors[p["author"]].alias, excerpt=_excerpt(p["body"]))
+    def item(p: PostRecord) -> SummaryItem:
+        return SummaryItem(post_id=str(p.id), alias=authors[p.author].alias, excerpt=_excerpt(p.body))
 
-    visible = [p for p in posts if p["hidden_at"] is None]
+    visible = [p for p in posts if p.hidden_at is None]
     return Summary(
         participants=list(dict.fromkeys(p["alias"] for p in participants)),
-        insights=[item(p) for p in visible if p["id"] in pinned],
-        questions=[item(p) for p in visible if p["kind"] == "question" and authors[p["author"]].role == "coach"],
-        experiments=[item(p) for p in visible if p["kind"] == "experiment" and authors[p["author"]].role == "member"],
+        insights=[item(p) for p in visible if p.id in pinned],
+        questions=[item(p) for p in visible if p.kind == "question" and authors[p.author].role == "coach"],
+        experiments=[item(p) for p in visible if p.kind == "experiment" and authors[p.author].role == "member"],
     )
 
 

@@ -42,7 +42,7 @@ from app.services.posts import (
 )
 from db import queries
 from db.queries import now
-from db.rows import Member
+from db.rows import Member, PostRecord
 from db.tables import Dropin, Membership, Notification, Pin, PostLike, Room, Tag
 from db.tables import Post as PostRow
 from realtime.events import (
@@ -60,11 +60,11 @@ from web.markdown import neutralise_mentions, render
 MAX_NOTE = 500
 
 
-def require_visible(row: dict[str, Any], me: Member, gesture: str) -> None:
+def require_visible(row: PostRecord, me: Member, gesture: str) -> None:
     """A deleted post is not there for anyone; a hidden one is not there for peers, and cannot be `gesture`d by
     those who still see it until the coach shows it again."""
     require_readable(row, me)
-    if row.get("hidden_at") is not None:
+    if row.hidden_at is not None:
         if me.role == "coach":
             raise Conflict(f"this post is hidden from the circle; show it again before you {gesture} it")
         raise Conflict(f"your coach has hidden this post; you cannot {gesture} it while it is hidden")
@@ -86,32 +86,32 @@ async def _set_like(account_id: uuid.UUID, post_id: str, live: Live, *, liked: b
                 "INSERT INTO post_like (id, post, membership, created_at) VALUES ({}, {}, {}, {}) "
                 "ON CONFLICT (post, membership) DO NOTHING RETURNING id",
                 uuid.uuid4(),
-                row["id"],
+                row.id,
                 me.id,
                 now(),
             )
         else:
             changed = await PostLike.raw(
-                "DELETE FROM post_like WHERE post = {} AND membership = {} RETURNING id", row["id"], me.id
+                "DELETE FROM post_like WHERE post = {} AND membership = {} RETURNING id", row.id, me.id
             )
         if changed:
             # The seq is taken first: its row lock orders concurrent likes, so each event's count includes every
             # like committed before it.
-            seq = await outbox.next_seq(row["room"])
-            count, by_coach = await _like_state(row["id"])
+            seq = await outbox.next_seq(row.room)
+            count, by_coach = await _like_state(row.id)
             await PostRow.update({PostRow.like_count: count, PostRow.liked_by_coach: by_coach}).where(
-                PostRow.id == row["id"]
+                PostRow.id == row.id
             )
-            state = LikeState(post_id=str(row["id"]), like_count=count, liked_by_coach=by_coach)
-            await outbox.append(LikeChanged(room_id=str(row["room"]), seq=seq, data=state), post_id=row["id"])
+            state = LikeState(post_id=str(row.id), like_count=count, liked_by_coach=by_coach)
+            await outbox.append(LikeChanged(room_id=str(row.room), seq=seq, data=state), post_id=row.id)
             kind: NotificationKind = "coach_like" if me.role == "coach" else "like"
             # Like, unlike, like again: the author hears of it once (the first notification stays, read or not).
             if liked and not await Notification.exists().where(
-                (Notification.kind == kind) & (Notification.post_id == row["id"]) & (Notification.actor == me.id)
+                (Notification.kind == kind) & (Notification.post_id == row.id) & (Notification.actor == me.id)
             ):
-                await notifications.notify(outbox, kind, [row["author"]], me, About.post(room, row))
+                await notifications.notify(outbox, kind, [row.author], me, About.post(room, row))
         else:
-            count, by_coach = await _like_state(row["id"])
+            count, by_coach = await _like_state(row.id)
     return LikeOut(like_count=count, liked_by_coach=by_coach, liked_by_me=liked)
 
 
@@ -145,7 +145,7 @@ async def pin(account_id: uuid.UUID, post_id: str, note: str | None, live: Live)
             "INSERT INTO pin (id, post, circle, note, pinned_by, pinned_at) VALUES ({}, {}, {}, {}, {}, {}) "
             "ON CONFLICT (post) DO NOTHING RETURNING id",
             uuid.uuid4(),
-            row["id"],
+            row.id,
             room.circle,
             note,
             me.id,
@@ -153,27 +153,27 @@ async def pin(account_id: uuid.UUID, post_id: str, note: str | None, live: Live)
         )
         if inserted:
             changed = True
-            await PostRow.update({PostRow.pinned: True}).where(PostRow.id == row["id"])
-            await notifications.notify(outbox, "pin", [row["author"]], me, About.post(room, row))
+            await PostRow.update({PostRow.pinned: True}).where(PostRow.id == row.id)
+            await notifications.notify(outbox, "pin", [row.author], me, About.post(room, row))
         elif note is None:
             changed = bool(
-                await Pin.raw("UPDATE pin SET note = NULL WHERE post = {} AND note IS NOT NULL RETURNING id", row["id"])
+                await Pin.raw("UPDATE pin SET note = NULL WHERE post = {} AND note IS NOT NULL RETURNING id", row.id)
             )
         else:
             changed = bool(
                 await Pin.raw(
                     "UPDATE pin SET note = {} WHERE post = {} AND (note IS NULL OR note <> {}) RETURNING id",
                     note,
-                    row["id"],
+                    row.id,
                     note,
                 )
             )
         if changed:
-            seq = await outbox.next_seq(row["room"])
-            state = PinState(post_id=str(row["id"]), pinned=True, note=note)
-            await outbox.append(PinChanged(room_id=str(row["room"]), seq=seq, data=state), post_id=row["id"])
-        current = await Pin.select(Pin.pinned_at).where(Pin.post == row["id"]).first()
-    return PinOut(post_id=str(row["id"]), pinned=True, note=note, pinned_at=current["pinned_at"] if current else None)
+            seq = await outbox.next_seq(row.room)
+            state = PinState(post_id=str(row.id), pinned=True, note=note)
+            await outbox.append(PinChanged(room_id=str(row.room), seq=seq, data=state), post_id=row.id)
+        current = await Pin.select(Pin.pinned_at).where(Pin.post == row.id).first()
+    return PinOut(post_id=str(row.id), pinned=True, note=note, pinned_at=current["pinned_at"] if current else None)
 
 
 async def unpin(account_id: uuid.UUID, post_id: str, live: Live) -> PinOut:
@@ -181,13 +181,13 @@ async def unpin(account_id: uuid.UUID, post_id: str, live: Live) -> PinOut:
     require_coach_role(me, "unpin key insights")
     require_can_write(me)
     async with unit_of_work(live) as outbox:
-        removed = await Pin.raw("DELETE FROM pin WHERE post = {} RETURNING id", row["id"])
+        removed = await Pin.raw("DELETE FROM pin WHERE post = {} RETURNING id", row.id)
         if removed:
-            seq = await outbox.next_seq(row["room"])
-            await PostRow.update({PostRow.pinned: False}).where(PostRow.id == row["id"])
-            state = PinState(post_id=str(row["id"]), pinned=False, note=None)
-            await outbox.append(PinChanged(room_id=str(row["room"]), seq=seq, data=state), post_id=row["id"])
-    return PinOut(post_id=str(row["id"]), pinned=False, note=None, pinned_at=None)
+            seq = await outbox.next_seq(row.room)
+            await PostRow.update({PostRow.pinned: False}).where(PostRow.id == row.id)
+            state = PinState(post_id=str(row.id), pinned=False, note=None)
+            await outbox.append(PinChanged(room_id=str(row.room), seq=seq, data=state), post_id=row.id)
+    return PinOut(post_id=str(row.id), pinned=False, note=None, pinned_at=None)
 
 
 async def insights(account_id: uuid.UUID, circle_id: str) -> list[Insight]:
@@ -205,18 +205,18 @@ async def insights(account_id: uuid.UUID, circle_id: str) -> list[Insight]:
     )
     if not pins:
         return []
-    rows = {r["id"]: r for r in await PostRow.select().where(PostRow.id.is_in([p["post"] for p in pins]))}
+    rows = {r.id: r for r in await queries.posts_where(PostRow.id.is_in([p["post"] for p in pins]))}
     shown = [
         (p, rows[p["post"]])
         for p in pins
         if p["post"] in rows
-        and rows[p["post"]]["deleted_at"] is None
-        and (rows[p["post"]]["hidden_at"] is None or me.role == "coach")
+        and rows[p["post"]].deleted_at is None
+        and (rows[p["post"]].hidden_at is None or me.role == "coach")
     ]
     authors = await authors_of([row for _, row in shown])
     return [
         Insight(
-            **post_fields(post_struct(row, authors[row["author"]], me)),
+            **post_fields(post_struct(row, authors[row.author], me)),
             pin_note=p["note"],
             pinned_at=p["pinned_at"],
         )
@@ -239,46 +239,37 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
     across = target["circle"] != source_room.circle
     if across and (me.role != "coach" or target_me.role != "coach"):
         raise PermissionDeniedException("only a coach who runs both circles can share a post across circles")
-    if target_id == row["room"]:
+    if target_id == row.room:
         raise ClientException("the post is already in that room; share it to another room")
     note = (note or "").strip()[:MAX_NOTE] or None
-    original_author = (await authors_of([row]))[row["author"]]
+    original_author = (await authors_of([row]))[row.author]
     shared_from = SharedFrom(
-        post_id=None if across else str(row["id"]),
-        room_id=None if across else str(row["room"]),
+        post_id=None if across else str(row.id),
+        room_id=None if across else str(row.room),
         author=None if across else original_author,
         note=note,
     )
     # Across circles an @alias named someone in the source circle; in the target the same alias may be anyone else,
     # so the text keeps the @ but mentions nobody (and nobody there is notified).
-    body = neutralise_mentions(row["body"]) if across else row["body"]
+    body = neutralise_mentions(row.body) if across else row.body
     html, _ = render(body, await circle_aliases(target["circle"]))
     new_id = uuid.uuid4()
     async with unit_of_work(live) as outbox:
         seq = await outbox.next_seq(target_id)
-        new_row: dict[str, Any] = {
-            "id": new_id,
-            "room": target_id,
-            "parent": None,
-            "thread_root": None,
-            "author": target_me.id,
-            "kind": row["kind"],
-            "body": body,
-            "html": html,
-            "created_at": now(),
-            "edited_at": None,
-            "deleted_at": None,
-            "client_id": None,
-            "seq": seq,
-            "like_count": 0,
-            "liked_by_coach": False,
-            "pinned": False,
-            "shared_from": shared_from_json(shared_from),
+        new_row = PostRecord(
+            id=new_id,
+            room=target_id,
+            author=target_me.id,
+            kind=row.kind,
+            body=body,
+            html=html,
+            created_at=now(),
+            seq=seq,
+            shared_from=shared_from_json(shared_from),
             # Never shown: the copy follows the first original (a share of a share follows the same words).
-            "origin": row.get("origin") or row["id"],
-            "hidden_with_origin": False,
-        }
-        await PostRow.insert(PostRow(**new_row))
+            origin=row.origin or row.id,
+        )
+        await PostRow.insert(PostRow(**new_row.columns()))
         post = post_struct(new_row, membership_struct(target_me))
         await outbox.append(PostCreated(room_id=str(target_id), seq=seq, data=post), post_id=new_id)
         # The author hears of it where they can follow it: the new post in their own circle, or (across circles,
@@ -286,9 +277,9 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
         await notifications.notify(
             outbox,
             "share",
-            [row["author"]],
+            [row.author],
             me,
-            About(source_room.circle, row["room"] if across else target_id, row["id"] if across else new_id),
+            About(source_room.circle, row.room if across else target_id, row.id if across else new_id),
         )
     return post
 
@@ -315,14 +306,14 @@ async def tag(account_id: uuid.UUID, post_id: str, membership_id: str, live: Liv
             "INSERT INTO tag (id, post, membership, tagged_by, created_at) VALUES ({}, {}, {}, {}, {}) "
             "ON CONFLICT (post, membership) DO NOTHING RETURNING id",
             uuid.uuid4(),
-            row["id"],
+            row.id,
             target["id"],
             me.id,
             now(),
         )
         if inserted:
             await notifications.notify(outbox, "tag", [target["id"]], me, About.post(room, row))
-    return TagOut(post_id=str(row["id"]), membership=membership_struct(target))
+    return TagOut(post_id=str(row.id), membership=membership_struct(target))
 
 
 async def pin_notes(post_ids: list[str]) -> dict[str, str | None]:

@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 from litestar.exceptions import ClientException, PermissionDeniedException
 
 from app.errors import Conflict, not_found
@@ -28,7 +29,7 @@ from app.services.posts import authors_of, follow_original, post_and_access, pos
 from db import queries
 from db.engine import write_transaction
 from db.queries import now
-from db.rows import Member, RoomRow, as_member
+from db.rows import Member, PostRecord, RoomRow, as_member
 from db.tables import Membership, ModerationLog, Report
 from db.tables import Post as PostRow
 from realtime.events import Post, PostUpdated, encoder
@@ -49,25 +50,23 @@ def _reason(reason: str | None, *, required: bool = False) -> str | None:
 _log = audit.record
 
 
-async def _coach_on_post(account_id: uuid.UUID, post_id: str) -> tuple[dict[str, Any], RoomRow, Member]:
+async def _coach_on_post(account_id: uuid.UUID, post_id: str) -> tuple[PostRecord, RoomRow, Member]:
     row, room, me = await post_and_access(account_id, post_id)
     require_coach_role(me, "moderate posts")
-    if row["deleted_at"] is not None:
+    if row.deleted_at is not None:
         raise not_found("post")
     return row, room, me
 
 
-async def _set_hidden(outbox: Outbox, row: dict[str, Any], me: Member, reason: str | None) -> None:
+async def _set_hidden(outbox: Outbox, row: PostRecord, me: Member, reason: str | None) -> None:
     """Hide (reason given) or restore (None) inside the caller's transaction; the log keeps only the peer view."""
-    seq = await outbox.next_seq(row["room"])
+    seq = await outbox.next_seq(row.room)
     hidden_at = now() if reason is not None else None
-    changed = {**row, "hidden_at": hidden_at, "moderation_reason": reason}
-    await PostRow.update({PostRow.hidden_at: hidden_at, PostRow.moderation_reason: reason}).where(
-        PostRow.id == row["id"]
-    )
-    peer_view = post_struct(changed, (await authors_of([row]))[row["author"]])
-    await queries.rewrite_post_events(row["id"], encoder.encode(peer_view))
-    await outbox.append(PostUpdated(room_id=str(row["room"]), seq=seq, data=peer_view), post_id=row["id"])
+    changed = msgspec.structs.replace(row, hidden_at=hidden_at, moderation_reason=reason)
+    await PostRow.update({PostRow.hidden_at: hidden_at, PostRow.moderation_reason: reason}).where(PostRow.id == row.id)
+    peer_view = post_struct(changed, (await authors_of([row]))[row.author])
+    await queries.rewrite_post_events(row.id, encoder.encode(peer_view))
+    await outbox.append(PostUpdated(room_id=str(row.room), seq=seq, data=peer_view), post_id=row.id)
     await follow_original(outbox, changed, peer_view, "hidden" if reason is not None else "restored")
 
 
@@ -76,27 +75,27 @@ async def hide_post(account_id: uuid.UUID, post_id: str, reason: str | None, liv
     text = _reason(reason, required=True)
     async with unit_of_work(live) as outbox:
         await _set_hidden(outbox, row, me, text)
-        await _log(room.circle, me, "hide", post_id=row["id"], reason=text)
+        await _log(room.circle, me, "hide", post_id=row.id, reason=text)
         await notifications.notify(
-            outbox, "moderation", [row["author"]], me, About.post(room, row), reason=f"Your post was hidden: {text}"
+            outbox, "moderation", [row.author], me, About.post(room, row), reason=f"Your post was hidden: {text}"
         )
-    fresh = await PostRow.select().where(PostRow.id == row["id"]).first()
+    fresh = await queries.post_where(PostRow.id == row.id)
     assert fresh is not None
-    return post_struct(fresh, (await authors_of([fresh]))[fresh["author"]], me)
+    return post_struct(fresh, (await authors_of([fresh]))[fresh.author], me)
 
 
 async def restore_post(account_id: uuid.UUID, post_id: str, live: Live) -> Post:
     row, room, me = await _coach_on_post(account_id, post_id)
-    if row["hidden_at"] is None:
+    if row.hidden_at is None:
         raise Conflict("that post is not hidden")
-    if row.get("hidden_with_origin"):
+    if row.hidden_with_origin:
         raise Conflict("this share is hidden because the post it shares is hidden; show the original again instead")
     async with unit_of_work(live) as outbox:
         await _set_hidden(outbox, row, me, None)
-        await _log(room.circle, me, "restore", post_id=row["id"])
-    fresh = await PostRow.select().where(PostRow.id == row["id"]).first()
+        await _log(room.circle, me, "restore", post_id=row.id)
+    fresh = await queries.post_where(PostRow.id == row.id)
     assert fresh is not None
-    return post_struct(fresh, (await authors_of([fresh]))[fresh["author"]], me)
+    return post_struct(fresh, (await authors_of([fresh]))[fresh.author], me)
 
 
 async def remove_post_with_reason(account_id: uuid.UUID, post_id: str, reason: str | None, live: Live) -> None:
@@ -104,13 +103,13 @@ async def remove_post_with_reason(account_id: uuid.UUID, post_id: str, reason: s
     text = _reason(reason, required=True)
     async with unit_of_work(live) as outbox:
         await remove_post(outbox, row, reason=text)
-        await _log(room.circle, me, "remove", post_id=row["id"], reason=text)
+        await _log(room.circle, me, "remove", post_id=row.id, reason=text)
         await notifications.notify(
             outbox,
             "moderation",
-            [row["author"]],
+            [row.author],
             me,
-            About(room.circle, row["room"]),
+            About(room.circle, row.room),
             reason=f"Your post was removed: {text}",
         )
 
@@ -258,11 +257,11 @@ async def report(account_id: uuid.UUID, post_id: str, reason: str | None, live: 
     if me.circle_closed_at is not None:
         # A muted member may still report (safety does not wait); a closed circle has no coach on duty to read it.
         raise Conflict("this circle has been closed by its coach; reports are no longer taken")
-    if row["author"] == me.id:
+    if row.author == me.id:
         raise ClientException("you cannot report your own post; edit or delete it instead")
     text = _reason(reason, required=True)
     assert text is not None
-    existing = await Report.select().where((Report.post == row["id"]) & (Report.reporter == me.id)).first()
+    existing = await Report.select().where((Report.post == row.id) & (Report.reporter == me.id)).first()
     if existing is not None and existing["resolved_at"] is None:
         # Still open: the coach has it; a second tap sends nothing new.
         return await _report_out(existing, me)
@@ -275,12 +274,12 @@ async def report(account_id: uuid.UUID, post_id: str, reason: str | None, live: 
             await Report.update(
                 {Report.reason: text, Report.created_at: now(), Report.resolved_at: None, Report.resolution: None}
             ).where(Report.id == report_id)
-            await _log(room.circle, me, "report_reopened", post_id=row["id"], reason=text)
+            await _log(room.circle, me, "report_reopened", post_id=row.id, reason=text)
         else:
             await Report.insert(
                 Report(
                     id=report_id,
-                    post=row["id"],
+                    post=row.id,
                     circle=room.circle,
                     reporter=me.id,
                     reason=text,
@@ -295,12 +294,12 @@ async def report(account_id: uuid.UUID, post_id: str, reason: str | None, live: 
 
 
 async def _report_out(row: dict[str, Any], viewer: Member) -> ReportOut:
-    post_row = await PostRow.select().where(PostRow.id == row["post"]).first()
+    post_row = await queries.post_where(PostRow.id == row["post"])
     assert post_row is not None
-    people = await queries.memberships_by_id([row["reporter"], post_row["author"]])
+    people = await queries.memberships_by_id([row["reporter"], post_row.author])
     return ReportOut(
         id=str(row["id"]),
-        post=post_struct(post_row, membership_struct(people[post_row["author"]]), viewer),
+        post=post_struct(post_row, membership_struct(people[post_row.author]), viewer),
         reporter=membership_struct(people[row["reporter"]]),
         reason=row["reason"],
         created_at=row["created_at"],

@@ -23,7 +23,7 @@ from app.services.common import membership_struct
 from app.services.outbox import Outbox
 from db import queries
 from db.queries import chunks, now
-from db.rows import Member, RoomRow
+from db.rows import Member, PostRecord, RoomRow
 from db.tables import Account, Circle, Membership, NotificationPreference
 from db.tables import Notification as NotificationRow
 from realtime.events import ROLES, Notification, NotificationKind, Role
@@ -126,9 +126,9 @@ class About(msgspec.Struct, frozen=True):
     post_id: uuid.UUID | None = None
 
     @classmethod
-    def post(cls, room: RoomRow, post: dict[str, Any]) -> About:
+    def post(cls, room: RoomRow, post: PostRecord) -> About:
         """A post (a row with `id` and `room`) in `room` (a row with `circle`)."""
-        return cls(room.circle, post["room"], post["id"])
+        return cls(room.circle, post.room, post.id)
 
     @classmethod
     def room(cls, row: dict[str, Any]) -> About:

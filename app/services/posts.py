@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -25,7 +26,7 @@ from app.services.notifications import About
 from app.services.outbox import Outbox, unit_of_work
 from db import queries
 from db.queries import now
-from db.rows import Member, RoomRow
+from db.rows import Member, PostRecord, RoomRow, as_post
 from db.tables import Dropin as DropinRow
 from db.tables import Membership, Room, RoomEvent
 from db.tables import Post as PostRow
@@ -62,32 +63,32 @@ def decode_shared_from(raw: str) -> SharedFrom:
 DEFAULT_PAGE, MAX_PAGE = 20, 100
 
 
-def post_struct(row: dict[str, Any], author: PublicMembership, viewer: Member | None = None) -> Post:
+def post_struct(row: PostRecord, author: PublicMembership, viewer: Member | None = None) -> Post:
     """The post as `viewer` may see it. With no viewer it is the peer view, which is what events carry: a post the
     coach hid has no text in it, and no reason. Its author and the coach see the text and the reason."""
-    hidden = row.get("hidden_at") is not None
+    hidden = row.hidden_at is not None
     # A share hidden with its original holds someone else's hidden words: only the coach sees them, not the sharer.
-    own = viewer is not None and viewer.id == row["author"] and not row.get("hidden_with_origin")
+    own = viewer is not None and viewer.id == row.author and not row.hidden_with_origin
     privileged = viewer is not None and (viewer.role == "coach" or own)
     blank = hidden and not privileged
     return Post(
-        id=str(row["id"]),
-        room_id=str(row["room"]),
-        parent_id=str(row["parent"]) if row["parent"] else None,
+        id=str(row.id),
+        room_id=str(row.room),
+        parent_id=str(row.parent) if row.parent else None,
         author=author,
-        kind=row["kind"],
-        body="" if blank else row["body"],
-        html="" if blank else row["html"],
-        created_at=row["created_at"],
-        edited_at=row["edited_at"],
-        like_count=int(row["like_count"]),
-        liked_by_coach=bool(row["liked_by_coach"]),
-        pinned=bool(row["pinned"]),
-        shared_from=decode_shared_from(row["shared_from"]) if row.get("shared_from") else None,
-        seq=int(row["seq"]),
-        deleted=row["deleted_at"] is not None,
+        kind=row.kind,
+        body="" if blank else row.body,
+        html="" if blank else row.html,
+        created_at=row.created_at,
+        edited_at=row.edited_at,
+        like_count=int(row.like_count),
+        liked_by_coach=bool(row.liked_by_coach),
+        pinned=bool(row.pinned),
+        shared_from=decode_shared_from(row.shared_from) if row.shared_from else None,
+        seq=int(row.seq),
+        deleted=row.deleted_at is not None,
         hidden=hidden,
-        moderation_reason=row.get("moderation_reason") if hidden and privileged else None,
+        moderation_reason=row.moderation_reason if hidden and privileged else None,
     )
 
 
@@ -114,15 +115,15 @@ async def _access(account_id: uuid.UUID, room_id: uuid.UUID) -> tuple[RoomRow, M
     return found
 
 
-async def post_and_access(account_id: uuid.UUID, post_id: str) -> tuple[dict[str, Any], RoomRow, Member]:
+async def post_and_access(account_id: uuid.UUID, post_id: str) -> tuple[PostRecord, RoomRow, Member]:
     row, (room, membership) = await load_for(
         PostRow, post_id, "post", lambda post: queries.room_access(account_id, post["room"])
     )
-    return row, room, membership
+    return as_post(row), room, membership
 
 
-async def authors_of(rows: list[dict[str, Any]]) -> dict[uuid.UUID, PublicMembership]:
-    by_id = await queries.memberships_by_id(r["author"] for r in rows)
+async def authors_of(rows: Sequence[PostRecord]) -> dict[uuid.UUID, PublicMembership]:
+    by_id = await queries.memberships_by_id(r.author for r in rows)
     return {k: membership_struct(v) for k, v in by_id.items()}
 
 
@@ -136,77 +137,61 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
     if data.client_id is not None and not 1 <= len(data.client_id) <= CLIENT_ID_MAX:
         raise ClientException(f"client_id must be 1 to {CLIENT_ID_MAX} characters")
     if data.client_id is not None:
-        existing = (
-            await PostRow.select().where((PostRow.author == me.id) & (PostRow.client_id == data.client_id)).first()
-        )
+        existing = await queries.post_where((PostRow.author == me.id) & (PostRow.client_id == data.client_id))
         if existing is not None:
             return post_struct(existing, author)
     parent_id: uuid.UUID | None = None
     thread_root: uuid.UUID | None = None
     parent_author: uuid.UUID | None = None
     if data.parent_id is not None:
-        parent = (
-            await PostRow.select(
-                PostRow.id,
-                PostRow.thread_root,
-                PostRow.deleted_at,
-                PostRow.author,
-                PostRow.hidden_at,
-                PostRow.hidden_with_origin,
-            )
+        found = (
+            await PostRow.select()
             .where((PostRow.id == (queries.as_uuid(data.parent_id) or uuid.UUID(int=0))) & (PostRow.room == rid))
             .first()
         )
-        if parent is None:
+        if found is None:
             raise ClientException("parent_id is not a post in this room")
-        if parent["deleted_at"] is not None:
+        parent = as_post(found)
+        if parent.deleted_at is not None:
             raise ClientException("that post was deleted; reply to the thread instead")
         require_readable(parent, me)
-        parent_id, thread_root = parent["id"], parent["thread_root"] or parent["id"]
-        parent_author = parent["author"]
+        parent_id, thread_root = parent.id, parent.thread_root or parent.id
+        parent_author = parent.author
     # Aliases are only needed to resolve @mentions; most posts have none, and skip the query.
     aliases = await circle_aliases(room.circle) if "@" in body else {}
     html, mentioned = render(body, aliases)
     post_id = uuid.uuid4()
-    row: dict[str, Any] = {
-        "id": post_id,
-        "room": rid,
-        "parent": parent_id,
-        "thread_root": thread_root,
-        "author": me.id,
-        "kind": data.kind,
-        "body": body,
-        "html": html,
-        "created_at": now(),
-        "edited_at": None,
-        "deleted_at": None,
-        "client_id": data.client_id,
-        "seq": 0,
-        "like_count": 0,
-        "liked_by_coach": False,
-        "pinned": False,
-    }
+    row = PostRecord(
+        id=post_id,
+        room=rid,
+        parent=parent_id,
+        thread_root=thread_root,
+        author=me.id,
+        kind=data.kind,
+        body=body,
+        html=html,
+        created_at=now(),
+        client_id=data.client_id,
+    )
     outbox = Outbox()
     try:
         if parent_author is None and not mentioned and queries.single_statement_writes():
             # Nobody to notify: the seq, the post and its event go in one statement (see queries.insert_post).
-            row["seq"] = -1  # the placeholder the statement replaces with the real seq
+            row.seq = -1  # the placeholder the statement replaces with the real seq
             post = post_struct(row, author)
-            post.seq = row["seq"] = await queries.insert_post(row, encoder.encode(post), outbox.record)
+            post.seq = row.seq = await queries.insert_post(row.columns(), encoder.encode(post), outbox.record)
             await outbox.publish(live)  # the statement has committed
         else:
             async with unit_of_work(live, outbox):
-                row["seq"] = seq = await outbox.next_seq(rid)
-                await PostRow.insert(PostRow(**row))
+                row.seq = seq = await outbox.next_seq(rid)
+                await PostRow.insert(PostRow(**row.columns()))
                 post = post_struct(row, author)
                 await outbox.append(PostCreated(room_id=str(rid), seq=seq, data=post), post_id=post_id)
                 await _notify_for_post(outbox, row, me, room, parent_author, mentioned)
     except Exception as exc:
         if data.client_id is not None and is_unique_violation(exc):
             # The same client_id raced in twice; the other request's post is the one.
-            existing = (
-                await PostRow.select().where((PostRow.author == me.id) & (PostRow.client_id == data.client_id)).first()
-            )
+            existing = await queries.post_where((PostRow.author == me.id) & (PostRow.client_id == data.client_id))
             if existing is not None:
                 return post_struct(existing, author)
         raise
@@ -217,7 +202,7 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
 
 async def _notify_for_post(
     outbox: Outbox,
-    row: dict[str, Any],
+    row: PostRecord,
     me: Member,
     room: RoomRow,
     parent_author: uuid.UUID | None,
@@ -226,7 +211,7 @@ async def _notify_for_post(
     """A reply tells the parent's author (a coach's question says so); @mentions tell each member named once."""
     about = About.post(room, row)
     if parent_author is not None:
-        kind: NotificationKind = "question" if me.role == "coach" and row["kind"] == "question" else "reply"
+        kind: NotificationKind = "question" if me.role == "coach" and row.kind == "question" else "reply"
         await notifications.notify(outbox, kind, [parent_author], me, about)
     others = [uuid.UUID(m) for m in mentioned if uuid.UUID(m) != parent_author]
     if others:
@@ -251,42 +236,40 @@ async def list_posts(account_id: uuid.UUID, room_id: str, before: str | None, li
         if anchor is None:
             raise ClientException("before must be the id of a top-level post in this room")
         query = query.where(PostRow.seq < anchor["seq"])
-    rows = await query.order_by(PostRow.seq, ascending=False).limit(size + 1)
+    rows = [as_post(r) for r in await query.order_by(PostRow.seq, ascending=False).limit(size + 1)]
     more = len(rows) > size
     rows = rows[:size]
-    counts = await queries.reply_counts(r["id"] for r in rows)
+    counts = await queries.reply_counts(r.id for r in rows)
     authors = await authors_of(rows)
     items = [
-        PostListItem(**post_fields(post_struct(r, authors[r["author"]], me)), reply_count=counts.get(r["id"], 0))
+        PostListItem(**post_fields(post_struct(r, authors[r.author], me)), reply_count=counts.get(r.id, 0))
         for r in rows
         # A deleted post stays only as the anchor of replies that are still there.
-        if r["deleted_at"] is None or counts.get(r["id"], 0) > 0
+        if r.deleted_at is None or counts.get(r.id, 0) > 0
     ]
-    return PostPage(items=items, next_before=str(rows[-1]["id"]) if more and rows else None)
+    return PostPage(items=items, next_before=str(rows[-1].id) if more and rows else None)
 
 
-def _children(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def _children(rows: list[PostRecord]) -> dict[str, list[PostRecord]]:
     """parent id -> its replies, oldest first."""
-    children: dict[str, list[dict[str, Any]]] = {}
-    for r in sorted(rows, key=lambda r: r["seq"]):
-        if r["parent"] is not None:
-            children.setdefault(str(r["parent"]), []).append(r)
+    children: dict[str, list[PostRecord]] = {}
+    for r in sorted(rows, key=lambda r: r.seq):
+        if r.parent is not None:
+            children.setdefault(str(r.parent), []).append(r)
     return children
 
 
 def _tree(
-    row: dict[str, Any],
-    children: dict[str, list[dict[str, Any]]],
+    row: PostRecord,
+    children: dict[str, list[PostRecord]],
     authors: dict[uuid.UUID, PublicMembership],
     viewer: Member,
 ) -> PostThread | None:
     """A post with its replies (oldest first); a deleted post survives only as the anchor of live replies."""
-    replies = [
-        t for t in (_tree(c, children, authors, viewer) for c in children.get(str(row["id"]), [])) if t is not None
-    ]
-    if row["deleted_at"] is not None and not replies:
+    replies = [t for t in (_tree(c, children, authors, viewer) for c in children.get(str(row.id), [])) if t is not None]
+    if row.deleted_at is not None and not replies:
         return None
-    return PostThread(**post_fields(post_struct(row, authors[row["author"]], viewer)), replies=replies)
+    return PostThread(**post_fields(post_struct(row, authors[row.author], viewer)), replies=replies)
 
 
 def post_fields(post: Post) -> dict[str, Any]:
@@ -295,8 +278,13 @@ def post_fields(post: Post) -> dict[str, Any]:
 
 async def get_thread(account_id: uuid.UUID, post_id: str) -> PostThread:
     row, _room, me = await post_and_access(account_id, post_id)
-    root = row["thread_root"] or row["id"]
-    rows = await PostRow.select().where((PostRow.thread_root == root) | (PostRow.id == root)).order_by(PostRow.seq)
+    root = row.thread_root or row.id
+    rows = [
+        as_post(r)
+        for r in await PostRow.select()
+        .where((PostRow.thread_root == root) | (PostRow.id == root))
+        .order_by(PostRow.seq)
+    ]
     thread = _tree(row, _children(rows), await authors_of(rows), me)
     if thread is None:
         raise not_found("post")
@@ -305,32 +293,32 @@ async def get_thread(account_id: uuid.UUID, post_id: str) -> PostThread:
 
 async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) -> Post:
     row, room, me = await post_and_access(account_id, post_id)
-    if row["deleted_at"] is not None:
+    if row.deleted_at is not None:
         raise not_found("post")
-    if row["author"] != me.id:
+    if row.author != me.id:
         raise PermissionDeniedException("only the author can edit a post")
     require_can_write(me)
     require_room_open(room.dropin_state)
-    if row.get("hidden_at") is not None:
+    if row.hidden_at is not None:
         raise Conflict("your coach has hidden this post; it cannot be edited while hidden")
-    if row.get("shared_from"):
+    if row.shared_from:
         raise Conflict(
             "a share shows its original's words, which only their author can change; delete the share instead"
         )
     body = check_body(body)
     aliases = await circle_aliases(room.circle)
     html, mentioned = render(body, aliases)
-    _, already = render(row["body"], aliases)
+    _, already = render(row.body, aliases)
     async with unit_of_work(live) as outbox:
-        seq = await outbox.next_seq(row["room"])
-        row = {**row, "body": body, "html": html, "edited_at": now()}
-        await PostRow.update({PostRow.body: body, PostRow.html: html, PostRow.edited_at: row["edited_at"]}).where(
-            PostRow.id == row["id"]
+        seq = await outbox.next_seq(row.room)
+        row = msgspec.structs.replace(row, body=body, html=html, edited_at=now())
+        await PostRow.update({PostRow.body: body, PostRow.html: html, PostRow.edited_at: row.edited_at}).where(
+            PostRow.id == row.id
         )
         post = post_struct(row, membership_struct(me))
         # The log keeps no earlier wording: replay shows the post as it is now.
-        await queries.rewrite_post_events(row["id"], _encode(post))
-        await outbox.append(PostUpdated(room_id=str(row["room"]), seq=seq, data=post), post_id=row["id"])
+        await queries.rewrite_post_events(row.id, _encode(post))
+        await outbox.append(PostUpdated(room_id=str(row.room), seq=seq, data=post), post_id=row.id)
         await follow_original(outbox, row, post, "edited")
         await _notify_for_post(outbox, row, me, room, None, [m for m in mentioned if m not in already])
     return post
@@ -338,9 +326,9 @@ async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) 
 
 async def delete_post(account_id: uuid.UUID, post_id: str, live: Live) -> None:
     row, _room, me = await post_and_access(account_id, post_id)
-    if row["deleted_at"] is not None:
+    if row.deleted_at is not None:
         raise not_found("post")
-    if row["author"] != me.id and me.role != "coach":
+    if row.author != me.id and me.role != "coach":
         raise PermissionDeniedException("only the author or the circle's coach can delete a post")
     if me.circle_closed_at is not None:
         raise Conflict("this circle has been closed by its coach; it is read-only now")
@@ -348,72 +336,74 @@ async def delete_post(account_id: uuid.UUID, post_id: str, live: Live) -> None:
         await remove_post(outbox, row, reason=None)
 
 
-async def remove_post(outbox: Outbox, row: dict[str, Any], *, reason: str | None) -> None:
+async def remove_post(outbox: Outbox, row: PostRecord, *, reason: str | None) -> None:
     """Delete a post inside the caller's transaction: its text is scrubbed from the post and from every event that
     carried it, and a post.deleted event records the removal."""
-    seq = await outbox.next_seq(row["room"])
-    author = (await authors_of([row]))[row["author"]]
-    gone = {**row, "body": "", "html": "", "deleted_at": now(), "moderation_reason": reason}
+    seq = await outbox.next_seq(row.room)
+    author = (await authors_of([row]))[row.author]
+    gone = msgspec.structs.replace(row, body="", html="", deleted_at=now(), moderation_reason=reason)
     await PostRow.update(
-        {PostRow.body: "", PostRow.html: "", PostRow.deleted_at: gone["deleted_at"], PostRow.moderation_reason: reason}
-    ).where(PostRow.id == row["id"])
-    await queries.rewrite_post_events(row["id"], _encode(post_struct(gone, author)))
-    ref = PostRef(id=str(row["id"]), room_id=str(row["room"]))
-    await outbox.append(PostDeleted(room_id=str(row["room"]), seq=seq, data=ref), post_id=row["id"])
+        {PostRow.body: "", PostRow.html: "", PostRow.deleted_at: gone.deleted_at, PostRow.moderation_reason: reason}
+    ).where(PostRow.id == row.id)
+    await queries.rewrite_post_events(row.id, _encode(post_struct(gone, author)))
+    ref = PostRef(id=str(row.id), room_id=str(row.room))
+    await outbox.append(PostDeleted(room_id=str(row.room), seq=seq, data=ref), post_id=row.id)
     await follow_original(outbox, gone, None, "deleted")
 
 
 Change = Literal["edited", "hidden", "restored", "deleted"]
 
 
-async def follow_original(outbox: Outbox, row: dict[str, Any], peer_view: Post | None, change: Change) -> None:
+async def follow_original(outbox: Outbox, row: PostRecord, peer_view: Post | None, change: Change) -> None:
     """Everything that embeds a post's words follows the post, inside the caller's transaction (the post's own
     events are the caller's; `peer_view` is the post as peers now see it, None once it is gone):
 
     - the drop-in states that spotlight it, in the log and (for a drop-in that still shows it) live;
     - its shares: gone when it is gone, hidden while it is hidden, its current words after an edit.
     """
-    await _follow_in_dropins(outbox, row["id"], peer_view)
-    copies = await PostRow.select().where((PostRow.origin == row["id"]) & PostRow.deleted_at.is_null())
+    await _follow_in_dropins(outbox, row.id, peer_view)
+    copies = [
+        as_post(c) for c in await PostRow.select().where((PostRow.origin == row.id) & PostRow.deleted_at.is_null())
+    ]
     for copy in copies:
         if change == "deleted":
             await remove_post(outbox, copy, reason=None)
         elif change == "edited":
             await _copy_words(outbox, copy, row)
-        elif change == "hidden" and copy["hidden_at"] is None:
+        elif change == "hidden" and copy.hidden_at is None:
             await _set_copy_hidden(outbox, copy, True)
-        elif change == "restored" and copy["hidden_with_origin"]:
+        elif change == "restored" and copy.hidden_with_origin:
             await _set_copy_hidden(outbox, copy, False)
 
 
-async def _republish_copy(outbox: Outbox, copy: dict[str, Any]) -> None:
-    seq = await outbox.next_seq(copy["room"])
-    view = post_struct(copy, (await authors_of([copy]))[copy["author"]])
-    await queries.rewrite_post_events(copy["id"], _encode(view))
-    await outbox.append(PostUpdated(room_id=str(copy["room"]), seq=seq, data=view), post_id=copy["id"])
-    await _follow_in_dropins(outbox, copy["id"], view)
+async def _republish_copy(outbox: Outbox, copy: PostRecord) -> None:
+    seq = await outbox.next_seq(copy.room)
+    view = post_struct(copy, (await authors_of([copy]))[copy.author])
+    await queries.rewrite_post_events(copy.id, _encode(view))
+    await outbox.append(PostUpdated(room_id=str(copy.room), seq=seq, data=view), post_id=copy.id)
+    await _follow_in_dropins(outbox, copy.id, view)
 
 
-async def _copy_words(outbox: Outbox, copy: dict[str, Any], original: dict[str, Any]) -> None:
-    shared = decode_shared_from(copy["shared_from"]) if copy["shared_from"] else None
+async def _copy_words(outbox: Outbox, copy: PostRecord, original: PostRecord) -> None:
+    shared = decode_shared_from(copy.shared_from) if copy.shared_from else None
     across = shared is not None and shared.post_id is None
     # As when it was shared: across circles an @alias names nobody in the target circle.
-    body = neutralise_mentions(original["body"]) if across else original["body"]
-    circle = await Room.select(Room.circle).where(Room.id == copy["room"]).first()
+    body = neutralise_mentions(original.body) if across else original.body
+    circle = await Room.select(Room.circle).where(Room.id == copy.room).first()
     html, _ = render(body, await circle_aliases(circle["circle"]) if circle else {})
-    copy = {**copy, "body": body, "html": html, "edited_at": original["edited_at"] or now()}
-    await PostRow.update({PostRow.body: body, PostRow.html: html, PostRow.edited_at: copy["edited_at"]}).where(
-        PostRow.id == copy["id"]
+    copy = msgspec.structs.replace(copy, body=body, html=html, edited_at=original.edited_at or now())
+    await PostRow.update({PostRow.body: body, PostRow.html: html, PostRow.edited_at: copy.edited_at}).where(
+        PostRow.id == copy.id
     )
     await _republish_copy(outbox, copy)
 
 
-async def _set_copy_hidden(outbox: Outbox, copy: dict[str, Any], hidden: bool) -> None:
+async def _set_copy_hidden(outbox: Outbox, copy: PostRecord, hidden: bool) -> None:
     hidden_at = now() if hidden else None
-    copy = {**copy, "hidden_at": hidden_at, "hidden_with_origin": hidden, "moderation_reason": None}
+    copy = msgspec.structs.replace(copy, hidden_at=hidden_at, hidden_with_origin=hidden, moderation_reason=None)
     await PostRow.update(
         {PostRow.hidden_at: hidden_at, PostRow.hidden_with_origin: hidden, PostRow.moderation_reason: None}
-    ).where(PostRow.id == copy["id"])
+    ).where(PostRow.id == copy.id)
     await _republish_copy(outbox, copy)
 
 
@@ -458,7 +448,8 @@ async def threads_page(
     page = await list_posts(account_id, room_id, before, limit)
     _rid, _room, me = await room_and_membership(account_id, room_id)
     roots = [queries.as_uuid(p.id) for p in page.items]
-    rows = await PostRow.select().where(PostRow.thread_root.is_in([r for r in roots if r is not None])) if roots else []
+    wanted = [r for r in roots if r is not None]
+    rows = [as_post(r) for r in await PostRow.select().where(PostRow.thread_root.is_in(wanted))] if wanted else []
     children = _children(rows)
     authors = await authors_of(rows)
     threads = []

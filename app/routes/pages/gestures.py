@@ -47,7 +47,7 @@ async def share_form(request: Request[Any, Any, Any], post_id: FromPath[str]) ->
     user = who(request)
     row, room, membership = await posts.post_and_access(user.account_id, post_id)
     gestures.require_visible(row, membership, "share")
-    groups = await gestures.share_targets(user.account_id, room.circle, row["room"], membership.role == "coach")
+    groups = await gestures.share_targets(user.account_id, room.circle, row.room, membership.role == "coach")
     across = any(g["across"] for g in groups)
     return fragment("share_form", post={"id": post_id}, groups=groups, across=across)
 

@@ -123,7 +123,7 @@ async def thread_page(request: Request[Any, Any, Any], post_id: FromPath[str]) -
     user = who(request)
     # The room (with its last seq) before the thread, as on the room page: nothing committed in between is missed.
     row, room, _ = await posts.post_and_access(user.account_id, post_id)
-    root_id = str(row["thread_root"] or row["id"])
+    root_id = str(row.thread_root or row.id)
     root = await posts.get_thread(user.account_id, root_id)
     circle, membership = await circles.get_circle(user.account_id, str(room.circle))
     members = await circles.members(user.account_id, circle.id)
