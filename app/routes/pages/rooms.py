@@ -13,7 +13,7 @@ from app.deps import LiveDep
 from app.routes.pages.common import Form, excerpt, fragment, page, page_user, who
 from app.schemas import PostCreate
 from app.services import circles, dropins, gestures, posts
-from db.rows import Member
+from db.rows import Member, RoomRow
 from db.tables import Post as PostRow
 from realtime.events import PostKind
 
@@ -46,22 +46,33 @@ async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str], liv
     # socket's `since` replay, never in neither (the page drops a replayed post it already shows).
     _, room, _ = await posts.room_and_membership(user.account_id, room_id)
     threads, next_before = await posts.threads_page(user.account_id, room_id, None)
-    circle, membership = await circles.get_circle(user.account_id, str(room.circle))
-    members = await circles.members(user.account_id, circle.id)
+    frame, membership = await _in_room(request, room)
     return page(
         "room",
-        me=await page_user(request),
-        circle=circle,
-        membership=membership,
-        room=room,
+        **frame,
         rooms=await circles.rooms(user.account_id, str(room.circle)),
         threads=threads,
         next_before=next_before,
-        aliases=[m.alias for m in members if m.membership_id != str(membership.id)],
         dropin=await dropins.for_room(room, live),
         pinned_by_coach=await coach_pins(room.id),
         **await viewer_context(membership, threads),
     )
+
+
+async def _in_room(request: Request[Any, Any, Any], room: RoomRow) -> tuple[dict[str, Any], Member]:
+    """What every page inside a room shows around its content: the reader, the circle, who they are there, and the
+    aliases the composer can @mention (everyone but themself)."""
+    user = who(request)
+    circle, membership = await circles.get_circle(user.account_id, str(room.circle))
+    members = await circles.members(user.account_id, circle.id)
+    frame = {
+        "me": await page_user(request),
+        "circle": circle,
+        "membership": membership,
+        "room": room,
+        "aliases": [m.alias for m in members if m.membership_id != str(membership.id)],
+    }
+    return frame, membership
 
 
 async def coach_pins(room_id: Any) -> list[dict[str, Any]]:
@@ -125,19 +136,8 @@ async def thread_page(request: Request[Any, Any, Any], post_id: FromPath[str]) -
     row, room, _ = await posts.post_and_access(user.account_id, post_id)
     root_id = str(row.thread_root or row.id)
     root = await posts.get_thread(user.account_id, root_id)
-    circle, membership = await circles.get_circle(user.account_id, str(room.circle))
-    members = await circles.members(user.account_id, circle.id)
-    return page(
-        "thread",
-        me=await page_user(request),
-        circle=circle,
-        membership=membership,
-        room=room,
-        thread=root,
-        focus=post_id,
-        aliases=[m.alias for m in members if m.membership_id != str(membership.id)],
-        **await viewer_context(membership, [root]),
-    )
+    frame, membership = await _in_room(request, room)
+    return page("thread", **frame, thread=root, focus=post_id, **await viewer_context(membership, [root]))
 
 
 @get("/posts/{post_id:str}/reply", include_in_schema=False)
