@@ -33,6 +33,7 @@ from app.routes import (
     api_circles,
     api_dropins,
     api_gestures,
+    api_lab,
     api_moderation,
     api_notifications,
     api_posts,
@@ -41,7 +42,7 @@ from app.routes import (
     openapi,
     pages,
 )
-from app.services import circles, dropins
+from app.services import circles, dropins, lab
 from app.settings import Settings, load_settings
 from db import engine as db_engine
 from db.migrate import pending
@@ -75,6 +76,8 @@ REDIS_TIMEOUT = 0.5
 PURGE_INTERVAL = 3600.0
 # Seconds between looks for drop-ins about to start (their reminders go out ten minutes before).
 REMINDER_INTERVAL = 60.0
+# Seconds between looks for experiments that have come due (the contract: within a minute of due_at).
+EXPERIMENT_DUE_INTERVAL = 30.0
 
 
 class MigrationsPending(RuntimeError):
@@ -170,6 +173,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         jobs = [
             asyncio.create_task(_every(PURGE_INTERVAL, circles.purge_closed_circles), name="kindred-purge"),
             asyncio.create_task(_every(REMINDER_INTERVAL, lambda: dropins.send_reminders(live)), name="kindred-remind"),
+            asyncio.create_task(_every(EXPERIMENT_DUE_INTERVAL, lambda: lab.send_due(live)), name="kindred-lab-due"),
         ]
         try:
             yield
@@ -196,6 +200,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         *api_accounts.ROUTES,
         *api_circles.ROUTES,
         *api_posts.ROUTES,
+        *api_lab.ROUTES,
         *api_gestures.ROUTES,
         *api_moderation.ROUTES,
         *api_notifications.ROUTES,

@@ -71,6 +71,10 @@ class PostRecord(msgspec.Struct, kw_only=True):
     shared_from: str | None = None
     origin: uuid.UUID | None = None
     hidden_with_origin: bool = False
+    experiment: str | None = None
+    experiment_state: str | None = None
+    experiment_due_at: datetime | None = None
+    experiment_due_sent_at: datetime | None = None
 
     def columns(self) -> dict[str, Any]:
         """The row for an INSERT."""

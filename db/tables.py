@@ -163,6 +163,16 @@ class Post(Table, tablename="post"):
     hidden_with_origin = Boolean(
         default=False, help_text="Hidden because its original was hidden; restored with it, shown to nobody meanwhile."
     )
+    # The lab: the experiment record (JSON `realtime.events.Experiment`) on a post of kind experiment, with its state
+    # and due time in columns of their own so the due check is one indexed query (raw partial index).
+    experiment = Text(null=True, default=None, help_text="JSON Experiment on a post of kind experiment; else NULL.")
+    experiment_state = Varchar(
+        length=16, null=True, default=None, help_text="planned, tried, debriefed or abandoned; NULL without a record."
+    )
+    experiment_due_at = Timestamptz(null=True, default=None, help_text="When the author is asked how it went.")
+    experiment_due_sent_at = Timestamptz(
+        null=True, default=None, help_text="When experiment.due went out (once, whichever instance claimed it)."
+    )
 
 
 class RoomEvent(Table, tablename="room_event"):

@@ -32,7 +32,11 @@ NotificationKind = Literal[
     "circle.privacy",
     "dropin.live",
     "dropin.reminder",
+    "experiment.due",
+    "experiment.debriefed",
 ]
+ExperimentStateName = Literal["planned", "tried", "debriefed", "abandoned"]
+Matched = Literal["yes", "partly", "no"]
 
 
 class Membership(msgspec.Struct, frozen=True):
@@ -51,6 +55,26 @@ class SharedFrom(msgspec.Struct, frozen=True):
     room_id: str | None
     author: Membership | None
     note: str | None = None
+
+
+class Experiment(msgspec.Struct, kw_only=True):
+    """The record of one behavioural experiment (contract, second part: the lab). Only on posts of kind
+    `experiment`; its author moves it planned -> tried -> debriefed (or abandoned)."""
+
+    state: ExperimentStateName
+    assumption: str
+    belief_before: int
+    action: str
+    prediction: str
+    prediction_confidence: int | None = None
+    safety_behaviours: list[str] = msgspec.field(default_factory=list)
+    due_at: datetime
+    outcome: str | None = None
+    matched_prediction: Matched | None = None
+    belief_after: int | None = None
+    learning: str | None = None
+    tried_at: datetime | None = None
+    debriefed_at: datetime | None = None
 
 
 class Post(msgspec.Struct, kw_only=True):
@@ -74,6 +98,9 @@ class Post(msgspec.Struct, kw_only=True):
     hidden: bool = False
     # Extension: why the coach hid it; only ever sent to the post's author and the coach.
     moderation_reason: str | None = None
+    # The lab: the experiment record on a post of kind `experiment` (null on other kinds, and on experiment posts
+    # made without one). Empty for peers while the post is hidden, like its text.
+    experiment: Experiment | None = None
 
 
 class PostRef(msgspec.Struct, frozen=True):
@@ -157,7 +184,16 @@ class DropinChanged(_Event, tag="dropin.state"):
     data: Dropin
 
 
-RoomEvent = PostCreated | PostUpdated | PostDeleted | LikeChanged | PinChanged | DropinChanged
+class ExperimentMove(msgspec.Struct, frozen=True):
+    post_id: str
+    experiment: Experiment
+
+
+class ExperimentChanged(_Event, tag="experiment.changed"):
+    data: ExperimentMove
+
+
+RoomEvent = PostCreated | PostUpdated | PostDeleted | LikeChanged | PinChanged | DropinChanged | ExperimentChanged
 
 
 # --- What travels on the bus (channels room:{id} and account:{id}). ------------------------------------------------

@@ -77,6 +77,18 @@ async def _activity(world: dict[str, Any]) -> None:
             "PATCH", f"/api/v1/posts/{post['id']}", {"body": f"An experiment of mine in {c['circle']['name']}, edited"}
         )
         c["sam_post"] = post["id"]
+        # The lab: an experiment with its record, tried and debriefed (the coach is told), moved live.
+        plan = {
+            "assumption": "If I say no, the friendship breaks",
+            "belief_before": 75,
+            "action": "Say no to the Saturday move, kindly",
+            "prediction": "A cold week",
+            "safety_behaviours": ["over-explaining"],
+        }
+        lab = await sam.post(room, "", kind="experiment", experiment=plan)
+        await sam.ok("PATCH", f"/api/v1/posts/{lab['id']}/experiment", {"state": "tried", "outcome": "Said it"})
+        debrief = {"state": "debriefed", "outcome": "Fine", "matched_prediction": "no", "belief_after": 25}
+        await sam.ok("PATCH", f"/api/v1/posts/{lab['id']}/experiment", {**debrief, "learning": "No is allowed"})
     one, two = world["circles"]
     # The coach carries Sam's post from circle One into circle Two.
     first = (await coach.ok("GET", f"/api/v1/rooms/{one['room']['id']}/posts"))["items"][-1]
@@ -121,6 +133,7 @@ async def _walk_api(walk: Walk, viewer: User, world: dict[str, Any]) -> None:
             f"/circles/{cid}/rooms",
             f"/circles/{cid}/insights",
             f"/circles/{cid}/dropins",
+            f"/circles/{cid}/experiments?limit=100",
             f"/rooms/{rid}/posts?limit=100",
         ):
             walk.add(f"GET {path}", await viewer.ok("GET", f"/api/v1{path}"))

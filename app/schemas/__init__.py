@@ -41,6 +41,7 @@ from app.schemas.export import (
     ExportTag,
 )
 from app.schemas.gestures import Insight, LikeOut, PinBody, PinOut, ShareBody, TagBody, TagOut
+from app.schemas.lab import ExperimentMoveBody, ExperimentPage, ExperimentPlan
 from app.schemas.moderation import (
     AuditEntry,
     FormerMember,
@@ -80,6 +81,9 @@ __all__ = [
     "DropinCreate",
     "DropinDetail",
     "Email",
+    "ExperimentMoveBody",
+    "ExperimentPage",
+    "ExperimentPlan",
     "Export",
     "ExportDropin",
     "ExportMembership",

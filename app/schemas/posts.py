@@ -8,14 +8,17 @@ import msgspec
 from msgspec import Meta
 
 from app.schemas.common import Id
+from app.schemas.lab import ExperimentPlan
 from realtime.events import Post, PostKind
 
 
 class PostCreate(msgspec.Struct):
-    body: str
+    body: str = ""
     kind: PostKind = "reflection"
     parent_id: Id | None = None
     client_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    # Only with kind "experiment" (the lab): what the member plans to test.
+    experiment: ExperimentPlan | None = None
 
 
 class PostEdit(msgspec.Struct):

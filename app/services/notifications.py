@@ -46,6 +46,8 @@ KIND_TEXT: dict[NotificationKind, str] = {
     "circle.privacy": "{reason}",
     "dropin.live": "{actor} has started a drop-in. Join now",
     "dropin.reminder": "A drop-in starts in 10 minutes",
+    "experiment.due": "Time to look back at your experiment. How did it go?",
+    "experiment.debriefed": "{actor} debriefed an experiment",
 }
 KINDS = tuple(KIND_TEXT)
 KIND_LABELS: dict[NotificationKind, str] = {
@@ -63,6 +65,8 @@ KIND_LABELS: dict[NotificationKind, str] = {
     "circle.privacy": "Changes to what my coach can see",
     "dropin.live": "Drop-ins going live",
     "dropin.reminder": "Drop-in reminders",
+    "experiment.due": "My experiments coming due",
+    "experiment.debriefed": "Members' debriefed experiments (coaches)",
 }
 
 

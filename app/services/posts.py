@@ -12,7 +12,7 @@ from litestar.exceptions import ClientException, PermissionDeniedException
 from app.errors import Conflict, not_found
 from app.live import Live
 from app.schemas import PostCreate, PostListItem, PostPage, PostThread
-from app.services import notifications
+from app.services import experiments, notifications
 from app.services.common import (
     is_unique_violation,
     load_for,
@@ -89,6 +89,7 @@ def post_struct(row: PostRecord, author: PublicMembership, viewer: Member | None
         deleted=row.deleted_at is not None,
         hidden=hidden,
         moderation_reason=row.moderation_reason if hidden and privileged else None,
+        experiment=experiments.decode(row.experiment) if row.experiment and not blank else None,
     )
 
 
@@ -133,7 +134,19 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
     require_can_write(me)
     require_room_open(room.dropin_state)
     author = membership_struct(me)
-    body = check_body(data.body)
+    record = None
+    if data.experiment is not None:
+        if data.kind != "experiment":
+            raise ClientException(
+                'experiment is only for posts of kind "experiment"; send kind "experiment" or leave it out'
+            )
+        if data.parent_id is not None:
+            raise ClientException("an experiment is a post of its own, not a reply: leave parent_id out")
+        record = experiments.plan(data.experiment, now())
+    # An experiment's record says what it is about; its body (a note around it) may stay empty.
+    body = data.body if record is not None and not data.body.strip() else check_body(data.body)
+    if len(body) > MAX_BODY:
+        raise ClientException(f"a post is at most {MAX_BODY:,} characters; this one has {len(body):,}")
     if data.client_id is not None and not 1 <= len(data.client_id) <= CLIENT_ID_MAX:
         raise ClientException(f"client_id must be 1 to {CLIENT_ID_MAX} characters")
     if data.client_id is not None:
@@ -159,7 +172,9 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
         parent_author = parent.author
     # Aliases are only needed to resolve @mentions; most posts have none, and skip the query.
     aliases = await circle_aliases(room.circle) if "@" in body else {}
-    html, mentioned = render(body, aliases)
+    html, mentioned = render(body, aliases) if body.strip() else ("", [])
+    if record is not None:
+        html += experiments.record_html(record)
     post_id = uuid.uuid4()
     row = PostRecord(
         id=post_id,
@@ -172,10 +187,14 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
         html=html,
         created_at=now(),
         client_id=data.client_id,
+        experiment=experiments.encode(record) if record is not None else None,
+        experiment_state=record.state if record is not None else None,
+        experiment_due_at=record.due_at if record is not None else None,
     )
     outbox = Outbox()
     try:
-        if parent_author is None and not mentioned and queries.single_statement_writes():
+        # (An experiment takes the transaction: the one statement writes the columns every post has.)
+        if parent_author is None and not mentioned and record is None and queries.single_statement_writes():
             # Nobody to notify: the seq, the post and its event go in one statement (see queries.insert_post).
             row.seq = -1  # the placeholder the statement replaces with the real seq
             post = post_struct(row, author)
@@ -308,6 +327,8 @@ async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) 
     body = check_body(body)
     aliases = await circle_aliases(room.circle)
     html, mentioned = render(body, aliases)
+    if row.experiment:
+        html += experiments.record_html(experiments.decode(row.experiment))
     _, already = render(row.body, aliases)
     async with unit_of_work(live) as outbox:
         seq = await outbox.next_seq(row.room)
@@ -341,9 +362,19 @@ async def remove_post(outbox: Outbox, row: PostRecord, *, reason: str | None) ->
     carried it, and a post.deleted event records the removal."""
     seq = await outbox.next_seq(row.room)
     author = (await authors_of([row]))[row.author]
-    gone = msgspec.structs.replace(row, body="", html="", deleted_at=now(), moderation_reason=reason)
+    gone = msgspec.structs.replace(
+        row, body="", html="", deleted_at=now(), moderation_reason=reason, experiment=None, experiment_state=None
+    )
+    # An experiment's record is its author's words too: it goes with the text.
     await PostRow.update(
-        {PostRow.body: "", PostRow.html: "", PostRow.deleted_at: gone.deleted_at, PostRow.moderation_reason: reason}
+        {
+            PostRow.body: "",
+            PostRow.html: "",
+            PostRow.deleted_at: gone.deleted_at,
+            PostRow.moderation_reason: reason,
+            PostRow.experiment: None,
+            PostRow.experiment_state: None,
+        }
     ).where(PostRow.id == row.id)
     await queries.rewrite_post_events(row.id, _encode(post_struct(gone, author)))
     ref = PostRef(id=str(row.id), room_id=str(row.room))
