@@ -176,7 +176,8 @@ async def current_membership(account_id: uuid.UUID, circle_id: uuid.UUID) -> Mem
 
 _ROOM_ACCESS = """
 SELECT r.id AS room_id, r.circle AS room_circle, r.name AS room_name, r.topic AS room_topic,
-       r.last_seq AS room_last_seq, r.created_at AS room_created_at,
+       r.last_seq AS room_last_seq, r.created_at AS room_created_at, r.kind AS room_kind,
+       r.membership AS room_membership,
        m.id, m.circle, m.account, m.alias, m.alias_key, m.role, m.joined_at, m.removed_at, m.muted_until,
        m.mute_reason, c.closed_at AS circle_closed_at, d.id AS room_dropin, d.state AS room_dropin_state
 FROM room r
@@ -184,11 +185,13 @@ JOIN membership m ON m.circle = r.circle AND m.account = {} AND m.removed_at IS 
 JOIN circle c ON c.id = r.circle
 LEFT JOIN dropin d ON d.room = r.id
 WHERE r.id = {}
+  AND (r.kind <> 'journal' OR r.membership = m.id OR m.role = 'coach')
 """
 
 
 async def room_access(account_id: uuid.UUID, room_id: uuid.UUID) -> tuple[RoomRow, Member] | None:
-    """(room, membership) when the account is a current member of the room's circle; otherwise None.
+    """(room, membership) when the account is a current member of the room's circle (for a journal: its member or
+    the circle's coach, nobody else); otherwise None.
 
     One round trip: every post, reply and subscribe asks this first."""
     rows = await Room.raw(_ROOM_ACCESS, account_id, room_id)

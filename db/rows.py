@@ -37,6 +37,9 @@ class RoomRow(msgspec.Struct, kw_only=True):
     created_at: datetime | None = None
     dropin: uuid.UUID | None = None
     dropin_state: str | None = None
+    kind: str = "room"
+    # A journal's member (kind "journal"); None for other rooms.
+    membership: uuid.UUID | None = None
 
 
 def as_member(row: dict[str, Any]) -> Member:

@@ -122,6 +122,10 @@ class Room(Table, tablename="room"):
         default=0, help_text="Seq of the room's newest event; incremented under this row's lock in each write."
     )
     created_at = Timestamptz(default=TimestamptzNow())
+    kind = Varchar(length=16, default="room", help_text="room, dropin (a drop-in's own room) or journal.")
+    # A journal's member: only they and the circle's coach may read or write it. A plain UUID (its unique partial
+    # index is raw), NULL for every other room.
+    membership = UUID(null=True, default=None, help_text="The member whose journal this is; NULL for other rooms.")
 
 
 class Post(Table, tablename="post"):

@@ -77,6 +77,10 @@ async def _activity(world: dict[str, Any]) -> None:
             "PATCH", f"/api/v1/posts/{post['id']}", {"body": f"An experiment of mine in {c['circle']['name']}, edited"}
         )
         c["sam_post"] = post["id"]
+        # Sam's journal: a first reflection, the coach's private reply.
+        mine = await sam.ok("GET", f"/api/v1/memberships/{c['sam']['membership_id']}/journal")
+        private = await sam.post(mine["id"], "Not ready to say this in the room yet")
+        await coach.post(mine["id"], "Thank you for trusting me with it", parent_id=private["id"])
         # The lab: an experiment with its record, tried and debriefed (the coach is told), moved live.
         plan = {
             "assumption": "If I say no, the friendship breaks",
@@ -139,6 +143,15 @@ async def _walk_api(walk: Walk, viewer: User, world: dict[str, Any]) -> None:
             walk.add(f"GET {path}", await viewer.ok("GET", f"/api/v1{path}"))
         for item in (await viewer.ok("GET", f"/api/v1/rooms/{rid}/posts?limit=100"))["items"]:
             walk.add(f"GET /posts/{item['id']}", await viewer.ok("GET", f"/api/v1/posts/{item['id']}"))
+        # Journals: the viewer's own (as a member), and every member's for the coach; each journal's posts too.
+        for m in (await viewer.ok("GET", "/api/v1/me"))["memberships"]:
+            if m["circle_id"] == cid:
+                own = await viewer.ok("GET", f"/api/v1/memberships/{m['membership_id']}/journal")
+                walk.add("GET /memberships/{id}/journal", own)
+                walk.add("GET journal posts", await viewer.ok("GET", f"/api/v1/rooms/{own['id']}/posts"))
+        response = await viewer.call("GET", f"/api/v1/circles/{cid}/journals")
+        if response.status_code == 200:
+            walk.add("GET /circles/{id}/journals", response.json())
         for path in (f"/circles/{cid}/reports?open=false", f"/circles/{cid}/audit", f"/circles/{cid}/former-members"):
             response = await viewer.call("GET", f"/api/v1{path}")
             if response.status_code == 200:

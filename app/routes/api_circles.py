@@ -22,7 +22,7 @@ from app.schemas import (
     RoomCreate,
     RoomOut,
 )
-from app.services import circles
+from app.services import circles, journals
 from realtime.events import Membership
 
 
@@ -125,3 +125,16 @@ async def reopen_circle(circle_id: FromPath[str], principal: PrincipalDep) -> Ci
 
 
 ROUTES.extend([change_alias, close_circle, reopen_circle])
+
+
+@get("/memberships/{membership_id:str}/journal", summary="A member's journal: only they and the coach read it")
+async def journal(membership_id: FromPath[str], principal: PrincipalDep) -> RoomOut:
+    return await journals.journal(principal.account_id, membership_id)
+
+
+@get("/circles/{circle_id:str}/journals", summary="Every member's journal (coach)")
+async def circle_journals(circle_id: FromPath[str], principal: PrincipalDep) -> list[RoomOut]:
+    return await journals.journals(principal.account_id, circle_id)
+
+
+ROUTES.extend([journal, circle_journals])

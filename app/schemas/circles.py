@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -76,6 +76,10 @@ class RoomOut(msgspec.Struct):
     last_seq: int
     # Extension: set when the room is a drop-in's own room.
     dropin_id: str | None = None
+    # room (an ordinary room), dropin (a drop-in's own room) or journal (one member's, with the coach).
+    kind: Literal["room", "dropin", "journal"] = "room"
+    # Set on journals only: whose journal it is.
+    membership_id: str | None = None
 
 
 class CircleClosed(msgspec.Struct):

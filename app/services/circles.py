@@ -102,6 +102,12 @@ def room_out(row: dict[str, Any], dropin_id: uuid.UUID | None = None) -> RoomOut
         topic=row["topic"],
         last_seq=int(row["last_seq"]),
         dropin_id=str(dropin_id) if dropin_id else None,
+        kind="journal"
+        if row.get("kind") == "journal"
+        else "dropin"
+        if dropin_id or row.get("kind") == "dropin"
+        else "room",
+        membership_id=str(row["membership"]) if row.get("membership") else None,
     )
 
 
@@ -422,7 +428,8 @@ async def create_room(account_id: uuid.UUID, circle_id: str, data: RoomCreate) -
 async def rooms(account_id: uuid.UUID, circle_id: str) -> list[RoomOut]:
     cid = parse_id(circle_id, "circle")
     await require_member(account_id, cid)
-    rows = await Room.select().where(Room.circle == cid).order_by(Room.created_at)
+    # Journals are never listed here: each is its member's and the coach's (GET /circles/{id}/journals).
+    rows = await Room.select().where((Room.circle == cid) & (Room.kind != "journal")).order_by(Room.created_at)
     dropin_rooms = {r["room"]: r["id"] for r in await Dropin.select(Dropin.room, Dropin.id).where(Dropin.circle == cid)}
     return [room_out(r, dropin_rooms.get(r["id"])) for r in rows]
 

@@ -148,6 +148,7 @@ async def schedule(account_id: uuid.UUID, circle_id: str, data: DropinCreate) ->
             Room(
                 id=room_id,
                 circle=cid,
+                kind="dropin",
                 # Room names are at most 80 characters; the full title stays on the drop-in.
                 name=(title if "drop-in" in title.lower() else f"Drop-in: {title}")[:80],
                 # The agenda is the panel's; the room's topic line would only repeat it.
@@ -402,7 +403,9 @@ async def spotlight(account_id: uuid.UUID, dropin_id: str, post_id: str | None, 
             .where(
                 (PostRow.id == (pid or uuid.UUID(int=0)))
                 & PostRow.deleted_at.is_null()
-                & PostRow.room.is_in(Room.select(Room.id).where(Room.circle == row["circle"]))
+                & PostRow.room.is_in(
+                    Room.select(Room.id).where((Room.circle == row["circle"]) & (Room.kind != "journal"))
+                )
             )
             .first()
         )

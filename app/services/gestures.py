@@ -15,7 +15,7 @@ from typing import Any
 
 from litestar.exceptions import ClientException, PermissionDeniedException
 
-from app.errors import Conflict
+from app.errors import Conflict, not_found
 from app.live import Live
 from app.schemas.gestures import Insight, LikeOut, PinOut, TagOut
 from app.services import notifications
@@ -205,7 +205,9 @@ async def insights(account_id: uuid.UUID, circle_id: str) -> list[Insight]:
     )
     if not pins:
         return []
-    rows = {r.id: r for r in await queries.posts_where(PostRow.id.is_in([p["post"] for p in pins]))}
+    # A pin in a journal stays there: the board is the whole circle's.
+    in_rooms = PostRow.room.is_in(Room.select(Room.id).where((Room.circle == cid) & (Room.kind != "journal")))
+    rows = {r.id: r for r in await queries.posts_where(PostRow.id.is_in([p["post"] for p in pins]) & in_rooms)}
     shown = [
         (p, rows[p["post"]])
         for p in pins
@@ -231,8 +233,14 @@ async def share(account_id: uuid.UUID, post_id: str, room_id: str, note: str | N
     """
     row, source_room, me = await post_and_access(account_id, post_id)
     require_visible(row, me, "share")
+    if source_room.kind == "journal" and row.author != me.id:
+        raise PermissionDeniedException("only its author can carry a journal post out of the journal")
     target, target_me = await load_for(Room, room_id, "room", member_of_its_circle(account_id))
     target_id = target["id"]
+    if target.get("kind") == "journal":
+        if target.get("membership") != target_me.id and target_me.role != "coach":
+            raise not_found("room")  # someone else's journal is no room of theirs
+        raise ClientException("a journal holds what is written in it; share into one of the circle's rooms instead")
     require_can_write(me)
     require_can_write(target_me)
     require_room_open(await dropin_state(target_id))
@@ -300,6 +308,8 @@ async def tag(account_id: uuid.UUID, post_id: str, membership_id: str, live: Liv
         raise ClientException("membership_id is not a member of this circle")
     if target["id"] == me.id:
         raise ClientException("you cannot tag yourself")
+    if room.kind == "journal" and target["id"] != room.membership and target["role"] != "coach":
+        raise ClientException("a journal is its member's and the coach's alone: nobody else can be drawn in")
     require_can_write(me)
     async with unit_of_work(live) as outbox:
         inserted = await Tag.raw(
@@ -335,7 +345,7 @@ async def share_targets(
     wanted = [m for m in mine if m["circle"] == circle_id or (is_coach and m["role"] == "coach")]
     rooms = (
         await Room.select(Room.id, Room.name, Room.circle)
-        .where(Room.circle.is_in([m["circle"] for m in wanted]) & (Room.id != current_room))
+        .where(Room.circle.is_in([m["circle"] for m in wanted]) & (Room.id != current_room) & (Room.kind != "journal"))
         .order_by(Room.created_at)
     )
     groups = []

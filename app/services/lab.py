@@ -85,8 +85,12 @@ async def list_experiments(
     if state is not None and state not in states:
         raise ClientException(f"state must be one of {', '.join(states)}")
     size = min(max(limit or DEFAULT_PAGE, 1), MAX_PAGE)
+    # Journals: the coach reads them all; a member only their own.
+    readable: Any = Room.circle == cid
+    if me.role != "coach":
+        readable = readable & ((Room.kind != "journal") | (Room.membership == me.id))
     where: Any = (
-        PostRow.room.is_in(Room.select(Room.id).where(Room.circle == cid))
+        PostRow.room.is_in(Room.select(Room.id).where(readable))
         & PostRow.experiment_state.is_not_null()
         & PostRow.deleted_at.is_null()
     )

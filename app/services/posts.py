@@ -229,6 +229,11 @@ async def _notify_for_post(
 ) -> None:
     """A reply tells the parent's author (a coach's question says so); @mentions tell each member named once."""
     about = About.post(room, row)
+    if room.kind == "journal":
+        # Nobody but the journal's member and the coach hears of what is written in it.
+        allowed = {room.membership, *await notifications.members_of(room.circle, roles=("coach",))}
+        parent_author = parent_author if parent_author in allowed else None
+        mentioned = [m for m in mentioned if queries.as_uuid(m) in allowed]
     if parent_author is not None:
         kind: NotificationKind = "question" if me.role == "coach" and row.kind == "question" else "reply"
         await notifications.notify(outbox, kind, [parent_author], me, about)
