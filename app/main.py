@@ -76,8 +76,6 @@ REDIS_TIMEOUT = 0.5
 PURGE_INTERVAL = 3600.0
 # Seconds between looks for drop-ins about to start (their reminders go out ten minutes before).
 REMINDER_INTERVAL = 60.0
-# Seconds between looks for experiments that have come due (the contract: within a minute of due_at).
-EXPERIMENT_DUE_INTERVAL = 30.0
 
 
 class MigrationsPending(RuntimeError):
@@ -92,6 +90,14 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
         except Exception:
             log.exception("periodic job %s failed", getattr(job, "__name__", job))
         await asyncio.sleep(seconds)
+
+
+async def _due_check(hub: Hub, live: Live) -> None:
+    """One look for experiments that have come due; counted (`due_checks`, `due_sent` on /healthz for an operator) so
+    that an operator, and the two-instance test, can tell that an instance has looked."""
+    sent = await lab.send_due(live)
+    hub.stats["due_checks"] += 1
+    hub.stats["due_sent"] += sent
 
 
 async def private_responses(response: Response[Any]) -> Response[Any]:
@@ -173,7 +179,9 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         jobs = [
             asyncio.create_task(_every(PURGE_INTERVAL, circles.purge_closed_circles), name="kindred-purge"),
             asyncio.create_task(_every(REMINDER_INTERVAL, lambda: dropins.send_reminders(live)), name="kindred-remind"),
-            asyncio.create_task(_every(EXPERIMENT_DUE_INTERVAL, lambda: lab.send_due(live)), name="kindred-lab-due"),
+            asyncio.create_task(
+                _every(settings.experiment_due_interval, lambda: _due_check(hub, live)), name="kindred-lab-due"
+            ),
         ]
         try:
             yield

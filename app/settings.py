@@ -73,6 +73,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Seconds of random delay, drawn per room and per change, before a room's presence frame goes out
     # (KINDRED_PRESENCE_JITTER): one socket's joins and leaves in two circles then never show in the same tick.
     presence_jitter: float = 2.0
+    # Seconds between each instance's looks for experiments that have come due (KINDRED_EXPERIMENT_DUE_INTERVAL; the
+    # contract asks for the reminder within a minute of due_at).
+    experiment_due_interval: float = 30.0
     # Origins (scheme://host[:port]) allowed besides the request's own; same-origin is always allowed.
     allowed_origins: tuple[str, ...] = ()
     # Host names the app answers to; guards against Host-header poisoning of generated links.
@@ -232,5 +235,6 @@ def load_settings(environ: dict[str, str] | None = None, *, need_secret: bool = 
         trust_proxy=env.get("KINDRED_TRUST_PROXY") or None,
         ops_token=env.get("KINDRED_OPS_TOKEN") or None,
         presence_jitter=_seconds_env(env, "KINDRED_PRESENCE_JITTER", 2.0),
+        experiment_due_interval=_seconds_env(env, "KINDRED_EXPERIMENT_DUE_INTERVAL", 30.0) or 30.0,
         debug=env.get("KINDRED_DEBUG", "").lower() in {"1", "true", "yes"},
     )

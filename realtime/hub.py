@@ -138,6 +138,9 @@ class Hub:
         # Counters for /healthz: deliveries, gap reads, events recovered by the tail check (should stay near zero while
         # the bus is healthy), sockets cut off for being slow, HTML renders.
         self.stats = {"delivered": 0, "gap_fills": 0, "caught_up": 0, "slow_closed": 0, "rendered": 0}
+        # Counters of the periodic jobs the app runs beside the hub (app.main): looks for due experiments, and how
+        # many reminders they sent.
+        self.stats.update(due_checks=0, due_sent=0)
 
     # --- lifecycle (owned by the application lifespan) -----------------------------------------------------------------
 
