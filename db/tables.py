@@ -189,6 +189,17 @@ class RoomEvent(Table, tablename="room_event"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
+class RoomRead(Table, tablename="room_read"):
+    """How far a member has read a room: for journals, the coach's unread markers and the member's "new from your
+    coach". One row per (membership, room): a raw unique index."""
+
+    id = UUID(primary_key=True)
+    membership = ForeignKey(references=Membership, on_delete=OnDelete.cascade, null=False)
+    room = ForeignKey(references=Room, on_delete=OnDelete.cascade, null=False)
+    seen_seq = Integer(default=0, help_text="The room's last_seq when the member last opened it.")
+    seen_at = Timestamptz(default=TimestamptzNow())
+
+
 class PostLike(Table, tablename="post_like"):
     id = UUID(primary_key=True)
     post = ForeignKey(references=Post, on_delete=OnDelete.cascade, null=False)
@@ -351,6 +362,7 @@ TABLES: tuple[type[Table], ...] = (
     Room,
     Post,
     RoomEvent,
+    RoomRead,
     PostLike,
     Pin,
     Tag,

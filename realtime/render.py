@@ -12,6 +12,7 @@ import msgspec
 
 from realtime.events import (
     DropinChanged,
+    ExperimentChanged,
     LikeChanged,
     PinChanged,
     PostCreated,
@@ -61,6 +62,10 @@ class HtmlRenderer:
             )
         if isinstance(event, PinChanged):
             return self._frame(event, event.data.post_id, None, render_fragment("fragments/pin.html", pin=event.data))
+        if isinstance(event, ExperimentChanged):
+            move = event.data
+            html = render_fragment("fragments/experiment_card.html", post_id=move.post_id, e=move.experiment)
+            return self._frame(event, move.post_id, None, html)
         if isinstance(event, DropinChanged):
             dropin = event.data
             html = render_fragment("fragments/spotlight.html", dropin=dropin)

@@ -55,3 +55,31 @@ async def test_the_fragment_pushed_equals_the_fragment_served(api: ApiClient, se
     # Nothing in either says who is behind the alias.
     for text in (json.dumps(created), json.dumps(updated), listed.text, served.text):
         assert author.email not in text and author.id not in text and author.name not in text
+
+
+async def test_an_experiment_card_pushed_live_is_the_card_the_page_serves(api: ApiClient, server: Server) -> None:
+    c = await make_circle(api, members=2)
+    author, reader = c.members
+    conn = await websockets.connect(
+        server.ws_url + "?format=html", additional_headers={"Authorization": f"Bearer {reader.token}"}
+    )
+    sock = WsClient(conn)
+    plan = {"assumption": "If I rest, I fail", "belief_before": 80, "action": "Rest on Sunday", "prediction": "Chaos"}
+    try:
+        await sock.subscribe(c.room_id)
+        post = await author.post(c.room_id, "", kind="experiment", experiment=plan)
+        created: Frame = await sock.recv_until(html_event(c.room_id, "post.created", post["id"]))
+        debrief = {"state": "debriefed", "outcome": "Calm", "matched_prediction": "no", "belief_after": 30}
+        await author.ok("PATCH", f"/api/v1/posts/{post['id']}/experiment", {**debrief, "learning": "Rest is allowed"})
+        changed: Frame = await sock.recv_until(html_event(c.room_id, "experiment.changed", post["id"]))
+        async with page_client(api, reader) as browser:
+            served = (await browser.get(f"/posts/{post['id']}/main")).text
+    finally:
+        await sock.close()
+    # The controls: the card arrived with the post, planned, and again live, debriefed, with before -> after.
+    assert f'id="experiment-{post["id"]}"' in created["html"] and "stage-planned" in created["html"]
+    card = changed["html"].strip()
+    assert card.startswith(f'<section class="experiment-card stage-debriefed" id="experiment-{post["id"]}"')
+    assert 'class="num before">80</span>' in card and 'class="num after">30</span>' in card
+    # The card pushed is the card inside what GET /posts/{id}/main serves, byte for byte.
+    assert card in served

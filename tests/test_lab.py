@@ -176,6 +176,10 @@ async def test_the_circle_lists_its_experiments_with_filters(api: ApiClient) -> 
     await c.coach.ok("PUT", f"/api/v1/posts/{first['id']}/hidden", {"reason": "names a colleague"})
     assert first["id"] not in [p["id"] for p in (await b.ok("GET", path))["items"]]
     assert first["id"] in [p["id"] for p in (await a.ok("GET", path))["items"]]
+    # Its move would reach every reader of the room (as an edit would): refused while hidden, and nothing written.
+    refused = await a.call("PATCH", f"/api/v1/posts/{first['id']}/experiment", {"state": "tried"})
+    assert refused.status_code == 409 and "hidden" in refused.json()["detail"]
+    assert (await a.ok("GET", f"{path}?state=planned"))["items"][-1]["id"] == first["id"]
     await b.ok("DELETE", f"/api/v1/posts/{second['id']}")
     assert second["id"] not in [p["id"] for p in (await c.coach.ok("GET", path))["items"]]
     assert (await b.call("GET", f"{path}?state=exploded")).status_code == 400

@@ -93,6 +93,11 @@ async def _activity(world: dict[str, Any]) -> None:
         await sam.ok("PATCH", f"/api/v1/posts/{lab['id']}/experiment", {"state": "tried", "outcome": "Said it"})
         debrief = {"state": "debriefed", "outcome": "Fine", "matched_prediction": "no", "belief_after": 25}
         await sam.ok("PATCH", f"/api/v1/posts/{lab['id']}/experiment", {**debrief, "learning": "No is allowed"})
+        # A small win on the wall, liked by the coach; and a win and an experiment kept in Sam's journal (canaries).
+        win = await sam.post(room, "Took my whole lunch break", kind="win")
+        await coach.ok("PUT", f"/api/v1/posts/{win['id']}/like")
+        await sam.post(mine["id"], "JOURNAL-CANARY win", kind="win")
+        await sam.post(mine["id"], "", kind="experiment", experiment={**plan, "assumption": "JOURNAL-CANARY plan"})
     one, two = world["circles"]
     # The coach carries Sam's post from circle One into circle Two.
     first = (await coach.ok("GET", f"/api/v1/rooms/{one['room']['id']}/posts"))["items"][-1]
@@ -187,7 +192,29 @@ async def _walk_pages(walk: Walk, viewer: User, world: dict[str, Any], api: ApiC
                 f"/join/{c['invite']}",
                 f"/circles/{cid}?welcome=1",
                 f"/circles/{cid}?already=1",
+                # The lab and journals (issue 15): the circle's lab, the viewer's own lab, the wins wall, the
+                # viewer's journal (a redirect to its room), the coach's list, and the guided composer.
+                f"/circles/{cid}/lab",
+                f"/circles/{cid}/lab/mine",
+                f"/circles/{cid}/wins",
+                f"/circles/{cid}/journal",
+                f"/circles/{cid}/journals",
+                f"/rooms/{rid}/experiments/new",
             ]
+            # Every member's own lab: 404 to peers (not gathered into a profile), the coach's to read.
+            for m in await viewer.ok("GET", f"/api/v1/circles/{cid}/members"):
+                paths.append(f"/circles/{cid}/lab/members/{m['membership_id']}")
+            for m in (await viewer.ok("GET", "/api/v1/me"))["memberships"]:
+                if m["circle_id"] == cid:
+                    own = await viewer.ok("GET", f"/api/v1/memberships/{m['membership_id']}/journal")
+                    rooms.append(own["id"])
+                    paths.append(f"/rooms/{own['id']}")
+            # The coach reads every member's journal.
+            listed = await viewer.call("GET", f"/api/v1/circles/{cid}/journals")
+            if listed.status_code == 200:
+                for journal in listed.json():
+                    rooms.append(journal["id"])
+                    paths.append(f"/rooms/{journal['id']}")
         for rid in rooms:
             for item in (await viewer.ok("GET", f"/api/v1/rooms/{rid}/posts"))["items"]:
                 pid = item["id"]
@@ -195,14 +222,18 @@ async def _walk_pages(walk: Walk, viewer: User, world: dict[str, Any], api: ApiC
                 paths += [f"/posts/{pid}/edit", f"/posts/{pid}/main"]
                 paths += [f"/posts/{pid}/reply?kind=question"]
                 paths += [f"/posts/{pid}/form/{which}" for which in ("pin", "hide", "remove", "report")]
+                paths += [f"/posts/{pid}/debrief"]
         for path in paths:
             response = await browser.get(path)
             # Sharing or tagging a hidden post is refused (404 to peers, 409 to its author and the coach); the
             # refusal is walked like any page.
             refusals: tuple[int, ...] = (404, 409) if path.endswith(("/share", "/tag")) else ()
             # An invite to a circle the viewer is already in sends them to it ("You're already here as ...").
-            if path.startswith("/join/"):
+            if path.startswith("/join/") or path.endswith("/journal"):
                 refusals = (303,)
+            # Someone else's lab; the debrief of a post without a record; a debrief by someone else is a 403.
+            if "/lab/members/" in path or path.endswith("/debrief"):
+                refusals = (404,)
             assert response.status_code in (200, 403, *refusals), (path, response.status_code)
             text = response.text
             # User HTML only ever sits inside an hx-disable container, and never carries hx-* attributes of its own.
@@ -271,6 +302,12 @@ async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient) -> Non
     assert any("frame notification" in where for where, _ in walk.seen), "live notifications were captured"
     assert any(where.startswith("page /dropins/") for where, _ in walk.seen)
     walk.assert_absent(sam.email, sam.name, sam.id, "Hidden-Name")
+    # Sam's journal (a win and an experiment in it) never reaches a peer: not on the wins wall, the lab, any page,
+    # list or frame. The control: the win Sam shared in the room is on the peer's wins wall.
+    walk.assert_absent("JOURNAL-CANARY")
+    assert any(where.endswith("/wins") and "Took my whole lunch break" in text for where, text in walk.seen)
+    # Sam's debrief is on the circle's lab page for the peer (what members learned), by alias.
+    assert any(where.endswith("/lab") and "No is allowed" in text for where, text in walk.seen)
     # Sam's post in circle One was shared into Two by the coach, then hidden: its words are gone for the peer from
     # the copy too, in the API, the pages and every replay (issue 12, class 3). Control: the peer did see it.
     assert any("An experiment of mine in Two" in text for _, text in walk.seen), "Sam's other post is visible"
@@ -307,6 +344,8 @@ async def test_coach_without_identity_sees_aliases_only(api: ApiClient) -> None:
     sam = world["sam"]
     walk.assert_absent(sam.email, sam.name, sam.id, "Hidden-Name", world["peer"].email, world["peer"].name)
     _assert_no_old_alias(walk, world["circles"][1]["old_alias"])
+    # The journal canary is the coach's to read: the walk that must not find it for a peer does find it here.
+    assert any("JOURNAL-CANARY" in text for where, text in walk.seen if where.startswith("page /rooms/"))
     # Turning identities on reaches only people who join afterwards: Sam and Pat joined while it was on, then it
     # was switched off, which withdrew it; switched on again, they stay aliases.
     two = world["circles"][1]["circle"]["id"]

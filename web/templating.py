@@ -43,6 +43,16 @@ def pretty(value: datetime | None) -> str:
     return value.strftime("%d %b %Y, %H:%M UTC")
 
 
+RECORD_MARK = '<section class="experiment"'
+
+
+def without_record(html: str) -> str:
+    """An experiment post's html without the record that app.services.experiments.record_html appends (the pages show
+    the record as a card of their own). Member markup never carries that mark: Markdown output is sanitised and class
+    attributes are not allowed on a section."""
+    return html.split(RECORD_MARK, 1)[0].strip()
+
+
 def make_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -54,6 +64,7 @@ def make_environment() -> Environment:
     )
     env.filters["iso"] = iso
     env.filters["pretty"] = pretty
+    env.filters["without_record"] = without_record
     env.globals["KIND_LABELS"] = KIND_LABELS
     env.globals["ACTION_LABELS"] = ACTION_LABELS
     return env

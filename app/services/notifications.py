@@ -199,7 +199,7 @@ async def notify(
     actor_struct = membership_struct(actor) if actor is not None else None
     text = describe(kind, actor_struct.alias if actor_struct else None, reason)
     coach_gesture = actor is not None and actor.role == "coach"
-    target = target_url(post_id, room_id, circle_id)
+    target = target_url(post_id, room_id, circle_id, kind)
     inserts = []
     for account_id in ids:
         channels = resolve(kind, circle_id, by_account.get(account_id, []))
@@ -373,11 +373,16 @@ async def open_target(account_id: uuid.UUID, notification_id: str, live: Live) -
         return "/notifications"
     if row["read_at"] is None:
         await mark_read(account_id, [str(row["id"])], False, live)
-    return target_url(row["post_id"], row["room"], row["circle"])
+    return target_url(row["post_id"], row["room"], row["circle"], row["kind"])
 
 
-def target_url(post_id: uuid.UUID | None, room_id: uuid.UUID | None, circle_id: uuid.UUID | None) -> str:
-    """Where a notification leads: the thread scrolled to the post, else the room, else the circle, else the feed."""
+def target_url(
+    post_id: uuid.UUID | None, room_id: uuid.UUID | None, circle_id: uuid.UUID | None, kind: str = ""
+) -> str:
+    """Where a notification leads: the thread scrolled to the post, else the room, else the circle, else the feed; an
+    experiment that has come due opens its debrief ("How did it go?")."""
+    if post_id is not None and kind == "experiment.due":
+        return f"/posts/{post_id}/debrief"
     if post_id is not None:
         return f"/posts/{post_id}"
     if room_id is not None:

@@ -71,6 +71,17 @@
     document.querySelectorAll("input[data-detect-timezone]").forEach((input) => {
       if (input.value === "UTC") input.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
     });
+    // A slider says its number as it moves (the guided composer, the debrief); without script the form still works.
+    document.querySelectorAll("input[type=range][data-shows]").forEach((input) => {
+      const out = document.getElementById(input.dataset.shows);
+      if (!out) return;
+      const show = () => {
+        out.textContent = input.value;
+        input.setAttribute("aria-valuetext", input.value + " out of 100");
+      };
+      input.addEventListener("input", show);
+      show();
+    });
     const focus = document.body.dataset.focus && document.getElementById(document.body.dataset.focus);
     if (focus) {
       focus.classList.add("focused");
@@ -135,16 +146,19 @@
       form.reset();
       if (form.classList.contains("reply-form")) form.parentElement.innerHTML = "";
     }
-    const empty = document.getElementById("empty-room");
-    if (empty && form.id === "composer") empty.remove();
-    // Focus moves to what was just sent (shown by this answer, or already by the socket), and is announced.
+    // Focus moves to what was just sent (shown by this answer, or already by the socket), and is announced. (A post
+    // sent to the journal from a room answers with a note in the composer instead, which is a status region.)
     const sent = /^\s*<article[^>]*\bid="(post-[0-9a-f-]+)"/.exec(e.detail.xhr.responseText || "");
+    const empty = document.getElementById("empty-room");
+    if (empty && form.id === "composer" && sent) empty.remove();
     const article = sent && document.getElementById(sent[1]);
     if (article) {
       article.tabIndex = -1;
       article.focus({ preventScroll: true });
       article.scrollIntoView({ block: "nearest" });
-      announce(form.classList.contains("reply-form") ? "Your reply is posted." : "Your post is shared with the circle.");
+      const journal = document.body.dataset.roomKind === "journal";
+      announce(form.classList.contains("reply-form") ? "Your reply is posted."
+        : journal ? "Your post is in the journal." : "Your post is shared with the circle.");
     }
   });
 

@@ -183,6 +183,7 @@
     "post.deleted": replaceMain,
     "like.changed": (f) => replaceWidget("likes-" + f.post_id, f.html),
     "pin.changed": (f) => replaceWidget("pin-" + f.post_id, f.html),
+    "experiment.changed": (f) => replaceWidget("experiment-" + f.post_id, f.html),
   };
 
   function onFrame(frame) {

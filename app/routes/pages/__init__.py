@@ -4,7 +4,7 @@ Full pages work as plain HTML forms (no script needed to sign up, open a circle 
 replies and edits in place, and the page's socket brings everyone else's changes live.
 
 One module a part of the site (accounts, circles, rooms and posts, gestures, safety, the account, notifications,
-drop-ins), the helpers they share in `common`; `router` serves them all, with the pages' own answers to a missing
+drop-ins, the lab and journals), the helpers they share in `common`; `router` serves them all, with the pages' own answers to a missing
 sign-in and a 4xx (`PAGE_ERRORS`).
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from litestar import Router
 
-from app.routes.pages import account, accounts, circles, dropins, gestures, notifications, rooms, safety
+from app.routes.pages import account, accounts, circles, dropins, gestures, lab, notifications, rooms, safety
 from app.routes.pages.common import PAGE_ERRORS
 
 ROUTES: list[Any] = [
@@ -26,6 +26,7 @@ ROUTES: list[Any] = [
     *account.ROUTES,
     *notifications.ROUTES,
     *dropins.ROUTES,
+    *lab.ROUTES,
 ]
 router = Router(path="/", route_handlers=ROUTES, exception_handlers=PAGE_ERRORS, include_in_schema=False)
 

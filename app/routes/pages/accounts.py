@@ -57,7 +57,13 @@ async def circle_news(account_id: uuid.UUID, mine: list[dict[str, Any]]) -> dict
         cid = str(c["circle_id"])
         latest = (
             await PostRow.select(PostRow.html, PostRow.author.alias.as_alias("alias"))
-            .where((PostRow.room.circle == c["circle_id"]) & PostRow.deleted_at.is_null() & PostRow.hidden_at.is_null())
+            .where(
+                (PostRow.room.circle == c["circle_id"])
+                # The circle's latest is from its rooms: a journal's words are for its member and the coach only.
+                & (PostRow.room.kind != "journal")
+                & PostRow.deleted_at.is_null()
+                & PostRow.hidden_at.is_null()
+            )
             .order_by(PostRow.created_at, ascending=False)
             .first()
         )

@@ -14,7 +14,7 @@ from app.auth.tokens import Principal
 from app.deps import SettingsDep, base_url
 from app.routes.pages.common import Form, form_body, fragment, page, page_user, who
 from app.schemas import CircleCreate, InviteCreate, RoomCreate
-from app.services import accounts, circles, dropins, moderation
+from app.services import accounts, circles, dropins, journals, moderation
 
 
 @get("/circles/new", include_in_schema=False)
@@ -47,8 +47,15 @@ async def circle_page(
     alias they are here. (`?welcome=1`, which the join redirect still sends, no longer decides anything.)"""
     user = who(request)
     circle, membership = await circles.get_circle(user.account_id, circle_id)
+    journal_unread = journals_unread = 0
+    if membership.role == "coach":
+        journals_unread = sum((await journals.unread_by_journal(membership)).values())
+    else:
+        _, journal_unread = await journals.my_journal(user.account_id, circle_id)
     return page(
         "circle",
+        journal_unread=journal_unread,
+        journals_unread=journals_unread,
         welcome=membership.role != "coach" and membership.welcomed_at is None,
         already=already == "1",
         closed=await circles.closed_state(circle_id),

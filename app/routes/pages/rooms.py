@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, delete, get, patch, post
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from app.deps import LiveDep
 from app.routes.pages.common import Form, excerpt, fragment, page, page_user, who
 from app.schemas import PostCreate
-from app.services import circles, dropins, gestures, posts
+from app.services import circles, dropins, gestures, journals, posts
 from db.rows import Member, RoomRow
 from db.tables import Post as PostRow
 from realtime.events import PostKind
@@ -47,9 +47,17 @@ async def room_page(request: Request[Any, Any, Any], room_id: FromPath[str], liv
     _, room, _ = await posts.room_and_membership(user.account_id, room_id)
     threads, next_before = await posts.threads_page(user.account_id, room_id, None)
     frame, membership = await _in_room(request, room)
+    journal_owner, journal_unread = None, 0
+    if room.kind == "journal":
+        await journals.mark_read(membership, room)
+        journal_owner = await journals.owner_alias(room)
+    elif membership.role != "coach":
+        _, journal_unread = await journals.my_journal(user.account_id, str(room.circle))
     return page(
         "room",
         **frame,
+        journal_owner=journal_owner,
+        journal_unread=journal_unread,
         rooms=await circles.rooms(user.account_id, str(room.circle)),
         threads=threads,
         next_before=next_before,
@@ -114,9 +122,18 @@ async def older_threads(
 async def create_post(request: Request[Any, Any, Any], room_id: FromPath[str], data: Form, live: LiveDep) -> Template:
     user = who(request)
     kind: PostKind = KINDS.get(data.get("kind", ""), "reflection")
+    where = data.get("where", "room")
+    if where not in ("room", "journal"):
+        raise ClientException("where must be room (everyone here) or journal (just your coach)")
+    target = room_id
+    if where == "journal":
+        # "Just my coach": the member's journal in this room's circle, whichever room they wrote from.
+        _, room, _ = await posts.room_and_membership(user.account_id, room_id)
+        journal, _ = await journals.my_journal(user.account_id, str(room.circle))
+        target = journal.id
     created = await posts.create_post(
         user.account_id,
-        room_id,
+        target,
         PostCreate(
             body=data.get("body", ""),
             kind=kind,
@@ -125,6 +142,13 @@ async def create_post(request: Request[Any, Any, Any], room_id: FromPath[str], d
         ),
         live,
     )
+    if target != room_id:
+        # Not for this room's list: the composer says where it went instead.
+        return Template(
+            "fragments/journal_sent.html",
+            context={"post": created},
+            headers={"HX-Retarget": "#composer-status", "HX-Reswap": "innerHTML"},
+        )
     return fragment("post", post=created)
 
 
