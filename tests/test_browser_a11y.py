@@ -24,8 +24,8 @@ SIZES: dict[str, ViewportSize] = {"desktop": {"width": 1280, "height": 900}, "ph
 DOC_SHOTS = os.environ.get("KINDRED_SCREENSHOTS") == "1"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 DOC_PAGES = {
-    "member": {"home", "circle", "room", "dropin-live", "notifications"},
-    "coach": {"circle", "room", "dropin-live", "moderation"},
+    "member": {"home", "circle", "room", "dropin-live", "notifications", "lab", "my-lab", "plan", "debrief", "journal"},
+    "coach": {"circle", "room", "dropin-live", "moderation", "lab", "journals", "wins"},
     "signed-out": {"join"},
 }
 
@@ -89,7 +89,25 @@ async def a_lived_in_circle(api: ApiClient) -> tuple[Circle, dict[str, Any]]:
     await coach.ok("POST", f"/api/v1/dropins/{live['id']}/start", status=200)
     await m2.ok("PUT", f"/api/v1/dropins/{live['id']}/hand")
     await m1.post(live["room_id"], "Here, and a little nervous.")
+    # The lab: an open experiment and a debriefed one; a private word in the member's journal.
+    plan = {
+        "assumption": "If I say no, my sister will stop calling",
+        "belief_before": 80,
+        "action": "Tell her I can't host this year",
+        "prediction": "She won't call for a month",
+        "safety_behaviours": ["over-explaining"],
+    }
+    open_experiment = await m1.post(c.room_id, "", kind="experiment", experiment=plan)
+    done = await m1.post(c.room_id, "", kind="experiment", experiment={**plan, "assumption": "Rest is lazy"})
+    debrief = {"state": "debriefed", "outcome": "Calm", "matched_prediction": "no", "belief_after": 30}
+    await m1.ok("PATCH", f"/api/v1/posts/{done['id']}/experiment", {**debrief, "learning": "Rest is allowed"})
+    me = await m1.ok("GET", "/api/v1/me")
+    mid = next(m["membership_id"] for m in me["memberships"] if m["circle_id"] == c.id)
+    journal = await m1.ok("GET", f"/api/v1/memberships/{mid}/journal")
+    await m1.post(journal["id"], "Not ready to say this in the room yet.")
     return c, {
+        "open_experiment": open_experiment["id"],
+        "journal_room": journal["id"],
         "win": win["id"],
         "scheduled_room": scheduled["room_id"],
         "live_room": live["room_id"],
@@ -106,6 +124,13 @@ def doc_name(c: Circle, ids: dict[str, Any], path: str) -> str | None:
         "/notifications": "notifications",
         f"/circles/{c.id}/moderation": "moderation",
         f"/join/{c.invite}": "join",
+        f"/circles/{c.id}/lab": "lab",
+        f"/circles/{c.id}/lab/mine": "my-lab",
+        f"/circles/{c.id}/wins": "wins",
+        f"/circles/{c.id}/journals": "journals",
+        f"/rooms/{c.room_id}/experiments/new": "plan",
+        f"/posts/{ids['open_experiment']}/debrief": "debrief",
+        f"/rooms/{ids['journal_room']}": "journal",
     }
     return names.get(path)
 
@@ -125,15 +150,26 @@ def pages_for(c: Circle, ids: dict[str, Any], role: str) -> list[str]:
         "/notifications",
         "/settings/notifications",
         "/account",
+        f"/circles/{c.id}/lab",
+        f"/circles/{c.id}/wins",
+        f"/rooms/{c.room_id}/experiments/new",
+        f"/rooms/{ids['journal_room']}",
+        f"/posts/{ids['open_experiment']}",
     ]
     if role == "coach":
-        return [*common, f"/circles/{c.id}/moderation", "/circles/new"]
-    return [*common, f"/join/{c.invite}"]
+        return [*common, f"/circles/{c.id}/moderation", "/circles/new", f"/circles/{c.id}/journals"]
+    return [
+        *common,
+        f"/join/{c.invite}",
+        f"/circles/{c.id}/lab/mine",
+        f"/posts/{ids['open_experiment']}/debrief",
+    ]
 
 
 async def check_page(page: Page, server: Server, path: str) -> list[str]:
     await page.goto(server.url + path)
-    if path.startswith("/rooms/") or path.startswith("/posts/"):
+    in_room = path.startswith(("/rooms/", "/posts/")) and not path.endswith(("/experiments/new", "/debrief"))
+    if in_room:
         await expect(page.locator("#presence-names")).not_to_have_text("Connecting…")
     problems = [f"{path}: {line}" for line in await serious(page)]
     h1 = await page.locator("h1").count()

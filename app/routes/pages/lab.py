@@ -22,7 +22,6 @@ from app.routes.pages.common import Form, form_body, page, page_user, who
 from app.schemas import PostCreate
 from app.schemas.lab import ExperimentMoveBody, ExperimentPlan
 from app.services import circles, journals, lab, posts
-from app.services.journals import JOURNAL_TOPIC
 from db.rows import RoomRow
 
 # "When should we check back?": the composer's choices, in days from now (or a date the member picks).
@@ -290,7 +289,6 @@ async def coach_journals(request: Request[Any, Any, Any], circle_id: FromPath[st
         circle=circle,
         membership=membership,
         lines=await journals.overview(user.account_id, circle_id),
-        topic=JOURNAL_TOPIC,
     )
 
 
