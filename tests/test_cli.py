@@ -153,3 +153,17 @@ def test_demo_seeds_a_circle_once_and_prints_how_to_sign_in(tmp_path: Path) -> N
     assert "coach@demo.kindred" in first.stdout and "Quiet River" in first.stdout
     second = kindred("demo", env=env)
     assert second.returncode == 0 and "already exists" in second.stdout
+    # The lab is alive: an experiment at every stage, a few small wins, and a journal conversation.
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "kindred.sqlite3")
+    try:
+        states = {row[0] for row in db.execute("SELECT experiment_state FROM post WHERE experiment_state IS NOT NULL")}
+        assert states == {"planned", "tried", "debriefed", "abandoned"}
+        assert db.execute("SELECT COUNT(*) FROM post WHERE kind = 'win' AND parent IS NULL").fetchone()[0] >= 3
+        journal_posts = db.execute(
+            "SELECT COUNT(DISTINCT p.author) FROM post p JOIN room r ON r.id = p.room WHERE r.kind = 'journal'"
+        ).fetchone()[0]
+        assert journal_posts == 2, "the member and the coach both wrote in the journal"
+    finally:
+        db.close()

@@ -217,3 +217,17 @@ async def test_the_due_reminder_goes_out_once_however_many_look(api: ApiClient, 
     assert notes[0]["text"] == "Time to look back at your experiment. How did it go?"
     assert later["id"] not in str(notes)
     assert [n["kind"] for n in await peer.ok("GET", "/api/v1/notifications")] == [], "a debriefed one is not due"
+
+
+async def test_peers_cheer_and_the_coach_asks_on_an_experiment_as_on_any_post(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    jackie, peer = c.members
+    post = await jackie.post(c.room_id, "", kind="experiment", experiment=PLAN)
+    await peer.ok("PUT", f"/api/v1/posts/{post['id']}/like")
+    await peer.post(c.room_id, "Go for it, you've got this", parent_id=post["id"])
+    await c.coach.post(c.room_id, "What would tell you it went well?", kind="question", parent_id=post["id"])
+    await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/like")
+    kinds = sorted(n["kind"] for n in await jackie.ok("GET", "/api/v1/notifications"))
+    assert kinds == ["coach_like", "like", "question", "reply"]
+    got = await jackie.ok("GET", f"/api/v1/posts/{post['id']}")
+    assert got["like_count"] == 2 and got["liked_by_coach"] and got["experiment"]["state"] == "planned"
