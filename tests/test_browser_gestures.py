@@ -64,7 +64,7 @@ async def test_coach_gestures_land_live_on_the_members_page(browser: Browser, se
         await coach.get_by_label("Note").fill("Worth trying")
         await coach.locator(".share-form").get_by_role("button", name="Share").click()
         await expect(on_coach.locator(".done")).to_contain_text("Shared to Wins")
-        await coach.get_by_role("link", name="Wins").click()
+        await coach.get_by_role("link", name="Wins", exact=True).click()
         await expect(coach.locator(".shared-from").first).to_contain_text("Shared from Member1’s post: Worth trying")
         await coach.go_back()
         await expect(on_coach).to_be_visible()
