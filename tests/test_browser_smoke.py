@@ -69,7 +69,7 @@ async def test_coach_and_client_hold_a_threaded_discussion(browser: Browser, ser
 
     # The client posts a win; it shows for them at once and reaches the coach live, without a reload.
     await member.get_by_label("Your post").fill("I said **no** to an extra project today, and the sky did not fall.")
-    await member.get_by_text("Small win").click()
+    await member.get_by_text("Small win", exact=True).click()
     await member.get_by_role("button", name="Post").click()
     mine = member.locator("article.post").first
     await expect(mine).to_contain_text("the sky did not fall")

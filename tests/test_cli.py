@@ -148,10 +148,10 @@ async def test_postgres_is_migrated_explicitly(empty_postgres: str) -> None:
 
 def test_demo_seeds_a_circle_once_and_prints_how_to_sign_in(tmp_path: Path) -> None:
     env = clean_env(KINDRED_DATA_DIR=str(tmp_path))
-    first = kindred("demo", env=env)
+    first = kindred("demo", env=env, timeout=600)
     assert first.returncode == 0, first.stderr
     assert "coach@demo.kindred" in first.stdout and "Quiet River" in first.stdout
-    second = kindred("demo", env=env)
+    second = kindred("demo", env=env, timeout=600)
     assert second.returncode == 0 and "already exists" in second.stdout
     # The lab is alive: an experiment at every stage, a few small wins, and a journal conversation.
     import sqlite3

@@ -41,13 +41,29 @@
     return threads ? window.scrollY < threads.offsetTop + 40 : true;
   }
 
+  // A post waiting behind "New posts" may meanwhile have been shown by another way (the answer to our own form,
+  // when the socket was faster): it is then dropped from the queue, never shown twice.
+  function prunePending() {
+    for (let i = pending.length - 1; i >= 0; i--) {
+      if (pending[i].id && document.getElementById(pending[i].id)) pending.splice(i, 1);
+    }
+  }
+  document.addEventListener("htmx:afterSwap", () => {
+    if (pending.length) {
+      prunePending();
+      updateMarker();
+    }
+  });
+
   function updateMarker() {
+    prunePending();
     if (!marker) return;
     marker.hidden = pending.length === 0;
     if (showNew) showNew.textContent = pending.length === 1 ? "1 new post" : pending.length + " new posts";
   }
 
   function revealPending() {
+    prunePending();
     while (pending.length) {
       const el = pending.shift();
       threads.prepend(el);
