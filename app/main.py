@@ -76,20 +76,37 @@ REDIS_TIMEOUT = 0.5
 PURGE_INTERVAL = 3600.0
 # Seconds between looks for drop-ins about to start (their reminders go out ten minutes before).
 REMINDER_INTERVAL = 60.0
+# How long shutdown waits for a periodic job's current run before cancelling it.
+JOB_GRACE = 10.0
 
 
 class MigrationsPending(RuntimeError):
     pass
 
 
-async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
-    """Run `job` now and then every `seconds`; a failing run is logged and the next one still happens."""
-    while True:
+async def _every(seconds: float, job: Callable[[], Awaitable[object]], stop: asyncio.Event) -> None:
+    """Run `job` now and then every `seconds` until `stop` is set; a failing run is logged and the next one still
+    happens. Shutdown waits for a run in progress instead of cancelling it: a query cancelled while aiosqlite opens
+    its connection leaks that connection's thread, and the process then never exits (`kindred demo` hung so)."""
+    while not stop.is_set():
         try:
             await job()
         except Exception:
             log.exception("periodic job %s failed", getattr(job, "__name__", job))
-        await asyncio.sleep(seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _stop_jobs(jobs: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
+    """Let each periodic job finish the run it is in (bounded by JOB_GRACE), then cancel what is still running."""
+    stop.set()
+    _done, stuck = await asyncio.wait(jobs, timeout=JOB_GRACE)
+    for job in stuck:
+        log.warning("periodic job %s still running after %.0f s; cancelled", job.get_name(), JOB_GRACE)
+        job.cancel()
+    for job in stuck:
+        with contextlib.suppress(asyncio.CancelledError):
+            await job
 
 
 async def _due_check(hub: Hub, live: Live) -> None:
@@ -176,20 +193,21 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         if freeze_heap:
             gc.collect()
             gc.freeze()
+        stop_jobs = asyncio.Event()
         jobs = [
-            asyncio.create_task(_every(PURGE_INTERVAL, circles.purge_closed_circles), name="kindred-purge"),
-            asyncio.create_task(_every(REMINDER_INTERVAL, lambda: dropins.send_reminders(live)), name="kindred-remind"),
+            asyncio.create_task(_every(PURGE_INTERVAL, circles.purge_closed_circles, stop_jobs), name="kindred-purge"),
             asyncio.create_task(
-                _every(settings.experiment_due_interval, lambda: _due_check(hub, live)), name="kindred-lab-due"
+                _every(REMINDER_INTERVAL, lambda: dropins.send_reminders(live), stop_jobs), name="kindred-remind"
+            ),
+            asyncio.create_task(
+                _every(settings.experiment_due_interval, lambda: _due_check(hub, live), stop_jobs),
+                name="kindred-lab-due",
             ),
         ]
         try:
             yield
         finally:
-            for job in jobs:
-                job.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await job
+            await _stop_jobs(jobs, stop_jobs)
             await notifier.stop()
             await hub.stop()
             await bus.stop()
