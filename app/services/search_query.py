@@ -185,11 +185,12 @@ def similar_fts5(words: tuple[str, ...]) -> str:
 
 
 # Words too common to say anything about an assumption; "similar" looks for the rest.
-STOPWORDS = frozenset(
+_STOP = (
     "a an and are as at be but by do does for from had has have he her him his i if in into is it its me my no not "
     "of on or our she so than that the their them then they this to too was we were what when will with would you "
-    "your will can could should just very more most all any".split()
+    "your will can could should just very more most all any"
 )
+STOPWORDS = frozenset(_STOP.split())
 
 
 def significant_words(text: str, limit: int = 12) -> tuple[str, ...]:
@@ -228,6 +229,10 @@ def snippet_html(raw: str) -> str:
 
 
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace(
-        "'", "&#x27;"
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("'", "&#x27;")
     )
