@@ -22,6 +22,7 @@ from app.services.common import can_read, parse_id, require_member
 from app.services.posts import authors_of, post_and_access, post_struct
 from db import queries
 from db.engine import current_engine
+from db.piccolo_migrations import kindred_2026_12_07t03_40_00_000000 as search_index
 from db.rows import Member, PostRecord
 from db.tables import Membership, Room
 from db.tables import Post as PostRow
@@ -127,14 +128,18 @@ async def _snippets(match: str, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     """The raw excerpt of each post, matches between the private-use markers."""
     if not ids:
         return {}
-    marks = search_query.MARK_OPEN + search_query.MARK_CLOSE
+    lt, gt = search_query.STAND_IN_LT, search_query.STAND_IN_GT
+    marks = "<>" + search_query.MARK_OPEN + search_query.MARK_CLOSE + lt + gt
     placeholders = ", ".join("{}" for _ in ids)
     if _is_pg():
+        # The markers are taken out of the text, and tag brackets stand in as private-use characters, which the
+        # parser reads as punctuation (as the index does) rather than as a tag to skip; snippet_html puts them back.
         text = "coalesce(body, '') || ' ' || coalesce((experiment::jsonb) ->> 'assumption', '')"
         rows = await PostRow.raw(
-            f"SELECT id, ts_headline('simple', translate({text}, {{}}, ''), to_tsquery('simple', {{}}), {{}}) AS s "
+            f"SELECT id, ts_headline('simple', translate({text}, {{}}, {{}}), to_tsquery('simple', {{}}), {{}}) AS s "
             f"FROM post WHERE id IN ({placeholders})",
             marks,
+            lt + gt,
             match,
             PG_HEADLINE,
             *ids,
@@ -223,11 +228,8 @@ async def _ranked(
     walls = _walls(me, walls_args)
     args = [*walls_args, *where_args]
     if _is_pg():
-        document = (
-            "to_tsvector('simple'::regconfig, coalesce((p.experiment::jsonb) ->> 'assumption', ''))"
-            if similar
-            else "s.document"
-        )
+        # The very expression of the partial GIN index, so the planner uses it.
+        document = search_index.PG_ASSUMPTION if similar else "s.document"
         source = "post p" if similar else "post_search s JOIN post p ON p.id = s.post"
         present = " AND p.experiment IS NOT NULL" if similar else ""
         sql = (

@@ -206,6 +206,8 @@ def significant_words(text: str, limit: int = 12) -> tuple[str, ...]:
 
 # Private-use characters the backends put around a match; the sanitizer turns them into <mark> and escapes the rest.
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
+# Stand-ins for < and > in the text Postgres highlights (its parser would skip a tag's words); back to < > here.
+STAND_IN_LT, STAND_IN_GT = "\ue002", "\ue003"
 
 
 def snippet_html(raw: str) -> str:
@@ -222,7 +224,7 @@ def snippet_html(raw: str) -> str:
                 out.append("</mark>")
                 open_ = False
         else:
-            out.append(_escape(clean(chunk)))
+            out.append(_escape(clean(chunk).replace(STAND_IN_LT, "<").replace(STAND_IN_GT, ">")))
     if open_:
         out.append("</mark>")
     return "".join(out)

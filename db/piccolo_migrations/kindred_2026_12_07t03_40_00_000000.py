@@ -25,11 +25,11 @@ DESCRIPTION = "full-text search over posts"
 # (below), so none of them is listed here, and tests/test_search.py checks them instead.
 INDEXES: tuple[tuple[str, str], ...] = ()
 
-PG_DOCUMENT = (
-    "to_tsvector('simple'::regconfig, coalesce(body, '')) || "
-    "to_tsvector('simple'::regconfig, coalesce((experiment::jsonb) ->> 'assumption', ''))"
-)
-PG_ASSUMPTION = "to_tsvector('simple'::regconfig, coalesce((experiment::jsonb) ->> 'assumption', ''))"
+# Postgres' parser reads tags, e-mail addresses, URLs and version numbers as tokens of their own, where FTS5 and the
+# query parser see words; every run of anything but letters and digits becomes a space first, so all three agree.
+PG_WORDS = "regexp_replace(coalesce({}, ''), '[^[:alnum:]]+', ' ', 'g')"
+PG_ASSUMPTION = "to_tsvector('simple'::regconfig, " + PG_WORDS.format("(experiment::jsonb) ->> 'assumption'") + ")"
+PG_DOCUMENT = "to_tsvector('simple'::regconfig, " + PG_WORDS.format("body") + ") || " + PG_ASSUMPTION
 
 PG_FORWARDS = (
     "CREATE TABLE post_search (post uuid PRIMARY KEY REFERENCES post (id) ON DELETE CASCADE, "
@@ -37,7 +37,7 @@ PG_FORWARDS = (
     f"""CREATE FUNCTION post_search_write() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO post_search (post, document)
-    VALUES (NEW.id, {PG_DOCUMENT.replace("body", "NEW.body").replace("experiment::", "NEW.experiment::")})
+    VALUES (NEW.id, {PG_DOCUMENT.replace("(body", "(NEW.body").replace("(experiment::", "(NEW.experiment::")})
     ON CONFLICT (post) DO UPDATE SET document = EXCLUDED.document;
     RETURN NULL;
 END $$""",
@@ -57,24 +57,30 @@ PG_BACKWARDS = (
     "DROP TABLE IF EXISTS post_search",
 )
 
-SQLITE_ASSUMPTION = "json_extract({row}experiment, '$.assumption')"
+# The private-use characters search puts around matches in excerpts are spaces in the indexed text (FTS5 would read
+# them as letters), so a post cannot carry its own; the view gives the same text back for snippet().
+SQLITE_BODY = "replace(replace({row}body, char(57344), ' '), char(57345), ' ')"
+SQLITE_ASSUMPTION = (
+    "replace(replace(json_extract({row}experiment, '$.assumption'), char(57344), ' '), char(57345), ' ')"
+)
 SQLITE_FORWARDS = (
     "CREATE VIEW post_search_source AS "
-    f"SELECT rowid AS rid, body, {SQLITE_ASSUMPTION.format(row='')} AS assumption FROM post",
+    f"SELECT rowid AS rid, {SQLITE_BODY.format(row='')} AS body, {SQLITE_ASSUMPTION.format(row='')} AS assumption "
+    "FROM post",
     "CREATE VIRTUAL TABLE post_fts USING fts5(body, assumption, content='post_search_source', content_rowid='rid', "
     "tokenize='unicode61 remove_diacritics 0', prefix='2 3')",
     "CREATE TRIGGER post_fts_insert AFTER INSERT ON post BEGIN "
     "INSERT INTO post_fts (rowid, body, assumption) "
-    f"VALUES (new.rowid, new.body, {SQLITE_ASSUMPTION.format(row='new.')}); END",
+    f"VALUES (new.rowid, {SQLITE_BODY.format(row='new.')}, {SQLITE_ASSUMPTION.format(row='new.')}); END",
     "CREATE TRIGGER post_fts_delete AFTER DELETE ON post BEGIN "
     "INSERT INTO post_fts (post_fts, rowid, body, assumption) "
-    f"VALUES ('delete', old.rowid, old.body, {SQLITE_ASSUMPTION.format(row='old.')}); END",
+    f"VALUES ('delete', old.rowid, {SQLITE_BODY.format(row='old.')}, {SQLITE_ASSUMPTION.format(row='old.')}); END",
     "CREATE TRIGGER post_fts_update AFTER UPDATE OF body, experiment ON post "
     "WHEN old.body IS NOT new.body OR old.experiment IS NOT new.experiment BEGIN "
     "INSERT INTO post_fts (post_fts, rowid, body, assumption) "
-    f"VALUES ('delete', old.rowid, old.body, {SQLITE_ASSUMPTION.format(row='old.')}); "
+    f"VALUES ('delete', old.rowid, {SQLITE_BODY.format(row='old.')}, {SQLITE_ASSUMPTION.format(row='old.')}); "
     "INSERT INTO post_fts (rowid, body, assumption) "
-    f"VALUES (new.rowid, new.body, {SQLITE_ASSUMPTION.format(row='new.')}); END",
+    f"VALUES (new.rowid, {SQLITE_BODY.format(row='new.')}, {SQLITE_ASSUMPTION.format(row='new.')}); END",
     "INSERT INTO post_fts (post_fts) VALUES ('rebuild')",
 )
 SQLITE_BACKWARDS = (
