@@ -13,6 +13,9 @@ class SearchHit(msgspec.Struct, kw_only=True):
 
     post: Post
     snippet_html: str
+    # Extension: the thread the post belongs to (its top-level post's id; the post's own id when it is top-level),
+    # so that clients can group results by thread.
+    thread_id: str
 
 
 class SearchPage(msgspec.Struct, kw_only=True):

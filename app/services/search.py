@@ -169,7 +169,9 @@ async def _hits(me: Member, ids: list[uuid.UUID], match: str) -> list[SearchHit]
     snippets = await _snippets(match, [r.id for r in ordered])
     return [
         SearchHit(
-            post=post_struct(r, authors[r.author], me), snippet_html=search_query.snippet_html(snippets.get(r.id, ""))
+            post=post_struct(r, authors[r.author], me),
+            snippet_html=search_query.snippet_html(snippets.get(r.id, "")),
+            thread_id=str(r.thread_root or r.id),
         )
         for r in ordered
     ]
