@@ -3,12 +3,12 @@ the active filters as chips that take themselves off, and an empty state that sa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from litestar import Request, get
 from litestar.exceptions import ClientException
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Template
 
 from app.routes.pages.common import page, page_user, who
@@ -39,10 +39,12 @@ async def search_page(
     room_id: FromQuery[str] = "",
     membership_id: FromQuery[str] = "",
     pinned: FromQuery[str] = "",
-    state: FromQuery[str] = "",
+    # `state` is a name Litestar keeps for the application state; the query parameter is still called state.
+    stage: Annotated[str, QueryParameter(name="state")] = "",
     offset: FromQuery[str] = "",
 ) -> Template:
     user = who(request)
+    state = stage
     circle, membership = await circles.get_circle(user.account_id, circle_id)
     rooms = await circles.rooms(user.account_id, circle_id)
     members = await circles.members(user.account_id, circle_id)
