@@ -24,7 +24,19 @@ SIZES: dict[str, ViewportSize] = {"desktop": {"width": 1280, "height": 900}, "ph
 DOC_SHOTS = os.environ.get("KINDRED_SCREENSHOTS") == "1"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 DOC_PAGES = {
-    "member": {"home", "circle", "room", "dropin-live", "notifications", "lab", "my-lab", "plan", "debrief", "journal", "search"},
+    "member": {
+        "home",
+        "circle",
+        "room",
+        "dropin-live",
+        "notifications",
+        "lab",
+        "my-lab",
+        "plan",
+        "debrief",
+        "journal",
+        "search",
+    },
     "coach": {"circle", "room", "dropin-live", "moderation", "lab", "journals", "wins"},
     "signed-out": {"join"},
 }
