@@ -146,7 +146,7 @@ async def _walk_api(walk: Walk, viewer: User, world: dict[str, Any]) -> None:
             f"/rooms/{rid}/posts?limit=100",
             # Search (issue 18): every post the viewer may read that has a common word, with its excerpt.
             f"/circles/{cid}/search?q=my&limit=50",
-            f"/circles/{cid}/search?q=I%20&limit=50",
+            f"/circles/{cid}/search?q=in%20&limit=50",
         ):
             walk.add(f"GET {path}", await viewer.ok("GET", f"/api/v1{path}"))
         for item in (await viewer.ok("GET", f"/api/v1/rooms/{rid}/posts?limit=100"))["items"]:
