@@ -24,19 +24,7 @@ SIZES: dict[str, ViewportSize] = {"desktop": {"width": 1280, "height": 900}, "ph
 DOC_SHOTS = os.environ.get("KINDRED_SCREENSHOTS") == "1"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 DOC_PAGES = {
-    "member": {
-        "home",
-        "circle",
-        "room",
-        "dropin-live",
-        "notifications",
-        "lab",
-        "my-lab",
-        "plan",
-        "debrief",
-        "journal",
-        "search",
-    },
+    "member": {"home", "circle", "room", "dropin-live", "notifications", "lab", "my-lab", "plan", "debrief", "journal"},
     "coach": {"circle", "room", "dropin-live", "moderation", "lab", "journals", "wins"},
     "signed-out": {"join"},
 }
@@ -139,7 +127,6 @@ def doc_name(c: Circle, ids: dict[str, Any], path: str) -> str | None:
         f"/circles/{c.id}/lab": "lab",
         f"/circles/{c.id}/lab/mine": "my-lab",
         f"/circles/{c.id}/wins": "wins",
-        f"/circles/{c.id}/search?q=my": "search",
         f"/circles/{c.id}/journals": "journals",
         f"/rooms/{c.room_id}/experiments/new": "plan",
         f"/posts/{ids['open_experiment']}/debrief": "debrief",
