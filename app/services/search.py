@@ -231,14 +231,22 @@ async def _ranked(
     args = [*walls_args, *where_args]
     if _is_pg():
         # The very expression of the partial GIN index, so the planner uses it.
-        document = search_index.PG_ASSUMPTION if similar else "s.document"
-        source = "post p" if similar else "post_search s JOIN post p ON p.id = s.post"
-        present = " AND p.experiment IS NOT NULL" if similar else ""
-        sql = (
-            f"SELECT p.id AS id FROM {source} JOIN room r ON r.id = p.room, to_tsquery('simple', {{}}) query "
-            f"WHERE {document} @@ query{present} AND {walls}{where} "
-            f"ORDER BY ts_rank({document}, query) DESC, p.created_at DESC, p.id DESC LIMIT {{}} OFFSET {{}}"
-        )
+        document = search_index.PG_ASSUMPTION
+        if similar:
+            sql = (
+                "SELECT p.id AS id FROM post p JOIN room r ON r.id = p.room, to_tsquery('simple', {}) query "
+                f"WHERE {document} @@ query AND p.experiment IS NOT NULL AND {walls}{where} "
+                f"ORDER BY ts_rank({document}, query) DESC, p.created_at DESC, p.id DESC LIMIT {{}} OFFSET {{}}"
+            )
+        else:
+            # The matches first, from the GIN index, ranked (MATERIALIZED: otherwise the planner, which cannot
+            # tell how many posts match, may walk the circle's posts and test each one), then the walls.
+            sql = (
+                "WITH m AS MATERIALIZED (SELECT s.post, ts_rank(s.document, query) AS rank "
+                "FROM post_search s, to_tsquery('simple', {}) query WHERE s.document @@ query) "
+                "SELECT p.id AS id FROM m JOIN post p ON p.id = m.post JOIN room r ON r.id = p.room "
+                f"WHERE {walls}{where} ORDER BY m.rank DESC, p.created_at DESC, p.id DESC LIMIT {{}} OFFSET {{}}"
+            )
     else:
         sql = (
             "SELECT p.id AS id FROM post_fts JOIN post p ON p.rowid = post_fts.rowid JOIN room r ON r.id = p.room "
