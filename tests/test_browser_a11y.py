@@ -152,6 +152,8 @@ def pages_for(c: Circle, ids: dict[str, Any], role: str) -> list[str]:
         "/account",
         f"/circles/{c.id}/lab",
         f"/circles/{c.id}/wins",
+        f"/circles/{c.id}/search?q=my",
+        f"/circles/{c.id}/search?q=zzzqqq",
         f"/rooms/{c.room_id}/experiments/new",
         f"/rooms/{ids['journal_room']}",
         f"/posts/{ids['open_experiment']}",

@@ -144,6 +144,9 @@ async def _walk_api(walk: Walk, viewer: User, world: dict[str, Any]) -> None:
             f"/circles/{cid}/dropins",
             f"/circles/{cid}/experiments?limit=100",
             f"/rooms/{rid}/posts?limit=100",
+            # Search (issue 18): every post the viewer may read that has a common word, with its excerpt.
+            f"/circles/{cid}/search?q=my&limit=50",
+            f"/circles/{cid}/search?q=in%20&limit=50",
         ):
             walk.add(f"GET {path}", await viewer.ok("GET", f"/api/v1{path}"))
         for item in (await viewer.ok("GET", f"/api/v1/rooms/{rid}/posts?limit=100"))["items"]:
@@ -200,6 +203,7 @@ async def _walk_pages(walk: Walk, viewer: User, world: dict[str, Any], api: ApiC
                 f"/circles/{cid}/journal",
                 f"/circles/{cid}/journals",
                 f"/rooms/{rid}/experiments/new",
+                f"/circles/{cid}/search?q=my",
             ]
             # Every member's own lab: 404 to peers (not gathered into a profile), the coach's to read.
             for m in await viewer.ok("GET", f"/api/v1/circles/{cid}/members"):

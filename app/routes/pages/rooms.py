@@ -12,7 +12,7 @@ from litestar.response import Template
 from app.deps import LiveDep
 from app.routes.pages.common import Form, excerpt, fragment, page, page_user, who
 from app.schemas import PostCreate
-from app.services import circles, dropins, gestures, journals, posts
+from app.services import circles, dropins, gestures, journals, posts, search
 from db.rows import Member, RoomRow
 from db.tables import Post as PostRow
 from realtime.events import PostKind
@@ -161,7 +161,11 @@ async def thread_page(request: Request[Any, Any, Any], post_id: FromPath[str]) -
     root_id = str(row.thread_root or row.id)
     root = await posts.get_thread(user.account_id, root_id)
     frame, membership = await _in_room(request, room)
-    return page("thread", **frame, thread=root, focus=post_id, **await viewer_context(membership, [root]))
+    # An experiment's page shows others who tested a similar assumption (search, behind the same walls).
+    similar = (await search.similar_experiments(user.account_id, root_id)).items if root.experiment else []
+    return page(
+        "thread", **frame, thread=root, focus=post_id, similar=similar, **await viewer_context(membership, [root])
+    )
 
 
 @get("/posts/{post_id:str}/reply", include_in_schema=False)
