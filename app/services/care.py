@@ -16,6 +16,8 @@ import re
 import unicodedata
 from pathlib import Path
 
+from realtime.events import ReplyWish
+
 _DATA = Path(__file__).resolve().parent.parent / "data" / "care_phrases.txt"
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\u00b4": "'", "\u2032": "'"})
@@ -180,3 +182,52 @@ def concern(text: str, source: str | None = None) -> bool:
     for figure in figures:
         normal = figure.sub(". ", normal)
     return any(risk.search(normal) for risk in risks)
+
+
+# Post fields (docs/care.md): the content note and the reply wish, as they are stored and sent.
+REPLY_WISHES: dict[str, str] = {
+    "listen": "They asked to be listened to: reflect back what you hear, don't advise.",
+    "questions": "They would welcome questions: ask what would help them see it more clearly.",
+    "ideas": "They would welcome ideas: share what has worked for you, gently and briefly.",
+}
+
+
+def clean_note(note: str | None) -> str | None:
+    """A content note as stored: inner whitespace folded; empty is none."""
+    if note is None:
+        return None
+    folded = " ".join(note.split())
+    return folded or None
+
+
+_WISHES: dict[str | None, ReplyWish] = {"listen": "listen", "questions": "questions", "ideas": "ideas"}
+
+
+def reply_wish(value: str | None) -> ReplyWish | None:
+    return _WISHES.get(value)
+
+
+# Care resources (docs/care.md): Kindred's default until the coach writes the circle's own. It names no phone
+# number: numbers differ by country and change; the directories keep them current.
+DEFAULT_RESOURCES = """**Kindred is not a crisis service.** Your coach and your peers may not see what you write for hours.
+
+If you are in danger now, or thinking about ending your life, please reach out right away:
+
+- **Call your local emergency number** (for example 112 in the EU, 911 in the US and Canada, 999 in the UK), or go \
+to the nearest emergency department.
+- **Find a helpline in your country**, free and confidential, many open day and night: \
+[findahelpline.com](https://findahelpline.com) lists services by country and topic, and the International \
+Association for Suicide Prevention keeps a [directory of crisis centres](https://www.iasp.info/crisis-centres-helplines/).
+- **Tell someone you trust** nearby: a friend, a family member, a doctor.
+
+You matter, and you do not have to carry this alone."""
+
+
+def resources(stored: str | None) -> str:
+    return stored or DEFAULT_RESOURCES
+
+
+def resources_html(stored: str | None) -> str:
+    from web.markdown import render  # the one Markdown renderer (sanitised, links made safe)
+
+    return render(resources(stored))[0]
