@@ -16,6 +16,8 @@ import re
 import unicodedata
 from pathlib import Path
 
+from litestar.exceptions import ClientException
+
 from realtime.events import ReplyWish
 
 _DATA = Path(__file__).resolve().parent.parent / "data" / "care_phrases.txt"
@@ -185,11 +187,13 @@ def concern(text: str, source: str | None = None) -> bool:
 
 
 # Post fields (docs/care.md): the content note and the reply wish, as they are stored and sent.
-REPLY_WISHES: dict[str, str] = {
-    "listen": "They asked to be listened to: reflect back what you hear, don't advise.",
-    "questions": "They would welcome questions: ask what would help them see it more clearly.",
-    "ideas": "They would welcome ideas: share what has worked for you, gently and briefly.",
-}
+NOTE_MAX = 80
+
+
+def check_note(note: str | None) -> None:
+    """The pages build posts without msgspec's checks: the content note's limit, said the same way."""
+    if note is not None and len(clean_note(note) or "") > NOTE_MAX:
+        raise ClientException(f"content_note is at most {NOTE_MAX} characters; this one has {len(note)}")
 
 
 def clean_note(note: str | None) -> str | None:

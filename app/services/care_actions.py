@@ -7,7 +7,6 @@ pointing at the member's journal (the private place the two share), carrying no 
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from app.live import Live
@@ -76,11 +75,10 @@ async def set_themes(account_id: uuid.UUID, circle_id: str, data: CollapsedTheme
     return CollapsedThemes(themes=cleaned)
 
 
-def collapsed_for(content_note: str | None, body: str, themes: list[str]) -> str | None:
-    """Why a post opens only by choice for this reader: its content note, or the first of their themes it names
-    (as a whole word or phrase, in its note or text); None when it shows open."""
-    text = f"{content_note or ''}\n{body}".casefold()
-    for theme in themes:
-        if re.search(r"(?<!\w)" + re.escape(theme) + r"(?!\w)", text):
-            return content_note or theme
-    return content_note
+async def circle_resources_by_id(circle_id: str) -> str | None:
+    return await circle_resources(parse_id(circle_id, "circle"))
+
+
+async def themes_of(membership_id: uuid.UUID) -> list[str]:
+    row = await Membership.select(Membership.collapsed_themes).where(Membership.id == membership_id).first()
+    return parse_themes(row["collapsed_themes"] if row else "")

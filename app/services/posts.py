@@ -137,6 +137,7 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
     require_can_write(me)
     require_room_open(room.dropin_state)
     author = membership_struct(me)
+    care.check_note(data.content_note)
     record = None
     if data.experiment is not None:
         if data.kind != "experiment":
@@ -344,6 +345,7 @@ async def edit_post(
             "a share shows its original's words, which only their author can change; delete the share instead"
         )
     body = check_body(body)
+    care.check_note(content_note if isinstance(content_note, str) else None)
     aliases = await circle_aliases(room.circle)
     html, mentioned = render(body, aliases)
     if row.experiment:

@@ -14,7 +14,7 @@ from typing import Any
 
 from litestar import Router
 
-from app.routes.pages import account, accounts, circles, dropins, gestures, lab, notifications, rooms, safety
+from app.routes.pages import account, accounts, care, circles, dropins, gestures, lab, notifications, rooms, safety
 from app.routes.pages.common import PAGE_ERRORS
 
 ROUTES: list[Any] = [
@@ -27,6 +27,7 @@ ROUTES: list[Any] = [
     *notifications.ROUTES,
     *dropins.ROUTES,
     *lab.ROUTES,
+    *care.ROUTES,
 ]
 router = Router(path="/", route_handlers=ROUTES, exception_handlers=PAGE_ERRORS, include_in_schema=False)
 
