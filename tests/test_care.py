@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.client import ApiClient, make_circle
+from tests.client import ApiClient, make_circle, page_client
 
 pytestmark = pytest.mark.anyio
 
@@ -110,3 +110,55 @@ async def test_care_api(api: ApiClient) -> None:
     assert any("phone" in w for w in changed_alias["warnings"])
     fine = await newcomer.ok("PATCH", f"{base}/membership", {"alias": "Quiet Heron"})
     assert fine["warnings"] == []
+
+
+async def test_care_pages_without_javascript(api: ApiClient) -> None:
+    c = await make_circle(api, members=2)
+    jo, peer = c.members
+    async with page_client(api, jo) as browser:
+        plain = {"_csrf_token": browser.headers["x-csrftoken"]}
+        room = await browser.get(f"/rooms/{c.room_id}")
+        assert room.status_code == 200 and f'href="/circles/{c.id}/care"' in room.text
+        assert 'name="content_note"' in room.text and 'value="listen"' in room.text
+        # A concern: the interstitial page, holding the draft, before anything is posted.
+        del browser.headers["x-csrftoken"]
+        r = await browser.post(f"/rooms/{c.room_id}/posts", data={**plain, "body": RISK, "content_note": "hard"})
+        assert r.status_code == 200 and "Before this goes out" in r.text and "findahelpline.com" in r.text
+        assert 'value="hard"' in r.text and "kill myself" in r.text
+        assert (await peer.ok("GET", f"/api/v1/rooms/{c.room_id}/posts"))["items"] == []
+        # Let my coach know: told, and the interstitial again; then post anyway.
+        r = await browser.post(f"/rooms/{c.room_id}/posts", data={**plain, "body": RISK, "care": "coach"})
+        assert r.status_code == 200 and "Your coach knows" in r.text
+        r = await browser.post(f"/rooms/{c.room_id}/posts", data={**plain, "body": RISK, "care": "post"})
+        assert r.status_code == 303
+        # Move to my journal.
+        r = await browser.post(f"/rooms/{c.room_id}/posts", data={**plain, "body": RISK + " j", "care": "journal"})
+        assert r.status_code == 303
+        # An ordinary post goes straight out.
+        r = await browser.post(f"/rooms/{c.room_id}/posts", data={**plain, "body": "a calm day", "reply_wish": "ideas"})
+        assert r.status_code == 303
+        items = (await peer.ok("GET", f"/api/v1/rooms/{c.room_id}/posts"))["items"]
+        assert [(p["body"], p["reply_wish"]) for p in items] == [("a calm day", "ideas"), (RISK, None)]
+        assert [n["kind"] for n in await c.coach.ok("GET", "/api/v1/notifications")].count("care.concern") == 1
+        assert all(n["kind"] != "care.concern" for n in await peer.ok("GET", "/api/v1/notifications"))
+        # The care page, the about page (onboarding again), collapsed themes, alias warnings at join.
+        care_page = await browser.get(f"/circles/{c.id}/care")
+        assert care_page.status_code == 200 and "iasp.info" in care_page.text and "care_resources" not in care_page.text
+        r = await browser.post(f"/circles/{c.id}/collapsed-themes", data={**plain, "themes": "calm, Grief"})
+        assert r.status_code == 200 and "Saved." in r.text
+        room = await browser.get(f"/rooms/{c.room_id}")
+        assert "A theme you collapse" in room.text and "details" in room.text
+        about = await browser.get(f"/circles/{c.id}/about")
+        assert "Who sees what" in about.text and "findahelpline.com" in about.text
+    async with page_client(api, c.coach) as coach:
+        plain = {"_csrf_token": coach.headers["x-csrftoken"]}
+        del coach.headers["x-csrftoken"]
+        page = await coach.get(f"/circles/{c.id}/care")
+        assert 'name="care_resources"' in page.text
+        r = await coach.post(f"/circles/{c.id}/care", data={**plain, "care_resources": "Ring **our line**"})
+        assert r.status_code == 200 and "<strong>our line</strong>" in r.text
+    newcomer = await api.signup()
+    await newcomer.ok("POST", f"/api/v1/invites/{c.invite}/join", {"alias": "Jo Bloggs"})
+    async with page_client(api, newcomer) as browser:
+        circle = await browser.get(f"/circles/{c.id}")
+        assert "first and last name" in circle.text and "Who sees what" in circle.text and "our line" in circle.text

@@ -56,9 +56,12 @@ def without_record(html: str) -> str:
 
 # Care (docs/care.md): one line of guidance for repliers, by the author's reply wish.
 REPLY_WISHES = {
-    "listen": ("to be listened to", "Reflect back what you hear; don't advise."),
-    "questions": ("questions", "Ask what would help them see it more clearly; leave the answers to them."),
-    "ideas": ("ideas", "Share what has worked for you, briefly and gently; they'll take what fits."),
+    "listen": ("They asked to be listened to:", "reflect back what you hear; don't advise."),
+    "questions": (
+        "They'd welcome questions:",
+        "ask what would help them see it more clearly; leave the answers to them.",
+    ),
+    "ideas": ("They'd welcome ideas:", "share what has worked for you, briefly and gently; they'll take what fits."),
 }
 
 
