@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser, expect
 
+from tests.axe import serious
 from tests.browser import shot
 from tests.client import make_circle
 from tests.conftest import Server
@@ -40,6 +41,7 @@ async def test_care_check_choices_content_notes_and_reply_wishes(browser: Browse
         await expect(panel.get_by_role("heading", name="Before this goes out")).to_be_visible()
         await expect(panel).to_contain_text("findahelpline.com")
         await shot(page, "care-interstitial")
+        assert await serious(page) == [], "the interstitial passes axe"
         await panel.get_by_role("button", name="Let my coach know").click()
         await expect(panel.locator(".care-told")).to_contain_text("Your coach knows")
         await shot(page, "care-coach-told")
