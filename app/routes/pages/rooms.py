@@ -118,6 +118,7 @@ async def older_threads(
         threads=threads,
         next_before=next_before,
         room_id=room_id,
+        collapse_themes=await care_actions.themes_of(membership.id),
         **await viewer_context(membership, threads),
     )
 
