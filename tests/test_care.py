@@ -162,3 +162,12 @@ async def test_care_pages_without_javascript(api: ApiClient) -> None:
     async with page_client(api, newcomer) as browser:
         circle = await browser.get(f"/circles/{c.id}")
         assert "first and last name" in circle.text and "Who sees what" in circle.text and "our line" in circle.text
+
+
+async def test_openapi_describes_care(api: ApiClient) -> None:
+    doc = (await api.http.get("/schema/openapi.json")).json()
+    assert "/api/v1/circles/{circle_id}/care-check" in doc["paths"]
+    assert "/api/v1/circles/{circle_id}/care-concern" in doc["paths"]
+    text = json.dumps(doc["components"]["schemas"])
+    for name in ("content_note", "reply_wish", "care_resources", "resources_html", "concern", "warnings"):
+        assert f'"{name}"' in text, name
