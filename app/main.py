@@ -30,6 +30,7 @@ from app.push import DEFAULT_PUSH_ORIGINS, PushSender, VapidKey
 from app.requests import KindredRequest
 from app.routes import (
     api_accounts,
+    api_care,
     api_circles,
     api_dropins,
     api_gestures,
@@ -229,6 +230,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         *api_posts.ROUTES,
         *api_lab.ROUTES,
         *api_search.ROUTES,
+        *api_care.ROUTES,
         *api_gestures.ROUTES,
         *api_moderation.ROUTES,
         *api_notifications.ROUTES,

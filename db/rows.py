@@ -78,6 +78,8 @@ class PostRecord(msgspec.Struct, kw_only=True):
     experiment_state: str | None = None
     experiment_due_at: datetime | None = None
     experiment_due_sent_at: datetime | None = None
+    content_note: str | None = None
+    reply_wish: str | None = None
 
     def columns(self) -> dict[str, Any]:
         """The row for an INSERT."""

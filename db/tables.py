@@ -61,6 +61,11 @@ class Circle(Table, tablename="circle"):
     delete_after = Timestamptz(
         null=True, default=None, help_text="A closed circle and everything in it is deleted after this moment."
     )
+    care_resources = Text(
+        null=True,
+        default=None,
+        help_text="Markdown: where to turn in a crisis (the coach's words); NULL shows Kindred's default.",
+    )
 
 
 class Membership(Table, tablename="membership"):
@@ -100,6 +105,9 @@ class Membership(Table, tablename="membership"):
         help_text="When the member put the one-time welcome card away (dismissed it or took its next step).",
     )
     mute_reason = Text(null=True, default=None)
+    collapsed_themes = Text(
+        default="", help_text="Themes (one a line) the member prefers collapsed always; see docs/care.md."
+    )
 
 
 class Invite(Table, tablename="invite"):
@@ -176,6 +184,12 @@ class Post(Table, tablename="post"):
     experiment_due_at = Timestamptz(null=True, default=None, help_text="When the author is asked how it went.")
     experiment_due_sent_at = Timestamptz(
         null=True, default=None, help_text="When experiment.due went out (once, whichever instance claimed it)."
+    )
+    content_note = Varchar(
+        length=80, null=True, default=None, help_text="The author's note on what the post touches; readers open it."
+    )
+    reply_wish = Varchar(
+        length=16, null=True, default=None, help_text="listen, questions or ideas: the reply the author would welcome."
     )
 
 

@@ -34,7 +34,9 @@ NotificationKind = Literal[
     "dropin.reminder",
     "experiment.due",
     "experiment.debriefed",
+    "care.concern",
 ]
+ReplyWish = Literal["listen", "questions", "ideas"]
 ExperimentStateName = Literal["planned", "tried", "debriefed", "abandoned"]
 Matched = Literal["yes", "partly", "no"]
 
@@ -101,6 +103,10 @@ class Post(msgspec.Struct, kw_only=True):
     # The lab: the experiment record on a post of kind `experiment` (null on other kinds, and on experiment posts
     # made without one). Empty for peers while the post is hidden, like its text.
     experiment: Experiment | None = None
+    # Care (docs/care.md): the author's note on what the post touches (readers open the post by choice), and the
+    # kind of reply they would welcome. Always present, null when unset.
+    content_note: str | None = None
+    reply_wish: ReplyWish | None = None
 
 
 class PostRef(msgspec.Struct, frozen=True):

@@ -94,6 +94,7 @@ async def test_circle_invite_join_members_rooms(api: ApiClient) -> None:
         "circle_id": cid,
         "alias": "Quiet River",
         "role": "member",
+        "warnings": [],  # care: safe-alias advice (docs/care.md)
     }
     # Already a member; alias taken (ignoring case); bad alias.
     assert (await sam.call("POST", f"/api/v1/invites/{invite['code']}/join", {"alias": "Other"})).status_code == 409

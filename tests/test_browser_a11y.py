@@ -105,6 +105,7 @@ async def a_lived_in_circle(api: ApiClient) -> tuple[Circle, dict[str, Any]]:
     mid = next(m["membership_id"] for m in me["memberships"] if m["circle_id"] == c.id)
     journal = await m1.ok("GET", f"/api/v1/memberships/{mid}/journal")
     await m1.post(journal["id"], "Not ready to say this in the room yet.")
+    await m1.post(c.room_id, "The anniversary is this week.", content_note="grief", reply_wish="listen")
     return c, {
         "open_experiment": open_experiment["id"],
         "journal_room": journal["id"],
@@ -157,6 +158,8 @@ def pages_for(c: Circle, ids: dict[str, Any], role: str) -> list[str]:
         f"/rooms/{c.room_id}/experiments/new",
         f"/rooms/{ids['journal_room']}",
         f"/posts/{ids['open_experiment']}",
+        f"/circles/{c.id}/care",
+        f"/circles/{c.id}/about",
     ]
     if role == "coach":
         return [*common, f"/circles/{c.id}/moderation", "/circles/new", f"/circles/{c.id}/journals"]

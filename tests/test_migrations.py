@@ -150,13 +150,13 @@ async def test_every_migration_walks_back_and_forward_again(backend: str, tmp_pa
         assert applied
         raw_names = RAW_INDEXES
         last = RAW_INDEX_MIGRATIONS[-1]
-        assert sorted(m.ID for m in _all_migrations())[-1] == last.ID, "the walk below expects a raw migration last"
+        # Generated migrations (columns only) may come after it: the walk steps back through them and it.
         last_names = {name for name, _ in last.INDEXES}
 
         _install(engine)
-        # Back one step: the last raw migration's backwards drops exactly its indexes and leaves the tables.
+        # Back to before the last raw migration: its backwards drops exactly its indexes and leaves the tables.
         with contextlib.redirect_stdout(io.StringIO()):
-            result = await BackwardsMigrationManager(app_name=APP_NAME, migration_id="1", auto_agree=True).run()
+            result = await BackwardsMigrationManager(app_name=APP_NAME, migration_id=last.ID, auto_agree=True).run()
         assert result.success, result.message
         left = await _indexes(engine, kind)
         assert not last_names & left and (raw_names - last_names) <= left

@@ -97,6 +97,12 @@ async def _activity(world: dict[str, Any]) -> None:
         win = await sam.post(room, "Took my whole lunch break", kind="win")
         await coach.ok("PUT", f"/api/v1/posts/{win['id']}/like")
         await sam.post(mine["id"], "JOURNAL-CANARY win", kind="win")
+        # Care: Sam's care check and Sam telling the coach reach nobody else (canaries); a post with a content note
+        # and a reply wish reaches the peer (the control).
+        cid = c["circle"]["id"]
+        await sam.ok("POST", f"/api/v1/circles/{cid}/care-check", {"body": "CARE-CANARY I want to die"}, status=200)
+        await sam.ok("POST", f"/api/v1/circles/{cid}/care-concern", {}, status=204)
+        await sam.post(room, "CARE-CONTROL a hard week", content_note="CARE-CONTROL note", reply_wish="listen")
         await sam.post(mine["id"], "", kind="experiment", experiment={**plan, "assumption": "JOURNAL-CANARY plan"})
     one, two = world["circles"]
     # The coach carries Sam's post from circle One into circle Two.
@@ -190,6 +196,8 @@ async def _walk_pages(walk: Walk, viewer: User, world: dict[str, Any], api: ApiC
                 f"/circles/{cid}",
                 f"/circles/{cid}/insights",
                 f"/circles/{cid}/moderation",
+                f"/circles/{cid}/care",
+                f"/circles/{cid}/about",
                 f"/rooms/{rid}",
                 f"/rooms/{rid}/threads",
                 f"/join/{c['invite']}",
@@ -309,6 +317,11 @@ async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient) -> Non
     # Sam's journal (a win and an experiment in it) never reaches a peer: not on the wins wall, the lab, any page,
     # list or frame. The control: the win Sam shared in the room is on the peer's wins wall.
     walk.assert_absent("JOURNAL-CANARY")
+    # Care: no peer learns of a care check or of the coach being told; the content-noted post did arrive.
+    # ("care.concern" itself is on everyone's notification settings page, as a kind coaches receive.)
+    walk.assert_absent("CARE-CANARY", "having a hard time", '"kind":"care.concern"', '"kind": "care.concern"')
+    assert any("CARE-CONTROL note" in text for where, text in walk.seen if where.startswith("page /rooms/"))
+    assert any("CARE-CONTROL note" in text for where, text in walk.seen if "frame" in where)
     assert any(where.endswith("/wins") and "Took my whole lunch break" in text for where, text in walk.seen)
     # Sam's debrief is on the circle's lab page for the peer (what members learned), by alias.
     assert any(where.endswith("/lab") and "No is allowed" in text for where, text in walk.seen)

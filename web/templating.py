@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,29 @@ def without_record(html: str) -> str:
     return html.split(RECORD_MARK, 1)[0].strip()
 
 
+# Care (docs/care.md): one line of guidance for repliers, by the author's reply wish.
+REPLY_WISHES = {
+    "listen": ("They asked to be listened to:", "reflect back what you hear; don't advise."),
+    "questions": (
+        "They'd welcome questions:",
+        "ask what would help them see it more clearly; leave the answers to them.",
+    ),
+    "ideas": ("They'd welcome ideas:", "share what has worked for you, briefly and gently; they'll take what fits."),
+}
+
+
+def collapsed_for(content_note: str | None, body: str, themes: list[str]) -> str | None:
+    """Why a post opens only by choice for this reader: its content note, else the first of the reader's collapsed
+    themes that its text names (as a whole word or phrase); None when it shows open."""
+    if content_note:
+        return content_note
+    text = body.casefold()
+    for theme in themes:
+        if re.search(r"(?<!\w)" + re.escape(theme) + r"(?!\w)", text):
+            return theme
+    return None
+
+
 def make_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -67,6 +91,8 @@ def make_environment() -> Environment:
     env.filters["without_record"] = without_record
     env.globals["KIND_LABELS"] = KIND_LABELS
     env.globals["ACTION_LABELS"] = ACTION_LABELS
+    env.globals["REPLY_WISHES"] = REPLY_WISHES
+    env.globals["collapsed_for"] = collapsed_for
     return env
 
 

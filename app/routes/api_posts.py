@@ -38,7 +38,9 @@ async def get_post(post_id: FromPath[str], principal: PrincipalDep) -> PostThrea
 
 @patch("/posts/{post_id:str}", summary="Edit your post", opt={"rate": "edit"})
 async def edit_post(post_id: FromPath[str], data: JSONBody[PostEdit], principal: PrincipalDep, live: LiveDep) -> Post:
-    return await posts.edit_post(principal.account_id, post_id, data.body, live)
+    return await posts.edit_post(
+        principal.account_id, post_id, data.body, live, content_note=data.content_note, reply_wish=data.reply_wish
+    )
 
 
 @delete("/posts/{post_id:str}", summary="Delete a post (its author or the coach)", status_code=HTTP_204_NO_CONTENT)

@@ -15,6 +15,7 @@ from app.schemas.accounts import (
     PasswordChange,
     TokenOut,
 )
+from app.schemas.care import CareCheck, CareCheckBody, CareConcernBody, CollapsedThemes
 from app.schemas.circles import (
     CircleClosed,
     CircleCreate,
@@ -73,11 +74,15 @@ __all__ = [
     "Alias",
     "AliasBody",
     "AuditEntry",
+    "CareCheck",
+    "CareCheckBody",
+    "CareConcernBody",
     "ChannelPrefs",
     "CircleClosed",
     "CircleCreate",
     "CircleOut",
     "CircleUpdate",
+    "CollapsedThemes",
     "DropinCreate",
     "DropinDetail",
     "Email",

@@ -36,6 +36,9 @@ class MyMembership(msgspec.Struct):
     circle_id: str
     alias: str
     role: Role
+    # Care (safe aliases, docs/care.md): at join and alias change, what about the alias might identify its owner.
+    # Advice only: the alias was taken as it is.
+    warnings: list[str] = []
 
 
 class Me(msgspec.Struct):

@@ -25,6 +25,8 @@ class CircleUpdate(msgspec.Struct):
     commonality: Annotated[str, Meta(min_length=1, max_length=2000)] | msgspec.UnsetType = msgspec.UNSET
     norms: Annotated[str, Meta(max_length=4000)] | msgspec.UnsetType = msgspec.UNSET
     coach_sees_identity: bool | msgspec.UnsetType = msgspec.UNSET
+    # Care: where to turn in a crisis (Markdown). null (or empty) goes back to Kindred's default.
+    care_resources: Annotated[str, Meta(max_length=4000)] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CircleOut(msgspec.Struct):
@@ -33,6 +35,9 @@ class CircleOut(msgspec.Struct):
     commonality: str
     norms: str
     coach_sees_identity: bool
+    # Care: the circle's crisis resources as Markdown (Kindred's default until the coach writes their own).
+    care_resources: str = ""
+    care_resources_html: str = ""
 
 
 class InviteCreate(msgspec.Struct):

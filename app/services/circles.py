@@ -25,7 +25,7 @@ from app.schemas import (
     RoomCreate,
     RoomOut,
 )
-from app.services import aliases, audit, notifications
+from app.services import aliases, audit, care, notifications, safe_alias
 from app.services.common import (
     is_unique_violation,
     membership_struct,
@@ -91,6 +91,8 @@ def circle_out(row: dict[str, Any]) -> CircleOut:
         commonality=row["commonality"],
         norms=row["norms"],
         coach_sees_identity=bool(row["coach_sees_identity"]),
+        care_resources=care.resources(row.get("care_resources")),
+        care_resources_html=care.resources_html(row.get("care_resources")),
     )
 
 
@@ -185,7 +187,10 @@ async def update_circle(account_id: uuid.UUID, circle_id: str, data: CircleUpdat
         values[Circle.norms] = data.norms.strip()
     if data.coach_sees_identity is not msgspec.UNSET:
         values[Circle.coach_sees_identity] = data.coach_sees_identity
-    if any(v is None for v in values.values()):
+    if data.care_resources is not msgspec.UNSET:
+        # Stored as written; empty or null shows the default again.
+        values[Circle.care_resources] = (data.care_resources or "").strip() or None
+    if any(v is None for k, v in values.items() if k is not Circle.care_resources):
         raise ClientException("a circle needs a name and a commonality")
     async with unit_of_work(live) as outbox:
         current = await Circle.select(Circle.coach_sees_identity).where(Circle.id == cid).first()
@@ -369,7 +374,13 @@ async def join(account_id: uuid.UUID, code: str, alias: str) -> MyMembership:
         if is_unique_violation(exc):
             raise Conflict(ALIAS_TAKEN) from None
         raise
-    return MyMembership(membership_id=str(membership_id), circle_id=str(circle_id), alias=alias, role="member")
+    return MyMembership(
+        membership_id=str(membership_id),
+        circle_id=str(circle_id),
+        alias=alias,
+        role="member",
+        warnings=safe_alias.warnings(alias),
+    )
 
 
 async def members(account_id: uuid.UUID, circle_id: str) -> list[PublicMembership] | list[MemberWithIdentity]:
@@ -505,7 +516,9 @@ async def change_alias(account_id: uuid.UUID, circle_id: str, alias: str, live: 
     rooms = [r["id"] for r in await Room.select(Room.id).where(Room.circle == cid)]
     who = PublicMembership(membership_id=str(me.id), alias=alias, role=me.role)
     await live.alias_changed(account_id, cid, who, rooms)
-    return MyMembership(membership_id=str(me.id), circle_id=str(cid), alias=alias, role=me.role)
+    return MyMembership(
+        membership_id=str(me.id), circle_id=str(cid), alias=alias, role=me.role, warnings=safe_alias.warnings(alias)
+    )
 
 
 # --- closing a circle (archived at once, deleted after a grace period) ------------------------------------------

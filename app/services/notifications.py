@@ -48,6 +48,7 @@ KIND_TEXT: dict[NotificationKind, str] = {
     "dropin.reminder": "A drop-in starts in 10 minutes",
     "experiment.due": "Time to look back at your experiment. How did it go?",
     "experiment.debriefed": "{actor} debriefed an experiment",
+    "care.concern": "{actor} would like you to know they are having a hard time",
 }
 KINDS = tuple(KIND_TEXT)
 KIND_LABELS: dict[NotificationKind, str] = {
@@ -67,6 +68,7 @@ KIND_LABELS: dict[NotificationKind, str] = {
     "dropin.reminder": "Drop-in reminders",
     "experiment.due": "My experiments coming due",
     "experiment.debriefed": "Members' debriefed experiments (coaches)",
+    "care.concern": "A member asking me to check in on them (coaches)",
 }
 
 

@@ -12,7 +12,7 @@ from litestar.exceptions import ClientException, PermissionDeniedException
 from app.errors import Conflict, not_found
 from app.live import Live
 from app.schemas import PostCreate, PostListItem, PostPage, PostThread
-from app.services import experiments, notifications
+from app.services import care, experiments, notifications
 from app.services.common import (
     is_unique_violation,
     load_for,
@@ -39,6 +39,7 @@ from realtime.events import (
     PostDeleted,
     PostRef,
     PostUpdated,
+    ReplyWish,
     SharedFrom,
     encoder,
 )
@@ -90,6 +91,8 @@ def post_struct(row: PostRecord, author: PublicMembership, viewer: Member | None
         hidden=hidden,
         moderation_reason=row.moderation_reason if hidden and privileged else None,
         experiment=experiments.decode(row.experiment) if row.experiment and not blank else None,
+        content_note=row.content_note,
+        reply_wish=care.reply_wish(row.reply_wish),
     )
 
 
@@ -134,6 +137,7 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
     require_can_write(me)
     require_room_open(room.dropin_state)
     author = membership_struct(me)
+    care.check_note(data.content_note)
     record = None
     if data.experiment is not None:
         if data.kind != "experiment":
@@ -190,11 +194,14 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
         experiment=experiments.encode(record) if record is not None else None,
         experiment_state=record.state if record is not None else None,
         experiment_due_at=record.due_at if record is not None else None,
+        content_note=care.clean_note(data.content_note),
+        reply_wish=data.reply_wish,
     )
     outbox = Outbox()
     try:
         # (An experiment takes the transaction: the one statement writes the columns every post has.)
-        if parent_author is None and not mentioned and record is None and queries.single_statement_writes():
+        plain = record is None and row.content_note is None and row.reply_wish is None
+        if parent_author is None and not mentioned and plain and queries.single_statement_writes():
             # Nobody to notify: the seq, the post and its event go in one statement (see queries.insert_post).
             row.seq = -1  # the placeholder the statement replaces with the real seq
             post = post_struct(row, author)
@@ -315,7 +322,15 @@ async def get_thread(account_id: uuid.UUID, post_id: str) -> PostThread:
     return thread
 
 
-async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) -> Post:
+async def edit_post(
+    account_id: uuid.UUID,
+    post_id: str,
+    body: str,
+    live: Live,
+    *,
+    content_note: str | msgspec.UnsetType | None = msgspec.UNSET,
+    reply_wish: ReplyWish | msgspec.UnsetType | None = msgspec.UNSET,
+) -> Post:
     row, room, me = await post_and_access(account_id, post_id)
     if row.deleted_at is not None:
         raise not_found("post")
@@ -330,6 +345,7 @@ async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) 
             "a share shows its original's words, which only their author can change; delete the share instead"
         )
     body = check_body(body)
+    care.check_note(content_note if isinstance(content_note, str) else None)
     aliases = await circle_aliases(room.circle)
     html, mentioned = render(body, aliases)
     if row.experiment:
@@ -338,9 +354,12 @@ async def edit_post(account_id: uuid.UUID, post_id: str, body: str, live: Live) 
     async with unit_of_work(live) as outbox:
         seq = await outbox.next_seq(row.room)
         row = msgspec.structs.replace(row, body=body, html=html, edited_at=now())
-        await PostRow.update({PostRow.body: body, PostRow.html: html, PostRow.edited_at: row.edited_at}).where(
-            PostRow.id == row.id
-        )
+        values: dict[Any, Any] = {PostRow.body: body, PostRow.html: html, PostRow.edited_at: row.edited_at}
+        if content_note is not msgspec.UNSET:
+            row.content_note = values[PostRow.content_note] = care.clean_note(content_note)
+        if reply_wish is not msgspec.UNSET:
+            row.reply_wish = values[PostRow.reply_wish] = reply_wish
+        await PostRow.update(values).where(PostRow.id == row.id)
         post = post_struct(row, membership_struct(me))
         # The log keeps no earlier wording: replay shows the post as it is now.
         await queries.rewrite_post_events(row.id, _encode(post))

@@ -14,7 +14,19 @@ from typing import Any
 
 from litestar import Router
 
-from app.routes.pages import account, accounts, circles, dropins, gestures, lab, notifications, rooms, safety, search
+from app.routes.pages import (
+    account,
+    accounts,
+    care,
+    circles,
+    dropins,
+    gestures,
+    lab,
+    notifications,
+    rooms,
+    safety,
+    search,
+)
 from app.routes.pages.common import PAGE_ERRORS
 
 ROUTES: list[Any] = [
@@ -28,6 +40,7 @@ ROUTES: list[Any] = [
     *dropins.ROUTES,
     *lab.ROUTES,
     *search.ROUTES,
+    *care.ROUTES,
 ]
 router = Router(path="/", route_handlers=ROUTES, exception_handlers=PAGE_ERRORS, include_in_schema=False)
 

@@ -21,6 +21,7 @@ async def _account_page(request: Request[Any, Any, Any], status: int = 200, **co
     user = who(request)
     context.setdefault("message", None)
     context.setdefault("error", None)
+    context.setdefault("alias_warnings", [])
     return page(
         "account", status, me=await page_user(request), circles=await accounts.my_circles(user.account_id), **context
     )
@@ -40,7 +41,9 @@ async def change_alias(
         changed = await circles.change_alias(user.account_id, circle_id, data.get("alias", ""), live)
     except HTTPException as exc:
         return await _account_page(request, exc.status_code, error=exc.detail)
-    return await _account_page(request, message=f"You now appear as {changed.alias} in that circle.")
+    return await _account_page(
+        request, message=f"You now appear as {changed.alias} in that circle.", alias_warnings=changed.warnings
+    )
 
 
 @post("/account/password", include_in_schema=False, opt={"rate": "reauth"})

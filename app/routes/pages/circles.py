@@ -14,7 +14,7 @@ from app.auth.tokens import Principal
 from app.deps import SettingsDep, base_url
 from app.routes.pages.common import Form, form_body, fragment, page, page_user, who
 from app.schemas import CircleCreate, InviteCreate, RoomCreate
-from app.services import accounts, circles, dropins, journals, moderation
+from app.services import accounts, circles, dropins, journals, moderation, safe_alias
 
 
 @get("/circles/new", include_in_schema=False)
@@ -57,6 +57,7 @@ async def circle_page(
         journal_unread=journal_unread,
         journals_unread=journals_unread,
         welcome=membership.role != "coach" and membership.welcomed_at is None,
+        alias_warnings=safe_alias.warnings(membership.alias),
         already=already == "1",
         closed=await circles.closed_state(circle_id),
         open_reports=len(await moderation.reports(user.account_id, circle_id)) if membership.role == "coach" else 0,

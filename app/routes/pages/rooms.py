@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Request, delete, get, patch, post
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import FromPath, FromQuery
-from litestar.response import Template
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from app.deps import LiveDep
+from app.routes.pages import care as care_pages
 from app.routes.pages.common import Form, excerpt, fragment, page, page_user, who
 from app.schemas import PostCreate
-from app.services import circles, dropins, gestures, journals, posts, search
+from app.services import care, care_actions, circles, dropins, gestures, journals, posts, search
 from db.rows import Member, RoomRow
 from db.tables import Post as PostRow
 from realtime.events import PostKind
@@ -79,6 +82,7 @@ async def _in_room(request: Request[Any, Any, Any], room: RoomRow) -> tuple[dict
         "membership": membership,
         "room": room,
         "aliases": [m.alias for m in members if m.membership_id != str(membership.id)],
+        "collapse_themes": await care_actions.themes_of(membership.id),
     }
     return frame, membership
 
@@ -114,15 +118,21 @@ async def older_threads(
         threads=threads,
         next_before=next_before,
         room_id=room_id,
+        collapse_themes=await care_actions.themes_of(membership.id),
         **await viewer_context(membership, threads),
     )
 
 
 @post("/rooms/{room_id:str}/posts", include_in_schema=False, opt={"rate": "post"})
-async def create_post(request: Request[Any, Any, Any], room_id: FromPath[str], data: Form, live: LiveDep) -> Template:
+async def create_post(
+    request: Request[Any, Any, Any], room_id: FromPath[str], data: Form, live: LiveDep
+) -> Template | Redirect:
     user = who(request)
     kind: PostKind = KINDS.get(data.get("kind", ""), "reflection")
-    where = data.get("where", "room")
+    # Care (docs/care.md): a draft that raises a concern answers with the care interstitial first.
+    stop, where = await care_pages.checked_post(request, room_id, data, live)
+    if stop is not None:
+        return stop
     if where not in ("room", "journal"):
         raise ClientException("where must be room (everyone here) or journal (just your coach)")
     target = room_id
@@ -139,9 +149,14 @@ async def create_post(request: Request[Any, Any, Any], room_id: FromPath[str], d
             kind=kind,
             parent_id=data.get("parent_id") or None,
             client_id=data.get("client_id") or None,
+            content_note=data.get("content_note") or None,
+            reply_wish=care.reply_wish(data.get("reply_wish") or None),
         ),
         live,
     )
+    if not request.headers.get("hx-request"):
+        # Without JavaScript (the composer and the care interstitial are plain forms too): back to the room.
+        return Redirect(f"/rooms/{room_id}#post-{created.id}", status_code=HTTP_303_SEE_OTHER)
     if target != room_id:
         # Not for this room's list: the composer says where it went instead.
         return Template(
@@ -209,7 +224,15 @@ async def post_main(request: Request[Any, Any, Any], post_id: FromPath[str]) -> 
 @patch("/posts/{post_id:str}", include_in_schema=False, opt={"rate": "edit"})
 async def edit_post(request: Request[Any, Any, Any], post_id: FromPath[str], data: Form, live: LiveDep) -> Template:
     user = who(request)
-    edited = await posts.edit_post(user.account_id, post_id, data.get("body", ""), live)
+    edited = await posts.edit_post(
+        user.account_id,
+        post_id,
+        data.get("body", ""),
+        live,
+        # Absent from the form (an older page): left as they are.
+        content_note=data.get("content_note", msgspec.UNSET),
+        reply_wish=care.reply_wish(data.get("reply_wish") or None) if "reply_wish" in data else msgspec.UNSET,
+    )
     return fragment("post_main", post=edited)
 
 
