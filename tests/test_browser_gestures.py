@@ -61,7 +61,7 @@ async def test_coach_gestures_land_live_on_the_members_page(browser: Browser, se
         # Sharing it to another room of the circle.
         await on_coach.get_by_role("button", name="Share").click()
         await coach.get_by_label("Share to").select_option(label="Wins")
-        await coach.get_by_label("Note").fill("Worth trying")
+        await coach.locator(".share-form").get_by_label("Note").fill("Worth trying")
         await coach.locator(".share-form").get_by_role("button", name="Share").click()
         await expect(on_coach.locator(".done")).to_contain_text("Shared to Wins")
         await coach.get_by_role("link", name="Wins", exact=True).click()
