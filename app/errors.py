@@ -18,6 +18,8 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
+from db.engine import expire_pool
+
 log = logging.getLogger("kindred.errors")
 
 
@@ -80,6 +82,7 @@ def is_db_down(exc: BaseException) -> bool:
 def db_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if is_db_down(exc):
         log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+        expire_pool()
         return Response(
             {
                 "status_code": 503,

@@ -6,6 +6,7 @@ and binds every table to it, so one process can be pointed anywhere without a co
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -62,6 +63,20 @@ async def start(engine: Engine[Any], pool_size: int = 10) -> None:
     elif isinstance(engine, SQLiteEngine):
         # WAL lets readers proceed while one writer commits; the setting is stored in the file.
         await engine.run_ddl("PRAGMA journal_mode=WAL")
+
+
+_expiring: set[asyncio.Task[None]] = set()
+
+
+def expire_pool() -> None:
+    """After the server dropped us (restart, failover, terminated backends), every idle pooled connection is dead but
+    asyncpg only finds out one acquire at a time, so each would fail one more request. Mark them all for replacement
+    on their next acquire instead: the first request after the database is back already gets a fresh connection."""
+    engine = current_engine()
+    if isinstance(engine, PostgresEngine) and engine.pool is not None:
+        task = asyncio.get_running_loop().create_task(engine.pool.expire_connections())
+        _expiring.add(task)
+        task.add_done_callback(_expiring.discard)
 
 
 async def stop(engine: Engine[Any]) -> None:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import asyncpg
 import pytest
 
@@ -147,6 +148,10 @@ async def test_unreachable_database_answers_503_and_publishes_nothing(pg_url: st
 
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        # pg_terminate_backend only signals: wait until the backends are really gone.
+        with anyio.fail_after(30):
+            while await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name):  # noqa: ASYNC110 (polling Postgres, nothing to wait on)
+                await anyio.sleep(0.05)
         started = time.monotonic()
         r = await api.http.post(
             f"/api/v1/rooms/{c.room_id}/posts", json={"body": "lost?"}, headers={"Authorization": f"Bearer {m1.token}"}
