@@ -84,3 +84,78 @@ async def test_care_check_choices_content_notes_and_reply_wishes(browser: Browse
         await context.close()
     finally:
         await api.aclose()
+
+
+async def test_care_check_on_a_reply_and_an_edit(browser: Browser, server: Server) -> None:
+    """The same gentle check under a post: a reply that raises a concern waits in the interstitial where the reply
+    form was; an edit does too, with the edit form still open and the post unchanged until the member chooses."""
+    api = server.client()
+    try:
+        c = await make_circle(api, members=2)
+        jo, peer = c.members
+        root = await peer.post(c.room_id, "Anyone else finding this week heavy?")
+        mine = await jo.post(c.room_id, "A calm note from me")
+        context = await context_for(browser, server, "phone", jo.token)
+        page = await context.new_page()
+        await page.goto(f"{server.url}/rooms/{c.room_id}")
+
+        theirs = page.locator(f"#post-{root['id']}")
+        await theirs.get_by_role("button", name="Reply", exact=True).click()
+        await theirs.get_by_label("Reply to").fill(RISK)
+        await theirs.get_by_role("button", name="Reply", exact=True).last.click()
+        panel = page.locator(f"#care-check-{root['id']}")
+        await expect(panel.get_by_role("heading", name="Before this goes out")).to_be_visible()
+        await expect(panel).to_contain_text("findahelpline.com")
+        await shot(page, "care-reply-interstitial")
+        assert await serious(page) == [], "the interstitial under a post passes axe"
+        await panel.get_by_role("button", name="Post it anyway").click()
+        await expect(page.locator(f"#replies-{root['id']}")).to_contain_text("end my life")
+        await expect(panel).to_have_count(0)
+
+        own = page.locator(f"#post-{mine['id']}")
+        await own.locator("details.more > summary").click()
+        await own.get_by_role("button", name="Edit").click()
+        await own.get_by_label("Edit your post").fill(RISK + " (edited)")
+        await own.get_by_role("button", name="Save").click()
+        panel = page.locator(f"#care-check-{mine['id']}")
+        await expect(panel.get_by_role("button", name="Save it anyway")).to_be_visible()
+        await expect(own.get_by_label("Edit your post")).to_have_value(RISK + " (edited)")
+        await shot(page, "care-edit-interstitial")
+        await panel.get_by_role("button", name="Put this version in my journal").click()
+        await expect(own.locator(".sent-private")).to_contain_text("Your post here is unchanged")
+        await expect(own.get_by_label("Edit your post")).to_have_count(0)
+        await expect(own.locator(f"#main-{mine['id']} .body")).to_contain_text("A calm note from me")
+        assert (await peer.ok("GET", f"/api/v1/posts/{mine['id']}"))["body"] == "A calm note from me"
+        await context.close()
+    finally:
+        await api.aclose()
+
+
+async def test_a_collapsed_theme_collapses_a_post_arriving_live(browser: Browser, server: Server) -> None:
+    """A reader's own collapsed themes apply to posts that arrive over the socket too, not only on the next load;
+    a post that does not name the theme arrives open (the control)."""
+    api = server.client()
+    try:
+        c = await make_circle(api, members=2)
+        jo, reader = c.members
+        await reader.ok("PUT", f"/api/v1/circles/{c.id}/collapsed-themes", {"themes": ["eating", "my father"]})
+        context = await context_for(browser, server, "desktop", reader.token)
+        page = await context.new_page()
+        await page.goto(f"{server.url}/rooms/{c.room_id}")
+        await expect(page.locator("#presence-names")).to_contain_text("Here now")
+
+        await jo.post(c.room_id, "A walk in the park did me good")
+        await jo.post(c.room_id, "Talked to My Father today, it went badly")
+        opened = page.locator("article.post").filter(has_text="walk in the park")
+        collapsed = page.locator("article.post").filter(has_text="A theme you collapse")
+        await expect(opened).to_be_visible()
+        await expect(collapsed).to_have_count(1)
+        await expect(collapsed.locator("details.content-note > summary")).to_contain_text("my father")
+        await expect(collapsed.locator("details.content-note .body")).to_be_hidden()
+        await expect(opened.locator("details.content-note")).to_have_count(0)
+        await shot(page, "care-theme-collapsed-live")
+        await collapsed.locator("details.content-note > summary").click()
+        await expect(collapsed.locator(".body")).to_contain_text("went badly")
+        await context.close()
+    finally:
+        await api.aclose()

@@ -171,3 +171,62 @@ async def test_openapi_describes_care(api: ApiClient) -> None:
     text = json.dumps(doc["components"]["schemas"])
     for name in ("content_note", "reply_wish", "care_resources", "resources_html", "concern", "warnings"):
         assert f'"{name}"' in text, name
+
+
+async def test_care_gate_on_replies_and_edits(api: ApiClient) -> None:
+    """A reply or an edit that raises a concern answers with the interstitial under the post (htmx), holding the
+    draft; its choices send it the same way, and nothing goes out before the member chooses."""
+    c = await make_circle(api, members=2)
+    jo, peer = c.members
+    root = await peer.ok("POST", f"/api/v1/rooms/{c.room_id}/posts", {"body": "How was your week?"})
+    mine = await jo.ok("POST", f"/api/v1/rooms/{c.room_id}/posts", {"body": "A calm note"})
+    async with page_client(api, jo) as browser:
+        browser.headers["hx-request"] = "true"
+        reply = {"body": RISK, "parent_id": root["id"]}
+        r = await browser.post(f"/rooms/{c.room_id}/posts", data=reply)
+        assert r.status_code == 200 and "Before this goes out" in r.text, r.text
+        assert r.headers["hx-retarget"] == f"#reply-slot-{root['id']}"
+        assert f'hx-target="#replies-{root["id"]}"' in r.text and f'value="{root["id"]}"' in r.text
+        assert (await peer.ok("GET", f"/api/v1/posts/{root['id']}"))["replies"] == []
+        # An ordinary reply goes straight out (the control).
+        r = await browser.post(f"/rooms/{c.room_id}/posts", data={"body": "Good, thanks", "parent_id": root["id"]})
+        assert r.status_code == 200 and "Before this goes out" not in r.text
+        # Move the reply to my journal: an entry of its own there, nothing in the thread.
+        r = await browser.post(f"/rooms/{c.room_id}/posts", data={**reply, "care": "journal"})
+        assert r.status_code == 200 and "Sent to your journal" in r.text
+        assert r.headers["hx-retarget"] == f"#reply-slot-{root['id']}"
+        # Post it anyway: the reply goes into the thread.
+        r = await browser.post(f"/rooms/{c.room_id}/posts", data={**reply, "care": "post"})
+        assert r.status_code == 200 and "article" in r.text
+        thread = await peer.ok("GET", f"/api/v1/posts/{root['id']}")
+        assert [p["body"] for p in thread["replies"]] == ["Good, thanks", RISK]
+        journal = await jo.ok("GET", f"/api/v1/memberships/{mine['author']['membership_id']}/journal")
+        entries = (await c.coach.ok("GET", f"/api/v1/rooms/{journal['id']}/posts"))["items"]
+        assert [(p["body"], p["parent_id"]) for p in entries] == [(RISK, None)]
+
+        # An edit: the interstitial under the post while the edit form stays; the post is unchanged meanwhile.
+        r = await browser.patch(f"/posts/{mine['id']}", data={"body": RISK + " (edited)"})
+        assert r.status_code == 200 and "Before this goes out" in r.text and "Save it anyway" in r.text
+        assert r.headers["hx-retarget"] == f"#reply-slot-{mine['id']}"
+        assert f'hx-patch="/posts/{mine["id"]}"' in r.text
+        assert (await peer.ok("GET", f"/api/v1/posts/{mine['id']}"))["body"] == "A calm note"
+        # Put this version in my journal: the post stays as it was, its edit form closes.
+        r = await browser.patch(f"/posts/{mine['id']}", data={"body": RISK + " (v2)", "care": "journal"})
+        assert r.status_code == 200 and "Your post here is unchanged" in r.text and "hx-swap-oob" in r.text
+        assert (await peer.ok("GET", f"/api/v1/posts/{mine['id']}"))["body"] == "A calm note"
+        # Let my coach know, then save it anyway.
+        r = await browser.patch(f"/posts/{mine['id']}", data={"body": RISK + " (edited)", "care": "coach"})
+        assert r.status_code == 200 and "Your coach knows" in r.text
+        r = await browser.patch(f"/posts/{mine['id']}", data={"body": RISK + " (edited)", "care": "post"})
+        assert r.status_code == 200 and "(edited)" in r.text
+        assert (await peer.ok("GET", f"/api/v1/posts/{mine['id']}"))["body"] == RISK + " (edited)"
+        # Saving it again unchanged (a content note added) is not checked again.
+        r = await browser.patch(f"/posts/{mine['id']}", data={"body": RISK + " (edited)", "content_note": "low"})
+        assert r.status_code == 200 and "Before this goes out" not in r.text
+        # A choice the gate does not know: a 400 that names it.
+        r = await browser.patch(f"/posts/{mine['id']}", data={"body": "x", "care": "maybe"})
+        assert r.status_code == 400 and "care is one of" in r.text
+        entries = (await c.coach.ok("GET", f"/api/v1/rooms/{journal['id']}/posts"))["items"]
+        assert sorted(p["body"] for p in entries) == sorted([RISK, RISK + " (v2)"])
+    assert [n["kind"] for n in await c.coach.ok("GET", "/api/v1/notifications")].count("care.concern") == 1
+    assert all(n["kind"] != "care.concern" for n in await peer.ok("GET", "/api/v1/notifications"))

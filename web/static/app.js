@@ -53,11 +53,52 @@
     });
   }
 
+  // Themes this reader collapses (docs/care.md): the server collapses them when it renders the page for the reader;
+  // a post arriving live was rendered once for everyone, so it is collapsed here, by the same rule (the theme as a
+  // whole word or phrase of the post's text, case-folded), with the same disclosure.
+  function collapseThemes(root) {
+    const threads = document.getElementById("threads");
+    let themes = [];
+    try {
+      themes = JSON.parse((threads && threads.dataset.collapseThemes) || "[]");
+    } catch (err) {
+      return;
+    }
+    if (!themes.length) return;
+    const rules = themes.map((theme) => [theme, new RegExp("(?<![\\p{L}\\p{N}_])" +
+      theme.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "(?![\\p{L}\\p{N}_])", "u")]);
+    const articles = Array.from(root.querySelectorAll("article.post"));
+    if (root.matches && root.matches("article.post")) articles.unshift(root);
+    articles.forEach((article) => {
+      const main = article.querySelector(".post-main");
+      if (!main || main.querySelector("details.content-note")) return;
+      const parts = Array.from(main.querySelectorAll(":scope > .body, :scope > .experiment-card"));
+      if (!parts.length) return;
+      const text = parts.map((part) => part.textContent).join(" ").toLowerCase();
+      const hit = rules.find(([, rule]) => rule.test(text));
+      if (!hit) return;
+      const details = document.createElement("details");
+      details.className = "content-note";
+      const summary = document.createElement("summary");
+      const label = document.createElement("span");
+      label.className = "cn-label";
+      label.textContent = "A theme you collapse:";
+      const open = document.createElement("span");
+      open.className = "cn-open";
+      open.textContent = "· open the post";
+      summary.append(label, " " + hit[0] + " ", open);
+      details.append(summary);
+      parts[0].before(details);
+      parts.forEach((part) => details.append(part));
+    });
+  }
+
   function enhance(root) {
     localiseTimes(root);
     markMine(root);
     syncLikeButtons(root);
     markYourTurn(root);
+    collapseThemes(root);
   }
   window.kindredEnhance = enhance;
 
@@ -140,6 +181,12 @@
     const flash = document.getElementById("flash");
     if (flash && flash.querySelector(".error")) flash.innerHTML = "";
     if (!form) return;
+    // A choice in the care interstitial that sent the text on (not one that answers in the interstitial's place,
+    // which the server retargets): the interstitial has done its work.
+    if (form.dataset.clearOnPost && !e.detail.xhr.getResponseHeader("HX-Retarget")) {
+      const slot = document.querySelector(form.dataset.clearOnPost);
+      if (slot) slot.innerHTML = "";
+    }
     // A small form under a post (a pin's note, a reason) goes once its work is done elsewhere on the post.
     if (form.classList.contains("slot-form") && form.parentElement) form.parentElement.innerHTML = "";
     if (form.classList.contains("resets")) {

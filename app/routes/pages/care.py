@@ -1,16 +1,18 @@
 """Care on the pages (docs/care.md): the care check as a member is about to post, the care resources page, the
 circle's "About this circle" page (the newcomer onboarding, again), and the themes a member collapses.
 
-The composer's post goes through `checked_post`: when the text raises a concern and the member has not chosen yet,
-the answer is the care interstitial (a fragment in the composer with htmx, a page of its own without JavaScript)
-holding the draft, with three choices: post anyway, move it to my journal, let my coach know. Nothing of the check
+The composer's post, a reply and an edit go through the gate (`decided`, then `gate`): when the text raises a concern
+and the member has not chosen yet, the answer is the care interstitial (a fragment in the composer or under the post
+with htmx, a page of its own without JavaScript) holding the draft, with three choices: post anyway, move it to my
+journal, let my coach know. Nothing of the check
 is stored or logged; telling the coach is only ever the member's explicit choice.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 from litestar import Request, get, post
 from litestar.exceptions import ClientException
 from litestar.params import FromPath
@@ -23,51 +25,103 @@ from app.services import care, care_actions, circles, posts
 
 CHOICES = ("post", "journal", "coach")
 CARE_MAX = 4000
-DRAFT_FIELDS = ("body", "kind", "content_note", "reply_wish", "client_id")
+DRAFT_FIELDS = ("body", "kind", "content_note", "reply_wish", "client_id", "parent_id")
 
 
 def draft_of(data: dict[str, str]) -> dict[str, str]:
-    return {k: data.get(k, "") for k in DRAFT_FIELDS}
+    """The fields of the draft the form sent (only those: an edit from an older page leaves the others alone)."""
+    return {k: data[k] for k in DRAFT_FIELDS if k in data}
+
+
+class Gate(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a checked draft came from, so the interstitial's choices go back the same way: the room composer (a new
+    post), the reply form under a post, or the edit form of a post."""
+
+    mode: Literal["post", "reply", "edit"]
+    room_id: str
+    circle_id: str
+    post_id: str = ""  # the post replied to or edited
+
+    @property
+    def slot(self) -> str:
+        """Where the interstitial shows: the composer's status, or the slot under the post (the edit form stays
+        open with its text while the member chooses)."""
+        return "#composer-status" if self.mode == "post" else f"#reply-slot-{self.post_id}"
+
+    @property
+    def action(self) -> str:
+        return f"/posts/{self.post_id}" if self.mode == "edit" else f"/rooms/{self.room_id}/posts"
+
+    @property
+    def target(self) -> tuple[str, str]:
+        """(hx-target, hx-swap) of the choice "post it anyway"/"save it anyway": where the post itself goes."""
+        if self.mode == "edit":
+            return f"#main-{self.post_id}", "innerHTML"
+        if self.mode == "reply":
+            return f"#replies-{self.post_id}", "beforeend"
+        return "#threads", "afterbegin"
 
 
 async def interstitial(
-    request: Request[Any, Any, Any], room_id: str, circle_id: str, data: dict[str, str], *, told: bool = False
+    request: Request[Any, Any, Any], gate: Gate, data: dict[str, str], *, told: bool = False
 ) -> Template:
-    """The care interstitial for this draft: a fragment for htmx (into the composer's status), else a page."""
+    """The care interstitial for this draft: a fragment for htmx (into the gate's slot), else a page."""
     context: dict[str, Any] = {
-        "room_id": room_id,
-        "circle_id": circle_id,
+        "gate": gate,
+        "room_id": gate.room_id,
+        "circle_id": gate.circle_id,
         "draft": draft_of(data),
         "told": told,
-        "resources_html": care.resources_html(await care_actions.circle_resources_by_id(circle_id)),
+        "resources_html": care.resources_html(await care_actions.circle_resources_by_id(gate.circle_id)),
     }
     if request.headers.get("hx-request"):
         return Template(
             "fragments/care_check.html",
             context=context,
-            headers={"HX-Retarget": "#composer-status", "HX-Reswap": "innerHTML"},
+            headers={"HX-Retarget": gate.slot, "HX-Reswap": "innerHTML"},
         )
     return page("care_check", me=await page_user(request), **context)
+
+
+def decided(data: dict[str, str]) -> str | None:
+    """Where the text goes ("room" or "journal") when no interstitial is needed, else None. `care` in the form is
+    the member's choice once they have seen it. Text for the journal (chosen, or moved there) is not checked: it
+    reaches only the coach."""
+    where = data.get("where", "room")
+    choice = data.get("care", "")
+    if choice not in ("", *CHOICES):
+        raise ClientException("care is one of post (post it anyway), journal (move it to my journal) or coach")
+    if choice == "journal":
+        return "journal"
+    if choice == "post" or where == "journal" or (choice == "" and not care.concern(data.get("body", ""))):
+        return where
+    return None
+
+
+async def gate(
+    request: Request[Any, Any, Any], where: Gate, room_kind: str, data: dict[str, str], live: LiveDep
+) -> Template | None:
+    """The interstitial for a draft that `decided` could not send on (None in a journal: just the coach reads it);
+    telling the coach first when that was the member's choice."""
+    if room_kind == "journal":
+        return None
+    if data.get("care") == "coach":
+        await care_actions.tell_coach(who(request).account_id, where.circle_id, live)
+    return await interstitial(request, where, data, told=data.get("care") == "coach")
 
 
 async def checked_post(
     request: Request[Any, Any, Any], room_id: str, data: dict[str, str], live: LiveDep
 ) -> tuple[Template | None, str]:
-    """Before a top-level post goes out from the composer: (the interstitial to answer with, or None to go on; where
-    the post goes: "room" or "journal"). `care` in the form is the member's choice once they have seen it."""
-    where = data.get("where", "room")
-    choice = data.get("care", "")
-    if data.get("parent_id") or choice not in ("", *CHOICES):
+    """The gate for the room composer and the reply form (a reply when the form names its `parent_id`): (the
+    interstitial to answer with, or None to go on; where the post goes)."""
+    where = decided(data)
+    if where is not None:
         return None, where
-    if choice == "journal":
-        return None, "journal"
-    if choice == "post" or (choice == "" and (where == "journal" or not care.concern(data.get("body", "")))):
-        return None, where
-    user = who(request)
-    _, room, _ = await posts.room_and_membership(user.account_id, room_id)
-    if choice == "coach":
-        await care_actions.tell_coach(user.account_id, str(room.circle), live)
-    return await interstitial(request, room_id, str(room.circle), data, told=choice == "coach"), where
+    _, room, _ = await posts.room_and_membership(who(request).account_id, room_id)
+    parent = data.get("parent_id", "")
+    origin = Gate(mode="reply" if parent else "post", room_id=room_id, circle_id=str(room.circle), post_id=parent)
+    return await gate(request, origin, room.kind, data, live), data.get("where", "room")
 
 
 @get("/circles/{circle_id:str}/care", include_in_schema=False)

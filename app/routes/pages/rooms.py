@@ -136,18 +136,19 @@ async def create_post(
     if where not in ("room", "journal"):
         raise ClientException("where must be room (everyone here) or journal (just your coach)")
     target = room_id
+    parent_id = data.get("parent_id") or None
     if where == "journal":
-        # "Just my coach": the member's journal in this room's circle, whichever room they wrote from.
-        _, room, _ = await posts.room_and_membership(user.account_id, room_id)
-        journal, _ = await journals.my_journal(user.account_id, str(room.circle))
-        target = journal.id
+        # "Just my coach": the member's journal in this room's circle, whichever room they wrote from. A reply
+        # moved there becomes a journal entry of its own (its thread is in another room).
+        target = await _journal_of(user.account_id, room_id)
+        parent_id = None if target != room_id else parent_id
     created = await posts.create_post(
         user.account_id,
         target,
         PostCreate(
             body=data.get("body", ""),
             kind=kind,
-            parent_id=data.get("parent_id") or None,
+            parent_id=parent_id,
             client_id=data.get("client_id") or None,
             content_note=data.get("content_note") or None,
             reply_wish=care.reply_wish(data.get("reply_wish") or None),
@@ -158,13 +159,28 @@ async def create_post(
         # Without JavaScript (the composer and the care interstitial are plain forms too): back to the room.
         return Redirect(f"/rooms/{room_id}#post-{created.id}", status_code=HTTP_303_SEE_OTHER)
     if target != room_id:
-        # Not for this room's list: the composer says where it went instead.
-        return Template(
-            "fragments/journal_sent.html",
-            context={"post": created},
-            headers={"HX-Retarget": "#composer-status", "HX-Reswap": "innerHTML"},
-        )
+        # Not for this room's list: the composer (or the slot under the post replied to) says where it went.
+        slot = f"#reply-slot-{data['parent_id']}" if data.get("parent_id") else "#composer-status"
+        return _journal_sent(created, slot)
     return fragment("post", post=created)
+
+
+async def _journal_of(account_id: Any, room_id: str) -> str:
+    """The id of the member's journal in the circle of this room (the room itself when it is that journal)."""
+    _, room, _ = await posts.room_and_membership(account_id, room_id)
+    if room.kind == "journal":
+        return room_id
+    journal, _ = await journals.my_journal(account_id, str(room.circle))
+    return journal.id
+
+
+def _journal_sent(created: Any, slot: str, restore: Any = None) -> Template:
+    """The note that a post went to the journal, shown in `slot`; `restore` is a post whose edit form it closes."""
+    return Template(
+        "fragments/journal_sent.html",
+        context={"post": created, "restore": restore},
+        headers={"HX-Retarget": slot, "HX-Reswap": "innerHTML"},
+    )
 
 
 @get("/posts/{post_id:str}", include_in_schema=False)
@@ -224,6 +240,26 @@ async def post_main(request: Request[Any, Any, Any], post_id: FromPath[str]) -> 
 @patch("/posts/{post_id:str}", include_in_schema=False, opt={"rate": "edit"})
 async def edit_post(request: Request[Any, Any, Any], post_id: FromPath[str], data: Form, live: LiveDep) -> Template:
     user = who(request)
+    # Care (docs/care.md): an edit whose new text raises a concern answers with the care interstitial first,
+    # under the post, while the edit form stays open.
+    where = care_pages.decided(data)
+    if where is None:
+        row, room, _ = await posts.post_and_access(user.account_id, post_id)
+        origin = care_pages.Gate(mode="edit", room_id=str(room.id), circle_id=str(room.circle), post_id=post_id)
+        if row.body != data.get("body", "") or data.get("care"):
+            stop = await care_pages.gate(request, origin, room.kind, data, live)
+            if stop is not None:
+                return stop
+    elif where == "journal":
+        # "Move it to my journal": this version goes there as an entry of its own; the post stays as it was.
+        row, room, _ = await posts.post_and_access(user.account_id, post_id)
+        created = await posts.create_post(
+            user.account_id,
+            await _journal_of(user.account_id, str(room.id)),
+            PostCreate(body=data.get("body", ""), content_note=data.get("content_note") or None),
+            live,
+        )
+        return _journal_sent(created, f"#reply-slot-{post_id}", await posts.get_thread(user.account_id, post_id))
     edited = await posts.edit_post(
         user.account_id,
         post_id,
