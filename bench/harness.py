@@ -26,35 +26,14 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
-from bench.procs import Proc, free_port, postgres_backends, spawn
+from bench.env import KINDRED_BENCH_ENV, free_port
+from bench.procs import Proc, postgres_backends, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 DJANGO_DIR = ROOT / "bench" / "peers" / "django_channels"
 PG_ADMIN = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 # Seconds a server gets to answer its first request after it was started.
 START_TIMEOUT = 60.0
-
-# Kindred's abuse limits, raised for the run so that the load generator measures fan-out and not the limits (they have
-# their own tests). docs/performance.md states each one.
-KINDRED_BENCH_ENV = {
-    # The bench reads /healthz's socket count as an operator.
-    "KINDRED_OPS_TOKEN": "bench-ops-token",
-    # Default 100 a minute per account; S1 saturated sends thousands a minute from 50 accounts.
-    "KINDRED_POSTS_PER_MINUTE": "100000000",
-    # Default 32; the bench opens up to 50 sockets per account (10,000 sockets in S3 over 200 accounts).
-    "KINDRED_SOCKETS_PER_ACCOUNT": "100000",
-    # Sign-ups, sign-ins and joins: the run makes a few hundred accounts from one address in a minute.
-    "KINDRED_SIGNUPS_PER_ADDRESS": "100000000",
-    "KINDRED_LOGINS_PER_ADDRESS": "100000000",
-    "KINDRED_LOGINS_PER_ACCOUNT": "100000000",
-    "KINDRED_JOINS_PER_HOUR": "100000000",
-    # Default 10 circles and 30 rooms an hour per account; S3 and S4 open a hundred rooms from one coach.
-    "KINDRED_CIRCLES_PER_HOUR": "100000000",
-    "KINDRED_ROOMS_PER_HOUR": "100000000",
-    # Default 512 frames; at the saturating rate a socket can be a few hundred frames behind for a moment, and the
-    # capacity phase must measure throughput, not the slow-consumer cut-off (which is tested on its own).
-    "KINDRED_WS_SEND_QUEUE": "4096",
-}
 
 
 @dataclass

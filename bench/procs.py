@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import resource
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -16,20 +14,10 @@ from typing import Any
 
 import psutil
 
+from bench.env import raise_fd_limit
+
 # Seconds a stopped process gets to exit after SIGTERM before it is killed.
 STOP_GRACE = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def raise_fd_limit() -> None:
-    """Thousands of sockets need thousands of descriptors; the soft limit is often 1024."""
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @dataclass

@@ -227,6 +227,16 @@
         break;
       case "error":
         if (frame.code === "forbidden") setStatus("You no longer have access to this room.");
+        // The server could not open the room just now (its database was away): ask again shortly, from where the
+        // page is, so it does not sit silently without live events until it is reloaded.
+        if (frame.code === "unavailable" && roomId && frame.room_id === roomId) {
+          const asked = socket;
+          setTimeout(() => {
+            if (socket === asked && socket.readyState === WebSocket.OPEN) {
+              socket.send(JSON.stringify({ op: "subscribe", room_id: roomId, since: lastSeq }));
+            }
+          }, 1000 + Math.random() * 1000);
+        }
         break;
       case "notification":
         onNotification(frame);
