@@ -4,7 +4,7 @@ Postgres: `post_search` now carries, beside the tsvector, everything search filt
 room, the journal's member, author, kind, pinned, experiment stage, hidden / deleted, created_at), so a search never
 joins `post` for every match, and a btree on (circle, created_at DESC) lets a broad query walk the newest posts and
 stop after the newest N matches instead of ranking every match (app/services/search.py). Cheaper writes: no foreign
-key to `post` (its check was a query per insert; a statement-level AFTER DELETE trigger takes the rows of deleted
+key to `post` (its check was a query per insert; the room is read in the same statement that writes the row; a statement-level AFTER DELETE trigger takes the rows of deleted
 posts instead), separate insert and update functions, and the update trigger fires only when a column it copies
 changes.
 
@@ -46,26 +46,24 @@ PG_FORWARDS = (
     "hidden boolean NOT NULL, hidden_with_origin boolean NOT NULL, deleted boolean NOT NULL, "
     "created_at timestamptz NOT NULL, document tsvector NOT NULL)",
     f"""CREATE FUNCTION post_search_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE r record;
 BEGIN
-    SELECT circle, CASE WHEN kind = 'journal' THEN membership END AS journal_of INTO r FROM room WHERE id = NEW.room;
     INSERT INTO post_search ({PG_COLUMNS})
-    VALUES (NEW.id, r.circle, NEW.room, r.journal_of, NEW.author, NEW.kind, NEW.pinned, NEW.experiment_state,
-            NEW.hidden_at IS NOT NULL, NEW.hidden_with_origin, NEW.deleted_at IS NOT NULL, NEW.created_at,
-            {_NEW_DOCUMENT});
+    SELECT NEW.id, r.circle, NEW.room, CASE WHEN r.kind = 'journal' THEN r.membership END, NEW.author, NEW.kind,
+           NEW.pinned, NEW.experiment_state, NEW.hidden_at IS NOT NULL, NEW.hidden_with_origin,
+           NEW.deleted_at IS NOT NULL, NEW.created_at, {_NEW_DOCUMENT}
+    FROM room r WHERE r.id = NEW.room;
     RETURN NULL;
 END $$""",
     f"""CREATE FUNCTION post_search_update() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE r record;
 BEGIN
-    SELECT circle, CASE WHEN kind = 'journal' THEN membership END AS journal_of INTO r FROM room WHERE id = NEW.room;
-    UPDATE post_search SET circle = r.circle, room = NEW.room, journal_of = r.journal_of, author = NEW.author,
+    UPDATE post_search SET circle = r.circle, room = NEW.room,
+        journal_of = CASE WHEN r.kind = 'journal' THEN r.membership END, author = NEW.author,
         kind = NEW.kind, pinned = NEW.pinned, experiment_state = NEW.experiment_state,
         hidden = NEW.hidden_at IS NOT NULL, hidden_with_origin = NEW.hidden_with_origin,
         deleted = NEW.deleted_at IS NOT NULL, created_at = NEW.created_at,
         document = CASE WHEN OLD.body IS DISTINCT FROM NEW.body OR OLD.experiment IS DISTINCT FROM NEW.experiment
                         THEN {_NEW_DOCUMENT} ELSE document END
-    WHERE post = NEW.id;
+    FROM room r WHERE r.id = NEW.room AND post_search.post = NEW.id;
     RETURN NULL;
 END $$""",
     """CREATE FUNCTION post_search_delete() RETURNS trigger LANGUAGE plpgsql AS $$
