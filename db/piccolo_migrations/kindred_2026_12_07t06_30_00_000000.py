@@ -4,13 +4,14 @@ Postgres: `post_search` now carries, beside the tsvector, everything search filt
 room, the journal's member, author, kind, pinned, experiment stage, hidden / deleted, created_at), so a search never
 joins `post` for every match, and a btree on (circle, created_at DESC) lets a broad query walk the newest posts and
 stop after the newest N matches instead of ranking every match (app/services/search.py). Cheaper writes: no foreign
-key to `post` (its check was a query per insert; the room is read in the same statement that writes the row; a statement-level AFTER DELETE trigger takes the rows of deleted
-posts instead), separate insert and update functions, and the update trigger fires only when a column it copies
-changes.
+key to `post` (its check was one more query per insert; a statement-level AFTER DELETE trigger takes the rows of
+deleted posts instead), the room read in the statement that writes the row, separate insert and update functions,
+and the update trigger fires only when a column it copies changes.
 
-SQLite: the FTS5 table loses the 3-character prefix index (a prefix of 3+ letters is served by a scan of the term
-range, measured: it changed nothing visible) and merges less eagerly (automerge 8 instead of 4), which is most of the
-cost of each write. The view and the triggers are unchanged.
+SQLite: the FTS5 table loses its 3-character prefix index (it served only prefixes of exactly 3 letters; longer ones
+were already a scan of the term range, and 3 letters now are too) and merges less eagerly (automerge 8 instead of
+4): less work on each write. The view and the triggers are unchanged. What each of these buys was not measured
+one by one (docs/performance.md).
 
 Backwards restores exactly what kindred_2026_12_07t03_40_00_000000 made.
 """
