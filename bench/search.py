@@ -8,6 +8,7 @@ the extra cost of the search index on each post write, on SQLite and on Postgres
 Write cost: the same INSERT of one post, each in its own transaction, with the index's triggers in place and with them
 dropped (on the same database, same size). Search: every query of QUERIES run `--repeat` times as a coach (the widest
 view: every journal), through `app.services.search.search`, which is what the endpoint calls. The last line is JSON.
+`--no-fsync` writes without waiting for the disk, so the write cost is the index's CPU work beside a bare INSERT's.
 Needs Postgres on 127.0.0.1:5432 with trust auth (or BENCH_PG=postgresql://.../postgres); databases are dropped after.
 """
 
@@ -204,7 +205,7 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def run_backend(kind: str, posts: int, repeat: int, writes: int) -> dict[str, Any]:
+async def run_backend(kind: str, posts: int, repeat: int, writes: int, no_sync: bool = False) -> dict[str, Any]:
     rng = random.Random(18)
     w = World()
     tmp = tempfile.mkdtemp(prefix="kindred-bench-search-")
@@ -219,7 +220,7 @@ async def run_backend(kind: str, posts: int, repeat: int, writes: int) -> dict[s
     engine = make_engine(url)
     bind(engine)
     await start(engine, pool_size=4)
-    out: dict[str, Any] = {"backend": kind, "posts": posts}
+    out: dict[str, Any] = {"backend": kind, "posts": posts, "writes_without_fsync": no_sync}
     try:
         await migrate(engine, quiet=True)
         values = {"a": w.account, "c": w.circle, "m": w.coach, "r": w.room, "t": w.now, "f": False}
@@ -239,6 +240,8 @@ async def run_backend(kind: str, posts: int, repeat: int, writes: int) -> dict[s
             conn.execute("ANALYZE")
             conn.commit()
             out["load_seconds"] = round(time.perf_counter() - t0, 1)
+            if no_sync:
+                conn.execute("PRAGMA synchronous = OFF")
             out["write"] = _sqlite_write_cost(conn, w, rng, writes, insert)
             conn.close()
         else:
@@ -252,6 +255,8 @@ async def run_backend(kind: str, posts: int, repeat: int, writes: int) -> dict[s
             await pg.execute("VACUUM ANALYZE post")
             await pg.execute("VACUUM ANALYZE post_search")
             out["load_seconds"] = round(time.perf_counter() - t0, 1)
+            if no_sync:
+                await pg.execute("SET synchronous_commit = off")
             out["write"] = await _pg_write_cost(pg, w, rng, writes)
             await pg.close()
         out["search"] = await _search_latency(w, repeat)
@@ -356,11 +361,17 @@ async def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--writes", type=int, default=500, help="posts written one by one per round (3 rounds)")
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="write rounds without waiting for the disk (synchronous_commit off, PRAGMA synchronous OFF): the index's "
+        "CPU cost, not hidden under a slow commit on a busy machine",
+    )
     args = parser.parse_args()
     posts = args.posts or (20_000 if args.quick else 500_000)
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}", "backends": []}
     for kind in args.backends.split(","):
-        result = await run_backend(kind, posts, args.repeat, args.writes)
+        result = await run_backend(kind, posts, args.repeat, args.writes, args.no_fsync)
         print(f"{kind}: {json.dumps(result)}", flush=True)
         results["backends"].append(result)
     print(json.dumps(results))

@@ -179,3 +179,34 @@ async def test_a_post_cannot_forge_highlight_markers(api: ApiClient) -> None:
     assert [h["post"]["id"] for h in page["items"]] == [post["id"]]
     snippet = page["items"][0]["snippet_html"]
     assert MARK_OPEN not in snippet and snippet.count("<mark>") == snippet.count("</mark>")
+
+
+async def test_a_broad_query_ranks_the_newest_matches_the_caller_may_read(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past NEWEST matches, the best among the newest NEWEST readable ones (docs/search.md, "Ranking"); posts the
+    caller may not read take no place among them. The control: with room for every match, the best of all first."""
+    from app.services import search
+
+    c = await make_circle(api, members=2)
+    ana, ben = c.members
+    best = await ana.post(c.room_id, "quillbeam quillbeam quillbeam, the oldest and the best match")
+    older = [await ana.post(c.room_id, f"quillbeam once, post {i}") for i in range(3)]
+    hidden = await ben.post(c.room_id, "quillbeam, the newest, hidden by the coach")
+    await c.coach.ok("PUT", f"/api/v1/posts/{hidden['id']}/hidden", {"reason": "too much"})
+
+    monkeypatch.setattr(search, "NEWEST", 3)
+    # Ana cannot read Ben's hidden post: her newest three are the three "once" posts, all of them (the walk).
+    assert set(await find(ana, c.id, "quillbeam")) == {p["id"] for p in older}
+    # The coach reads the hidden post too: it is among the coach's newest three.
+    assert set(await find(c.coach, c.id, "quillbeam")) == {hidden["id"], older[2]["id"], older[1]["id"]}
+    # Paging stays inside the same newest three.
+    page = await ana.ok("GET", f"/api/v1/circles/{c.id}/search?q=quillbeam&limit=2")
+    rest = await ana.ok("GET", f"/api/v1/circles/{c.id}/search?q=quillbeam&limit=2&offset=2")
+    assert page["next_offset"] == 2 and rest["next_offset"] is None
+    assert {h["post"]["id"] for h in page["items"] + rest["items"]} == {p["id"] for p in older}
+    # A narrow query (no more than NEWEST matches) ranks all of its matches: the best first.
+    assert (await find(ana, c.id, "quillbeam oldest"))[0] == best["id"]
+
+    monkeypatch.setattr(search, "NEWEST", 10)
+    assert (await find(ana, c.id, "quillbeam"))[0] == best["id"]

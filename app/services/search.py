@@ -32,6 +32,9 @@ DEFAULT_LIMIT, MAX_LIMIT = 20, 50
 # Deeper than this nobody reads; refining the query is the way on.
 MAX_OFFSET = 1000
 SIMILAR_LIMIT = 5
+# A search ranks the newest NEWEST matches the caller may read, not every match (docs/search.md, "Ranking"): the best
+# match among the last few months of a busy circle, found in tens of milliseconds instead of a second.
+NEWEST = 2000
 KINDS: tuple[PostKind, ...] = ("reflection", "experiment", "win", "question")
 STATES: tuple[ExperimentStateName, ...] = ("planned", "tried", "debriefed", "abandoned")
 # ts_headline's options, matching FTS5's snippet(): about 24 words around the matches.
@@ -107,20 +110,33 @@ def _walls(me: Member, args: list[Any]) -> str:
     return sql
 
 
-def _filters(f: Filters, args: list[Any]) -> str:
+def _pg_walls(me: Member, args: list[Any]) -> str:
+    """The same walls over `s` (Postgres' post_search row, which carries the post's and its room's columns)."""
+    args.append(me.circle)
+    sql = "s.circle = {} AND NOT s.deleted"
+    if me.role != "coach":
+        args.extend([me.id, me.id])
+        sql += (
+            " AND (s.journal_of IS NULL OR s.journal_of = {})"
+            " AND (NOT s.hidden OR (s.author = {} AND NOT s.hidden_with_origin))"
+        )
+    return sql
+
+
+def _filters(f: Filters, args: list[Any], table: str = "p") -> str:
     sql = ""
     for column, value in (
-        ("p.kind", f.kind),
-        ("p.room", f.room),
-        ("p.author", f.member),
-        ("p.experiment_state", f.state),
+        ("kind", f.kind),
+        ("room", f.room),
+        ("author", f.member),
+        ("experiment_state", f.state),
     ):
         if value is not None:
             args.append(value)
-            sql += f" AND {column} = {{}}"
+            sql += f" AND {table}.{column} = {{}}"
     if f.pinned is not None:
         args.append(f.pinned)
-        sql += " AND p.pinned = {}"
+        sql += f" AND {table}.pinned = {{}}"
     return sql
 
 
@@ -207,54 +223,80 @@ async def search(
     if not query.searchable:
         return SearchPage(items=[], next_offset=None)
     match = _compile(query)
-    where_args: list[Any] = []
-    where = _filters(filters, where_args)
-    ids = await _ranked(match, me, where, where_args, size + 1, start, similar=False)
+    ids = await (_pg_ranked if _is_pg() else _fts_ranked)(match, me, filters, size + 1, start)
     more = len(ids) > size
     items = await _hits(me, ids[:size], match)
     return SearchPage(items=items, next_offset=start + size if more else None)
 
 
-async def _ranked(
-    match: str,
-    me: Member,
-    where: str,
-    where_args: list[Any],
-    limit: int,
-    offset: int,
-    *,
-    similar: bool,
-) -> list[uuid.UUID]:
-    """Ids of one page of matches, best first (ties: newest first). `where` (with `where_args`) narrows further."""
+def _ids(rows: list[dict[str, Any]]) -> list[uuid.UUID]:
+    return [u for u in (queries.as_uuid(r["id"]) for r in rows) if u is not None]
+
+
+async def _pg_ranked(match: str, me: Member, filters: Filters, limit: int, offset: int) -> list[uuid.UUID]:
+    """One page of the best matches among the newest NEWEST the caller may read, best first (ties: newest first).
+
+    Two plans, one answer. First the GIN index, stopping after NEWEST + 1 matches: when there are no more than
+    NEWEST, those are all of them (ranked right away). Otherwise the query is broad, and the newest posts of the
+    circle are walked by (circle, created_at DESC), each tested against the query, until NEWEST match: few rows for
+    a broad query, where ranking every match (hundreds of thousands) was what cost a second. The OFFSET 0 fences
+    keep each plan what it is whatever the planner estimates (its guess for phrases is far too high)."""
+    args: list[Any] = []
+    where = _pg_walls(me, args) + _filters(filters, args, "s")
+    probe = (
+        "WITH m AS MATERIALIZED (SELECT s.post, s.created_at, ts_rank(s.document, query) AS rank "
+        f"FROM post_search s, to_tsquery('simple', {{}}) query WHERE s.document @@ query AND {where} "
+        "LIMIT {}) "
+        "SELECT post AS id, (SELECT count(*) FROM m) AS found FROM m "
+        "ORDER BY rank DESC, created_at DESC, post DESC LIMIT {} OFFSET {}"
+    )
+    rows = await PostRow.raw(probe, match, *args, NEWEST + 1, limit, offset)
+    if not rows or rows[0]["found"] <= NEWEST:
+        return _ids(rows)
+    walk = (
+        "SELECT post AS id FROM (SELECT w.post, w.created_at, ts_rank(w.document, query) AS rank FROM "
+        f"(SELECT s.post, s.created_at, s.document FROM post_search s WHERE {where} "
+        "ORDER BY s.created_at DESC OFFSET 0) w, to_tsquery('simple', {}) query "
+        "WHERE w.document @@ query ORDER BY w.created_at DESC LIMIT {}) m "
+        "ORDER BY rank DESC, created_at DESC, post DESC LIMIT {} OFFSET {}"
+    )
+    return _ids(await PostRow.raw(walk, *args, match, NEWEST, limit, offset))
+
+
+async def _fts_ranked(match: str, me: Member, filters: Filters, limit: int, offset: int) -> list[uuid.UUID]:
+    """SQLite: the same answer as `_pg_ranked`. FTS5 hands its matches over newest (highest rowid: the post's
+    rowid, in order of writing) first, so the walls are applied as they come and it stops after NEWEST."""
+    args: list[Any] = []
+    where = _walls(me, args) + _filters(filters, args)
+    sql = (
+        "SELECT id FROM (SELECT p.id AS id, p.created_at AS created_at, bm25(post_fts) AS rank FROM post_fts "
+        "JOIN post p ON p.rowid = post_fts.rowid JOIN room r ON r.id = p.room "
+        f"WHERE post_fts MATCH {{}} AND {where} ORDER BY post_fts.rowid DESC LIMIT {{}}) "
+        "ORDER BY rank ASC, created_at DESC, id DESC LIMIT {} OFFSET {}"
+    )
+    return _ids(await PostRow.raw(sql, match, *args, NEWEST, limit, offset))
+
+
+async def _ranked_similar(match: str, me: Member, where: str, where_args: list[Any], limit: int) -> list[uuid.UUID]:
+    """Ids of the experiments whose assumptions match best (ties: newest first). `where` narrows further."""
     walls_args: list[Any] = []
     walls = _walls(me, walls_args)
     args = [*walls_args, *where_args]
     if _is_pg():
         # The very expression of the partial GIN index, so the planner uses it.
         document = search_index.PG_ASSUMPTION
-        if similar:
-            sql = (
-                "SELECT p.id AS id FROM post p JOIN room r ON r.id = p.room, to_tsquery('simple', {}) query "
-                f"WHERE {document} @@ query AND p.experiment IS NOT NULL AND {walls}{where} "
-                f"ORDER BY ts_rank({document}, query) DESC, p.created_at DESC, p.id DESC LIMIT {{}} OFFSET {{}}"
-            )
-        else:
-            # The matches first, from the GIN index, ranked (MATERIALIZED: otherwise the planner, which cannot
-            # tell how many posts match, may walk the circle's posts and test each one), then the walls.
-            sql = (
-                "WITH m AS MATERIALIZED (SELECT s.post, ts_rank(s.document, query) AS rank "
-                "FROM post_search s, to_tsquery('simple', {}) query WHERE s.document @@ query) "
-                "SELECT p.id AS id FROM m JOIN post p ON p.id = m.post JOIN room r ON r.id = p.room "
-                f"WHERE {walls}{where} ORDER BY m.rank DESC, p.created_at DESC, p.id DESC LIMIT {{}} OFFSET {{}}"
-            )
+        sql = (
+            "SELECT p.id AS id FROM post p JOIN room r ON r.id = p.room, to_tsquery('simple', {}) query "
+            f"WHERE {document} @@ query AND p.experiment IS NOT NULL AND {walls}{where} "
+            f"ORDER BY ts_rank({document}, query) DESC, p.created_at DESC, p.id DESC LIMIT {{}}"
+        )
     else:
         sql = (
             "SELECT p.id AS id FROM post_fts JOIN post p ON p.rowid = post_fts.rowid JOIN room r ON r.id = p.room "
             f"WHERE post_fts MATCH {{}} AND {walls}{where} "
-            "ORDER BY bm25(post_fts) ASC, p.created_at DESC, p.id DESC LIMIT {} OFFSET {}"
+            "ORDER BY bm25(post_fts) ASC, p.created_at DESC, p.id DESC LIMIT {}"
         )
-    rows = await PostRow.raw(sql, match, *args, limit, offset)
-    return [u for u in (queries.as_uuid(r["id"]) for r in rows) if u is not None]
+    return _ids(await PostRow.raw(sql, match, *args, limit))
 
 
 async def similar_experiments(account_id: uuid.UUID, post_id: str, limit: int = SIMILAR_LIMIT) -> SimilarExperiments:
@@ -272,5 +314,5 @@ async def similar_experiments(account_id: uuid.UUID, post_id: str, limit: int = 
     match = search_query.similar_tsquery(words) if pg else search_query.similar_fts5(words)
     where_args: list[Any] = [row.id, row.author]
     where = " AND p.id <> {} AND p.author <> {}"
-    ids = await _ranked(match, me, where, where_args, limit, 0, similar=True)
+    ids = await _ranked_similar(match, me, where, where_args, limit)
     return SimilarExperiments(items=await _hits(me, ids, match))
