@@ -24,7 +24,7 @@ from app.services.common import membership_struct, parse_id, require_member
 from db import queries
 from db.engine import current_engine
 from db.rows import Member
-from db.tables import Membership, Post, Room
+from db.tables import Membership, Post
 from realtime.events import Membership as PublicMembership
 
 DEFAULT_DAYS, MAX_DAYS = 30, 365
@@ -389,14 +389,3 @@ async def _last_times(ids: list[uuid.UUID], since: datetime | None) -> dict[uuid
             if when is not None:
                 out[_id(r["m"])] = when
     return out
-
-
-def journal_rooms(rows: list[dict[str, Any]]) -> dict[str, str]:
-    return {str(r["membership"]): str(r["id"]) for r in rows}
-
-
-async def journals_of(cid: uuid.UUID) -> dict[str, str]:
-    """membership id -> journal room id, for the journals made so far (the page links the others to be made)."""
-    return journal_rooms(
-        await Room.select(Room.id, Room.membership).where((Room.circle == cid) & (Room.kind == "journal"))
-    )
