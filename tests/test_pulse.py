@@ -150,3 +150,17 @@ def _t(value: str) -> datetime:
 
 def _days(now: datetime, days: int) -> list[str]:
     return [(now.date() - timedelta(days=days - 1 - i)).isoformat() for i in range(days)]
+
+
+async def test_hidden_and_deleted_posts_are_not_waiting_and_deleted_ones_do_not_count(api: ApiClient) -> None:
+    c = await make_circle(api, members=1)
+    ana = c.members[0]
+    shown = await ana.post(c.room_id, "Waiting for someone")
+    hidden = await ana.post(c.room_id, "Hidden by the coach")
+    gone = await ana.post(c.room_id, "Deleted by me")
+    await c.coach.ok("PUT", f"/api/v1/posts/{hidden['id']}/hidden", {"reason": "names a colleague"})
+    await ana.ok("DELETE", f"/api/v1/posts/{gone['id']}")
+    got = await c.coach.ok("GET", f"/api/v1/circles/{c.id}/pulse?days=1")
+    assert got["circle"]["unanswered"] == [shown["id"]]
+    assert got["members"][0]["posts"] == 2, "a hidden post is still the member's; a deleted one is not"
+    assert sum(d["posts"] for d in got["circle"]["posts_by_day"]) == 2
