@@ -35,10 +35,11 @@ GESTURES = ("likes", "questions", "pins", "shares", "tags")
 # The circle's current members (not the coach) and its current coaches, as subqueries: memberships are per circle,
 # so `author IN (members)` is also the circle filter, and it rides the post(author, created_at) index.
 _MEMBERS = "SELECT id FROM membership WHERE circle = :cid AND role = 'member' AND removed_at IS NULL"
-_COACHES = "SELECT id FROM membership WHERE circle = :cid AND role = 'coach' AND removed_at IS NULL"
+# The coaches are a list parameter (`:coaches`, one placeholder each): a handful of ids the planner can probe.
+_COACHES = ":coaches"
 
 _POSTS_BY_DAY = f"""
-SELECT p.author AS m, {{day:p.created_at}} AS d,
+SELECT p.author AS m, {{day:p.created_at}} AS d, MAX(p.created_at) AS last,
        SUM(CASE WHEN p.parent IS NULL THEN 1 ELSE 0 END) AS top,
        SUM(CASE WHEN p.parent IS NOT NULL THEN 1 ELSE 0 END) AS rep,
        SUM(CASE WHEN p.parent IS NULL AND p.kind = 'win' THEN 1 ELSE 0 END) AS win
@@ -47,34 +48,32 @@ WHERE p.author IN ({_MEMBERS}) AND p.deleted_at IS NULL AND p.created_at >= :sin
 GROUP BY p.author, {{day:p.created_at}}
 """
 _LIKES_BY_DAY = f"""
-SELECT l.membership AS m, {{day:l.created_at}} AS d, COUNT(*) AS n
+SELECT l.membership AS m, {{day:l.created_at}} AS d, COUNT(*) AS n, MAX(l.created_at) AS last
 FROM post_like l
 WHERE l.membership IN ({_MEMBERS}) AND l.created_at >= :since
 GROUP BY l.membership, {{day:l.created_at}}
 """
 _MOVES_BY_DAY = f"""
-SELECT p.author AS m, {{day:e.created_at}} AS d, COUNT(*) AS n
+SELECT p.author AS m, {{day:e.created_at}} AS d, COUNT(*) AS n, MAX(e.created_at) AS last
 FROM post p JOIN room_event e ON e.post_id = p.id
 WHERE p.experiment_state IS NOT NULL AND p.author IN ({_MEMBERS})
   AND e.type = 'experiment.changed' AND e.created_at >= :since
 GROUP BY p.author, {{day:e.created_at}}
 """
-# When members were last active: `{ids}` is a list of placeholders, `{bound}` empty or a lower bound on the times.
+# When members were last active, over all time (`{ids}`: one placeholder a member).
 _LAST_ACTIVE = """
 SELECT m, MAX(at) AS at FROM (
     SELECT p.author AS m, MAX(p.created_at) AS at FROM post p
-    WHERE p.author IN ({ids}) AND p.deleted_at IS NULL {bound:p.created_at} GROUP BY p.author
+    WHERE p.author IN ({ids}) AND p.deleted_at IS NULL GROUP BY p.author
     UNION ALL
     SELECT l.membership AS m, MAX(l.created_at) AS at FROM post_like l
-    WHERE l.membership IN ({ids}) {bound:l.created_at} GROUP BY l.membership
+    WHERE l.membership IN ({ids}) GROUP BY l.membership
     UNION ALL
     SELECT p.author AS m, MAX(e.created_at) AS at FROM post p JOIN room_event e ON e.post_id = p.id
     WHERE p.experiment_state IS NOT NULL AND p.author IN ({ids}) AND e.type = 'experiment.changed'
-      {bound:e.created_at}
     GROUP BY p.author
 ) x GROUP BY m
 """
-_BOUND = re.compile(r"\{bound:([a-z]+\.[a-z_]+)\}")
 _EXPERIMENTS = f"""
 SELECT p.author AS m, p.experiment_state AS s, p.experiment_due_at AS due, p.created_at AS at, p.id AS id,
        CASE WHEN p.experiment_state = 'debriefed' THEN p.experiment ELSE NULL END AS rec
@@ -117,16 +116,17 @@ WHERE q.author IN ({_COACHES}) AND q.kind = 'question' AND q.deleted_at IS NULL 
         AND r.deleted_at IS NULL
   )
 """
-# The members' top-level posts of the window, with the first reply by someone else and the coach's first reply.
+# The members' top-level posts of the window, with the first reply by someone else and the coach's first reply: one
+# pass over each thread's replies (post.thread_root), not a subquery per figure.
 _THREADS = f"""
 SELECT p.id AS id, p.author AS m, p.created_at AS at, r.kind AS rk,
        CASE WHEN p.hidden_at IS NULL THEN 1 ELSE 0 END AS visible,
-       (SELECT MIN(x.created_at) FROM post x
-        WHERE x.thread_root = p.id AND x.author <> p.author AND x.deleted_at IS NULL) AS first_other,
-       (SELECT MIN(x.created_at) FROM post x
-        WHERE x.thread_root = p.id AND x.author IN ({_COACHES}) AND x.deleted_at IS NULL) AS first_coach
+       MIN(CASE WHEN x.author <> p.author THEN x.created_at END) AS first_other,
+       MIN(CASE WHEN x.author IN ({_COACHES}) THEN x.created_at END) AS first_coach
 FROM post p JOIN room r ON r.id = p.room
+LEFT JOIN post x ON x.thread_root = p.id AND x.deleted_at IS NULL
 WHERE p.parent IS NULL AND p.deleted_at IS NULL AND p.author IN ({_MEMBERS}) AND p.created_at >= :since
+GROUP BY p.id, p.author, p.created_at, r.kind, p.hidden_at
 """
 
 _PARAM = re.compile(r"(?<![:\w]):([a-z]+)\b")
@@ -155,7 +155,13 @@ def _sql(template: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
     args: list[Any] = []
 
     def take(match: re.Match[str]) -> str:
-        args.append(params[match.group(1)])
+        value = params[match.group(1)]
+        if isinstance(value, list):
+            # A list is one placeholder a value; an empty one matches nothing (no id is the nil UUID).
+            values = value or [uuid.UUID(int=0)]
+            args.extend(values)
+            return ", ".join("{}" for _ in values)
+        args.append(value)
         return "{}"
 
     return _PARAM.sub(take, sql), args
@@ -248,19 +254,27 @@ async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
     week_days = {(week.date() + timedelta(days=i)).isoformat() for i in range(ACTIVE_DAYS)}
 
     rows = await Membership.select(Membership.id, Membership.alias, Membership.role).where(
-        (Membership.circle == cid) & (Membership.role == "member") & Membership.removed_at.is_null()
+        (Membership.circle == cid) & Membership.removed_at.is_null()
     )
-    members = {r["id"]: membership_struct(r) for r in sorted(rows, key=lambda r: r["alias"].casefold())}
-    p = {"cid": cid, "since": since, "now": at}
+    ordered = sorted((r for r in rows if r["role"] == "member"), key=lambda r: r["alias"].casefold())
+    members = {r["id"]: membership_struct(r) for r in ordered}
+    coaches = [r["id"] for r in rows if r["role"] == "coach"]
+    p = {"cid": cid, "since": since, "now": at, "coaches": coaches}
 
     counts: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0, 0])
     active: dict[str, set[uuid.UUID]] = defaultdict(set)
     posts_by_day: dict[str, int] = defaultdict(int)
-    last_day: dict[uuid.UUID, str] = {}
+    last_active: dict[uuid.UUID, datetime] = {}
+
+    def seen(m: uuid.UUID, value: Any) -> None:
+        when = _at(value)
+        if when is not None and (m not in last_active or when > last_active[m]):
+            last_active[m] = when
+
     for r in await _rows(_POSTS_BY_DAY, **{**p, "since": first}):
         m, d = _id(r["m"]), str(r["d"])
         active[d].add(m)
-        last_day[m] = max(last_day.get(m, d), d)
+        seen(m, r["last"])
         if d in in_window:
             c = counts[m]
             c[0] += int(r["top"])
@@ -271,8 +285,11 @@ async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
         for r in await _rows(template, **{**p, "since": first}):
             m, d = _id(r["m"]), str(r["d"])
             active[d].add(m)
-
-    last_active = await _last_active(members, active, first)
+            seen(m, r["last"])
+    # Those with nothing in the activity window: one look over all time.
+    quiet = [m for m in members if m not in last_active]
+    if quiet:
+        last_active.update(await _last_times(quiet))
 
     experiments: dict[uuid.UUID, ExperimentCounts] = defaultdict(ExperimentCounts)
     shifts: dict[uuid.UUID, list[float]] = defaultdict(list)
@@ -361,30 +378,12 @@ async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
     )
 
 
-async def _last_active(
-    members: dict[uuid.UUID, PublicMembership], active: dict[str, set[uuid.UUID]], first: datetime
-) -> dict[uuid.UUID, datetime]:
-    """When each member was last active: exact times, from the activity window where they were active in it, and
-    from one query over all time for the others."""
-    found: dict[uuid.UUID, datetime] = {}
-    recent = set().union(*active.values()) if active else set()
-    quiet = [m for m in members if m not in recent]
-    if recent:
-        ids = [m for m in members if m in recent]
-        found.update(await _last_times(ids, first))
-    if quiet:
-        found.update(await _last_times(quiet, None))
-    return found
-
-
-async def _last_times(ids: list[uuid.UUID], since: datetime | None) -> dict[uuid.UUID, datetime]:
+async def _last_times(ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+    """When each of these members was last active, over all time."""
     out: dict[uuid.UUID, datetime] = {}
     for chunk in queries.chunks(ids):
-        marks = ", ".join("{}" for _ in chunk)
-        sql = _BOUND.sub(lambda m: "" if since is None else f"AND {m.group(1)} >= {{}}", _LAST_ACTIVE)
-        sql = sql.replace("{ids}", marks)
-        part = [*chunk] if since is None else [*chunk, since]
-        for r in await Post.raw(sql, *part, *part, *part):
+        sql = _LAST_ACTIVE.replace("{ids}", ", ".join("{}" for _ in chunk))
+        for r in await Post.raw(sql, *chunk, *chunk, *chunk):
             when = _at(r["at"])
             if when is not None:
                 out[_id(r["m"])] = when
