@@ -104,17 +104,20 @@ SELECT g, m, SUM(CASE WHEN at >= :since THEN 1 ELSE 0 END) AS n, MAX(at) AS last
     WHERE t.tagged_by IN ({_COACHES})
 ) x GROUP BY g, m
 """
-# A probing question stays open until the member it asks replies after it, anywhere in the same thread.
+# A probing question stays open until the member it asks replies after it, anywhere in the same thread. The questions
+# come first (a CTE), so that the look for a later reply has its thread and member as keys of one index probe.
 _OPEN_QUESTIONS = f"""
-SELECT q.id AS id, p.author AS m, q.created_at AS at
-FROM post q JOIN post p ON p.id = q.parent
-WHERE q.author IN ({_COACHES}) AND q.kind = 'question' AND q.deleted_at IS NULL AND q.hidden_at IS NULL
-  AND p.deleted_at IS NULL AND p.author IN ({_MEMBERS})
-  AND NOT EXISTS (
-      SELECT 1 FROM post r
-      WHERE r.thread_root = q.thread_root AND r.author = p.author AND r.created_at > q.created_at
-        AND r.deleted_at IS NULL
-  )
+WITH asked AS MATERIALIZED (
+    SELECT q.id AS id, p.author AS m, q.thread_root AS t, q.created_at AS at
+    FROM post q JOIN post p ON p.id = q.parent
+    WHERE q.author IN ({_COACHES}) AND q.kind = 'question' AND q.deleted_at IS NULL AND q.hidden_at IS NULL
+      AND p.deleted_at IS NULL AND p.author IN ({_MEMBERS})
+)
+SELECT a.id AS id, a.m AS m, a.at AS at FROM asked a
+WHERE NOT EXISTS (
+    SELECT 1 FROM post r
+    WHERE r.thread_root = a.t AND r.author = a.m AND r.created_at > a.at AND r.deleted_at IS NULL
+)
 """
 # The members' top-level posts of the window, with the first reply by someone else and the coach's first reply: one
 # pass over each thread's replies (post.thread_root), not a subquery per figure.

@@ -14,6 +14,11 @@ INDEXES = (
     # Likes given by members (their activity) and by the coach (her gestures).
     ("post_like_membership_created", "INDEX post_like_membership_created ON post_like (membership, created_at)"),
     ("tag_tagged_by_created", "INDEX tag_tagged_by_created ON tag (tagged_by, created_at)"),
+    # Whether the member replied after a probing question in its thread (and each thread's first replies).
+    (
+        "post_thread_author_created",
+        "INDEX post_thread_author_created ON post (thread_root, author, created_at)",
+    ),
     # A member's experiments: a small share of their posts.
     ("post_author_experiment", "INDEX post_author_experiment ON post (author) WHERE experiment_state IS NOT NULL"),
 )
