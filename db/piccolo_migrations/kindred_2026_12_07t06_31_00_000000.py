@@ -4,7 +4,7 @@ time, so each source is indexed by who did it and when. Backwards drops them."""
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.engine import engine_finder
 
-ID = "2026-12-07T06:30:00:000000"
+ID = "2026-12-07T06:31:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "pulse: activity by member and time"
 
