@@ -38,6 +38,7 @@ from app.routes import (
     api_moderation,
     api_notifications,
     api_posts,
+    api_pulse,
     api_search,
     api_ws,
     health,
@@ -235,6 +236,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         *api_moderation.ROUTES,
         *api_notifications.ROUTES,
         *api_dropins.ROUTES,
+        *api_pulse.ROUTES,
     ]
     openapi.document_errors(api_routes)
     api = Router(path="/api/v1", route_handlers=[*api_routes, api_ws.ws], tags=["api"])

@@ -162,7 +162,13 @@ def pages_for(c: Circle, ids: dict[str, Any], role: str) -> list[str]:
         f"/circles/{c.id}/about",
     ]
     if role == "coach":
-        return [*common, f"/circles/{c.id}/moderation", "/circles/new", f"/circles/{c.id}/journals"]
+        return [
+            *common,
+            f"/circles/{c.id}/moderation",
+            "/circles/new",
+            f"/circles/{c.id}/journals",
+            f"/circles/{c.id}/pulse",
+        ]
     return [
         *common,
         f"/join/{c.invite}",

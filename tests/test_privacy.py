@@ -166,6 +166,10 @@ async def _walk_api(walk: Walk, viewer: User, world: dict[str, Any]) -> None:
         response = await viewer.call("GET", f"/api/v1/circles/{cid}/journals")
         if response.status_code == 200:
             walk.add("GET /circles/{id}/journals", response.json())
+        # The coach's pulse (issue 16): 403 to members; the coach's has aliases only, never identity.
+        response = await viewer.call("GET", f"/api/v1/circles/{cid}/pulse?days=365")
+        if response.status_code == 200:
+            walk.add("GET /circles/{id}/pulse", response.json())
         for path in (f"/circles/{cid}/reports?open=false", f"/circles/{cid}/audit", f"/circles/{cid}/former-members"):
             response = await viewer.call("GET", f"/api/v1{path}")
             if response.status_code == 200:
@@ -210,6 +214,7 @@ async def _walk_pages(walk: Walk, viewer: User, world: dict[str, Any], api: ApiC
                 f"/circles/{cid}/wins",
                 f"/circles/{cid}/journal",
                 f"/circles/{cid}/journals",
+                f"/circles/{cid}/pulse?days=365&quiet=1",
                 f"/rooms/{rid}/experiments/new",
                 f"/circles/{cid}/search?q=my",
             ]

@@ -1,0 +1,393 @@
+"""The coach's pulse: who needs her, what she has given each member, and how the circle is doing.
+
+A fixed handful of aggregate queries over the circle's current members, whatever their number (never one per member):
+activity by member and day (posts, likes, experiment moves), the experiments, the coach's gestures, the open probing
+questions, and the members' threads of the window with their first replies. Definitions are in docs/pulse.md.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import msgspec
+from litestar.exceptions import ClientException, PermissionDeniedException
+from piccolo.engine.postgres import PostgresEngine
+
+from app.schemas.pulse import CirclePulse, CoachGestures, DayPosts, ExperimentCounts, MemberPulse, Pulse
+from app.services.common import membership_struct, parse_id, require_member
+from db import queries
+from db.engine import current_engine
+from db.rows import Member
+from db.tables import Membership, Post
+from realtime.events import Membership as PublicMembership
+
+DEFAULT_DAYS, MAX_DAYS = 30, 365
+# `active_members_7d` looks at a week whatever the window.
+ACTIVE_DAYS = 7
+GESTURES = ("likes", "questions", "pins", "shares", "tags")
+
+# The circle's current members (not the coach) and its current coaches, as subqueries: memberships are per circle,
+# so `author IN (members)` is also the circle filter, and it rides the post(author, created_at) index.
+_MEMBERS = "SELECT id FROM membership WHERE circle = :cid AND role = 'member' AND removed_at IS NULL"
+# The coaches are a list parameter (`:coaches`, one placeholder each): a handful of ids the planner can probe.
+_COACHES = ":coaches"
+
+_POSTS_BY_DAY = f"""
+SELECT p.author AS m, {{day:p.created_at}} AS d, MAX(p.created_at) AS last,
+       SUM(CASE WHEN p.parent IS NULL THEN 1 ELSE 0 END) AS top,
+       SUM(CASE WHEN p.parent IS NOT NULL THEN 1 ELSE 0 END) AS rep,
+       SUM(CASE WHEN p.parent IS NULL AND p.kind = 'win' THEN 1 ELSE 0 END) AS win
+FROM post p
+WHERE p.author IN ({_MEMBERS}) AND p.deleted_at IS NULL AND p.created_at >= :since
+GROUP BY p.author, {{day:p.created_at}}
+"""
+_LIKES_BY_DAY = f"""
+SELECT l.membership AS m, {{day:l.created_at}} AS d, COUNT(*) AS n, MAX(l.created_at) AS last
+FROM post_like l
+WHERE l.membership IN ({_MEMBERS}) AND l.created_at >= :since
+GROUP BY l.membership, {{day:l.created_at}}
+"""
+_MOVES_BY_DAY = f"""
+SELECT p.author AS m, {{day:e.created_at}} AS d, COUNT(*) AS n, MAX(e.created_at) AS last
+FROM post p JOIN room_event e ON e.post_id = p.id
+WHERE p.experiment_state IS NOT NULL AND p.author IN ({_MEMBERS})
+  AND e.type = 'experiment.changed' AND e.created_at >= :since
+GROUP BY p.author, {{day:e.created_at}}
+"""
+# When members were last active, over all time (`{ids}`: one placeholder a member).
+_LAST_ACTIVE = """
+SELECT m, MAX(at) AS at FROM (
+    SELECT p.author AS m, MAX(p.created_at) AS at FROM post p
+    WHERE p.author IN ({ids}) AND p.deleted_at IS NULL GROUP BY p.author
+    UNION ALL
+    SELECT l.membership AS m, MAX(l.created_at) AS at FROM post_like l
+    WHERE l.membership IN ({ids}) GROUP BY l.membership
+    UNION ALL
+    SELECT p.author AS m, MAX(e.created_at) AS at FROM post p JOIN room_event e ON e.post_id = p.id
+    WHERE p.experiment_state IS NOT NULL AND p.author IN ({ids}) AND e.type = 'experiment.changed'
+    GROUP BY p.author
+) x GROUP BY m
+"""
+_EXPERIMENTS = f"""
+SELECT p.author AS m, p.experiment_state AS s, p.experiment_due_at AS due, p.created_at AS at, p.id AS id,
+       CASE WHEN p.experiment_state = 'debriefed' THEN p.experiment ELSE NULL END AS rec
+FROM post p
+WHERE p.experiment_state IS NOT NULL AND p.deleted_at IS NULL AND p.author IN ({_MEMBERS})
+  AND (p.created_at >= :since OR (p.experiment_state IN ('planned', 'tried') AND p.experiment_due_at < :now))
+"""
+_GESTURES = f"""
+SELECT g, m, SUM(CASE WHEN at >= :since THEN 1 ELSE 0 END) AS n, MAX(at) AS last FROM (
+    SELECT 'likes' AS g, p.author AS m, l.created_at AS at
+    FROM post_like l JOIN post p ON p.id = l.post
+    WHERE l.membership IN ({_COACHES}) AND p.deleted_at IS NULL
+    UNION ALL
+    SELECT 'questions', p.author, q.created_at
+    FROM post q JOIN post p ON p.id = q.parent
+    WHERE q.author IN ({_COACHES}) AND q.kind = 'question' AND q.deleted_at IS NULL AND p.deleted_at IS NULL
+    UNION ALL
+    SELECT 'pins', p.author, pin.pinned_at
+    FROM pin JOIN post p ON p.id = pin.post
+    WHERE pin.circle = :cid AND pin.pinned_by IN ({_COACHES}) AND p.deleted_at IS NULL
+    UNION ALL
+    SELECT 'shares', o.author, s.created_at
+    FROM post s JOIN post o ON o.id = s.origin
+    WHERE s.author IN ({_COACHES}) AND s.origin IS NOT NULL AND s.deleted_at IS NULL
+    UNION ALL
+    SELECT 'tags', t.membership, t.created_at
+    FROM tag t
+    WHERE t.tagged_by IN ({_COACHES})
+) x GROUP BY g, m
+"""
+# A probing question stays open until the member it asks replies after it, anywhere in the same thread. The questions
+# come first (a CTE), so that the look for a later reply has its thread and member as keys of one index probe.
+_OPEN_QUESTIONS = f"""
+WITH asked AS MATERIALIZED (
+    SELECT q.id AS id, p.author AS m, q.thread_root AS t, q.created_at AS at
+    FROM post q JOIN post p ON p.id = q.parent
+    WHERE q.author IN ({_COACHES}) AND q.kind = 'question' AND q.deleted_at IS NULL AND q.hidden_at IS NULL
+      AND p.deleted_at IS NULL AND p.author IN ({_MEMBERS})
+)
+SELECT a.id AS id, a.m AS m, a.at AS at FROM asked a
+WHERE NOT EXISTS (
+    SELECT 1 FROM post r
+    WHERE r.thread_root = a.t AND r.author = a.m AND r.created_at > a.at AND r.deleted_at IS NULL
+)
+"""
+# The members' top-level posts of the window, with the first reply by someone else and the coach's first reply: one
+# pass over each thread's replies (post.thread_root), not a subquery per figure.
+_THREADS = f"""
+SELECT p.id AS id, p.author AS m, p.created_at AS at, r.kind AS rk,
+       CASE WHEN p.hidden_at IS NULL THEN 1 ELSE 0 END AS visible,
+       MIN(CASE WHEN x.author <> p.author THEN x.created_at END) AS first_other,
+       MIN(CASE WHEN x.author IN ({_COACHES}) THEN x.created_at END) AS first_coach
+FROM post p JOIN room r ON r.id = p.room
+LEFT JOIN post x ON x.thread_root = p.id AND x.deleted_at IS NULL
+WHERE p.parent IS NULL AND p.deleted_at IS NULL AND p.author IN ({_MEMBERS}) AND p.created_at >= :since
+GROUP BY p.id, p.author, p.created_at, r.kind, p.hidden_at
+"""
+
+_PARAM = re.compile(r"(?<![:\w]):([a-z]+)\b")
+_DAY = re.compile(r"\{day:([a-z]+\.[a-z_]+)\}")
+
+
+class _Beliefs(msgspec.Struct):
+    belief_before: int
+    belief_after: int | None = None
+
+
+_beliefs = msgspec.json.Decoder(_Beliefs)
+
+
+def _is_pg() -> bool:
+    return isinstance(current_engine(), PostgresEngine)
+
+
+def _sql(template: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
+    """A query with `:name` parameters and `{day:col}` (the UTC date of a timestamp, as YYYY-MM-DD) in Piccolo's
+    `{}` placeholders, and its arguments in order."""
+    pg = _is_pg()
+    # SQLite keeps a timestamptz as Python's str() of the UTC time: its first ten characters are the date.
+    day = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD')" if pg else "substr({}, 1, 10)"
+    sql = _DAY.sub(lambda m: day.format(m.group(1)), template)
+    args: list[Any] = []
+
+    def take(match: re.Match[str]) -> str:
+        value = params[match.group(1)]
+        if isinstance(value, list):
+            # A list is one placeholder a value; an empty one matches nothing (no id is the nil UUID).
+            values = value or [uuid.UUID(int=0)]
+            args.extend(values)
+            return ", ".join("{}" for _ in values)
+        args.append(value)
+        return "{}"
+
+    return _PARAM.sub(take, sql), args
+
+
+async def _rows(template: str, **params: Any) -> list[dict[str, Any]]:
+    sql, args = _sql(template, params)
+    return list(await Post.raw(sql, *args))
+
+
+def _at(value: Any) -> datetime | None:
+    """A timestamp from a raw row: asyncpg gives datetimes, SQLite gives text for computed columns."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value)).astimezone(UTC)
+
+
+def _id(value: Any) -> uuid.UUID:
+    parsed = queries.as_uuid(value if isinstance(value, uuid.UUID) else str(value))
+    assert parsed is not None
+    return parsed
+
+
+def window_start(days: int, at: datetime) -> datetime:
+    """The first moment of the window: midnight UTC, `days - 1` days before today (today is the last day)."""
+    return datetime.combine(at.astimezone(UTC).date() - timedelta(days=days - 1), time(), UTC)
+
+
+def median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 1) if values else None
+
+
+def check_days(days: int | None) -> int:
+    if days is None:
+        return DEFAULT_DAYS
+    if not 1 <= days <= MAX_DAYS:
+        raise ClientException(f"days must be a whole number of days from 1 to {MAX_DAYS}; got {days}")
+    return days
+
+
+@dataclass
+class Item:
+    """Something on the coach's "who needs you" list: a post to open, by whom, since when."""
+
+    post_id: str
+    member: PublicMembership
+    at: datetime
+    room_id: str | None = None
+
+
+@dataclass
+class PulseView:
+    """The pulse and what the page shows besides: the posts behind the counts and the chart's active members."""
+
+    pulse: Pulse
+    since: datetime
+    active_by_day: list[int]
+    open_questions: list[Item] = field(default_factory=list)
+    unanswered: list[Item] = field(default_factory=list)
+    overdue: list[Item] = field(default_factory=list)
+
+
+async def require_coach(account_id: uuid.UUID, circle_id: str) -> Member:
+    me = await require_member(account_id, parse_id(circle_id, "circle"))
+    if me.role != "coach":
+        raise PermissionDeniedException("only the circle's coach sees its pulse")
+    return me
+
+
+async def pulse(account_id: uuid.UUID, circle_id: str, days: int | None = None) -> Pulse:
+    """GET /circles/{id}/pulse: 404 outside the circle, 403 for its members, 400 for a window out of range."""
+    return (await pulse_view(account_id, circle_id, days)).pulse
+
+
+async def pulse_view(account_id: uuid.UUID, circle_id: str, days: int | None = None) -> PulseView:
+    me = await require_coach(account_id, circle_id)
+    return await compute(me.circle, check_days(days), queries.now())
+
+
+async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
+    """The pulse of circle `cid` over `days` days ending at `at` (no rights checked: callers check them)."""
+    since = window_start(days, at)
+    week = window_start(ACTIVE_DAYS, at)
+    first = min(since, week)
+    today = at.astimezone(UTC).date()
+    window_days = [(since.date() + timedelta(days=i)).isoformat() for i in range(days)]
+    in_window = set(window_days)
+    week_days = {(week.date() + timedelta(days=i)).isoformat() for i in range(ACTIVE_DAYS)}
+
+    rows = await Membership.select(Membership.id, Membership.alias, Membership.role).where(
+        (Membership.circle == cid) & Membership.removed_at.is_null()
+    )
+    ordered = sorted((r for r in rows if r["role"] == "member"), key=lambda r: r["alias"].casefold())
+    members = {r["id"]: membership_struct(r) for r in ordered}
+    coaches = [r["id"] for r in rows if r["role"] == "coach"]
+    p = {"cid": cid, "since": since, "now": at, "coaches": coaches}
+
+    counts: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0, 0])
+    active: dict[str, set[uuid.UUID]] = defaultdict(set)
+    posts_by_day: dict[str, int] = defaultdict(int)
+    last_active: dict[uuid.UUID, datetime] = {}
+
+    def seen(m: uuid.UUID, value: Any) -> None:
+        when = _at(value)
+        if when is not None and (m not in last_active or when > last_active[m]):
+            last_active[m] = when
+
+    for r in await _rows(_POSTS_BY_DAY, **{**p, "since": first}):
+        m, d = _id(r["m"]), str(r["d"])
+        active[d].add(m)
+        seen(m, r["last"])
+        if d in in_window:
+            c = counts[m]
+            c[0] += int(r["top"])
+            c[1] += int(r["rep"])
+            c[2] += int(r["win"])
+            posts_by_day[d] += int(r["top"]) + int(r["rep"])
+    for template in (_LIKES_BY_DAY, _MOVES_BY_DAY):
+        for r in await _rows(template, **{**p, "since": first}):
+            m, d = _id(r["m"]), str(r["d"])
+            active[d].add(m)
+            seen(m, r["last"])
+    # Those with nothing in the activity window: one look over all time.
+    quiet = [m for m in members if m not in last_active]
+    if quiet:
+        last_active.update(await _last_times(quiet))
+
+    experiments: dict[uuid.UUID, ExperimentCounts] = defaultdict(ExperimentCounts)
+    shifts: dict[uuid.UUID, list[float]] = defaultdict(list)
+    overdue: list[Item] = []
+    for r in await _rows(_EXPERIMENTS, **p):
+        m, state = _id(r["m"]), str(r["s"])
+        counts_of = experiments[m]
+        due = _at(r["due"])
+        if state in ("planned", "tried") and due is not None and due < at:
+            counts_of.overdue += 1
+            overdue.append(Item(str(r["id"]), members[m], due))
+        if (_at(r["at"]) or at) >= since:
+            setattr(counts_of, state, getattr(counts_of, state) + 1)
+            if state == "debriefed" and r["rec"]:
+                record = _beliefs.decode(r["rec"])
+                if record.belief_after is not None:
+                    shifts[m].append(record.belief_before - record.belief_after)
+
+    gestures: dict[uuid.UUID, CoachGestures] = defaultdict(CoachGestures)
+    last_gesture: dict[uuid.UUID, datetime] = {}
+    for r in await _rows(_GESTURES, **p):
+        m = _id(r["m"])
+        setattr(gestures[m], str(r["g"]), int(r["n"] or 0))
+        when = _at(r["last"])
+        if when is not None and (m not in last_gesture or when > last_gesture[m]):
+            last_gesture[m] = when
+
+    open_questions = [
+        Item(str(r["id"]), members[_id(r["m"])], _at(r["at"]) or at) for r in await _rows(_OPEN_QUESTIONS, **p)
+    ]
+    open_by_member: dict[uuid.UUID, int] = defaultdict(int)
+    for item in open_questions:
+        open_by_member[uuid.UUID(item.member.membership_id)] += 1
+
+    unanswered: list[Item] = []
+    to_first: list[float] = []
+    to_coach: list[float] = []
+    for r in await _rows(_THREADS, **p):
+        posted = _at(r["at"]) or at
+        first_other, first_coach = _at(r["first_other"]), _at(r["first_coach"])
+        if first_other is not None:
+            to_first.append((first_other - posted).total_seconds() / 60)
+        elif r["rk"] != "journal" and int(r["visible"]):
+            unanswered.append(Item(str(r["id"]), members[_id(r["m"])], posted))
+        if first_coach is not None:
+            to_coach.append((first_coach - posted).total_seconds() / 60)
+    unanswered.sort(key=lambda i: (i.at, i.post_id))
+    open_questions.sort(key=lambda i: (i.at, i.post_id))
+    overdue.sort(key=lambda i: (i.at, i.post_id))
+
+    out = []
+    for m, member in members.items():
+        last = last_active.get(m)
+        posts, replies, wins = counts.get(m, [0, 0, 0])
+        out.append(
+            MemberPulse(
+                member=member,
+                last_active_at=last,
+                days_quiet=(today - last.date()).days if last is not None else None,
+                posts=posts,
+                replies=replies,
+                wins=wins,
+                experiments=experiments.get(m) or ExperimentCounts(),
+                belief_shift_median=median(shifts.get(m, [])),
+                coach_gestures=gestures.get(m) or CoachGestures(),
+                last_coach_gesture_at=last_gesture.get(m),
+                open_questions=open_by_member.get(m, 0),
+            )
+        )
+    active_7d = set().union(*(active[d] for d in week_days if d in active)) & members.keys()
+    circle = CirclePulse(
+        active_members_7d=len(active_7d),
+        posts_by_day=[DayPosts(date=d, posts=posts_by_day.get(d, 0)) for d in window_days],
+        open_questions=len(open_questions),
+        unanswered=[i.post_id for i in unanswered],
+        median_minutes_to_first_reply=median(to_first),
+        median_minutes_to_coach=median(to_coach),
+    )
+    return PulseView(
+        pulse=Pulse(days=days, generated_at=at, members=out, circle=circle),
+        since=since,
+        active_by_day=[len(active.get(d, set()) & members.keys()) for d in window_days],
+        open_questions=open_questions,
+        unanswered=unanswered,
+        overdue=overdue,
+    )
+
+
+async def _last_times(ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+    """When each of these members was last active, over all time."""
+    out: dict[uuid.UUID, datetime] = {}
+    for chunk in queries.chunks(ids):
+        sql = _LAST_ACTIVE.replace("{ids}", ", ".join("{}" for _ in chunk))
+        for r in await Post.raw(sql, *chunk, *chunk, *chunk):
+            when = _at(r["at"])
+            if when is not None:
+                out[_id(r["m"])] = when
+    return out
