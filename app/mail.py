@@ -105,13 +105,14 @@ _CLAIM_SQLITE = _CLAIM_PG.replace(" FOR UPDATE SKIP LOCKED", "")
 async def claim(batch: int = BATCH) -> list[dict[str, Any]]:
     """Take due mail for this instance for LEASE; nobody else claims it meanwhile."""
     at = now()
-    sql = _CLAIM_SQLITE if _is_sqlite() else _CLAIM_PG
+    sql = _CLAIM_SQLITE if is_sqlite() else _CLAIM_PG
     async with write_transaction():
         rows: list[dict[str, Any]] = await MailMessage.raw(sql, at + LEASE, at, at, batch)
     return rows
 
 
-def _is_sqlite() -> bool:
+def is_sqlite() -> bool:
+    """Whether the bound engine is SQLite (no row locks: BEGIN IMMEDIATE serialises writers instead)."""
     from piccolo.engine.sqlite import SQLiteEngine
 
     return isinstance(current_engine(), SQLiteEngine)

@@ -46,6 +46,10 @@ async def request_reset(email: str, settings: Settings, live: Live) -> None:
     link = f"{settings.link_base}/reset/{token}"
     rendered = mail.render("reset", "Reset your Kindred password", link=link, hours=1)
     async with unit_of_work(live) as outbox:
+        # Two requests at once must not leave two open links: the account row's lock orders them (SQLite's
+        # BEGIN IMMEDIATE already does).
+        if not mail.is_sqlite():
+            await Account.raw("SELECT id FROM account WHERE id = {} FOR UPDATE", row["id"])
         await PasswordReset.delete().where((PasswordReset.account == row["id"]) & PasswordReset.used_at.is_null())
         await PasswordReset.insert(
             PasswordReset(

@@ -23,6 +23,7 @@ from app.routes.pages import (
     gestures,
     lab,
     notifications,
+    recovery,
     rooms,
     safety,
     search,
@@ -41,6 +42,7 @@ ROUTES: list[Any] = [
     *lab.ROUTES,
     *search.ROUTES,
     *care.ROUTES,
+    *recovery.ROUTES,
 ]
 router = Router(path="/", route_handlers=ROUTES, exception_handlers=PAGE_ERRORS, include_in_schema=False)
 
