@@ -50,6 +50,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    # Links in mail name this port when no KINDRED_PUBLIC_URL is set (the app reads it in each worker).
+    os.environ["KINDRED_PORT"] = str(args.port)
+
     settings = load_settings()
     if settings.is_sqlite:
         applied = _migrate(quiet=True)
@@ -102,6 +105,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mail(args: argparse.Namespace) -> int:
+    """The newest mail in the queue, sent or not: without SMTP configured this is where a reset link is found."""
+    from app.mail import recent
+
+    settings = load_settings(need_secret=False)
+
+    async def job(engine: Any) -> list[str]:
+        lines = []
+        for row in reversed(await recent(args.limit)):
+            lines.append(
+                f"--- {row['created_at']:%Y-%m-%d %H:%M:%S} UTC  {row['state']}  {row['kind']}  to {row['to_addr']}\n"
+                f"Subject: {row['subject']}"
+            )
+            if args.bodies and row["body_text"]:
+                lines.append(row["body_text"].rstrip())
+        return lines
+
+    lines = _with_engine(settings.database_url, job)
+    print("\n".join(lines) if lines else "no mail yet")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import seed
 
@@ -120,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="apply pending database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("demo", help="seed a demo circle and print sign-in details").set_defaults(func=cmd_demo)
+    mail = sub.add_parser("mail", help="show recent mail (sent, or kept when no SMTP server is configured)")
+    mail.add_argument("--limit", type=int, default=10)
+    mail.add_argument("--no-bodies", dest="bodies", action="store_false", help="headers only")
+    mail.set_defaults(func=cmd_mail)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

@@ -248,10 +248,18 @@ class RateLimits:
             ),
             "signup": Rule("signup", limits.signups_per_address, hour, "too many new accounts from your network"),
             "report": Rule("report", limits.reports_per_hour, hour, "too many reports this hour"),
+            "reset_address": Rule(
+                "reset_address", limits.resets_per_address, hour, "too many password resets from your network"
+            ),
+            "reset_email": Rule("reset_email", limits.resets_per_email, hour, "reset mail for this address is paused"),
         }
 
     async def check(self, rule: str, key: object) -> None:
         await enforce(self._limiter, self.rules[rule], str(key))
+
+    async def allows(self, rule: str, key: str) -> bool:
+        """Count one attempt; False past the limit (for limits that answer the same either way)."""
+        return await self._limiter.hit(_digest(key), self.rules[rule]) <= 0
 
     async def reserve(self, request: Any, rule: str, key: str) -> None:
         """Count this attempt as a failure until it proves otherwise (`succeeded`). Reserving before checking the
@@ -322,6 +330,8 @@ async def rate_limit_hook(request: Any) -> None:
             await rates.sign_in_attempt(request, email, address)
     elif rule == "signup":
         await rates.check("signup", address)
+    elif rule == "reset":
+        await rates.check("reset_address", address)
     else:
         user = request.scope.get("user")
         account = getattr(user, "account_id", None)

@@ -47,6 +47,13 @@ class Live:
         self.topics = topics
         # Set by the application when notifications are delivered in the background (see app.notifier).
         self.deliver_later: Callable[[list[Delivery]], None] | None = None
+        # Set by the application to wake this instance's mail sender (app.mail.Mailer.wake).
+        self.mail_written: Callable[[], None] | None = None
+
+    def mail_queued(self) -> None:
+        """Mail was committed: send it now rather than at the sender's next look."""
+        if self.mail_written is not None:
+            self.mail_written()
 
     def deliver(self, deliveries: list[Delivery]) -> None:
         """Hand notifications to the background deliverer; never waits for sockets or push services."""

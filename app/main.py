@@ -25,6 +25,7 @@ from app.errors import db_error_handler
 from app.hubstore import DatabaseHubStore
 from app.limits import Limiter, MemoryLimiter, RateLimits, RedisLimiter, rate_limit_hook
 from app.live import Live
+from app.mail import Mailer
 from app.notifier import Notifier
 from app.push import DEFAULT_PUSH_ORIGINS, PushSender, VapidKey
 from app.requests import KindredRequest
@@ -39,6 +40,7 @@ from app.routes import (
     api_notifications,
     api_posts,
     api_pulse,
+    api_recovery,
     api_search,
     api_ws,
     health,
@@ -176,6 +178,8 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         live, PushSender(vapid, settings.push_allowed_origins or DEFAULT_PUSH_ORIGINS, settings.push_contact)
     )
     live.deliver_later = notifier.submit
+    mailer = Mailer(settings)
+    live.mail_written = mailer.wake
     limiter: Limiter = (
         RedisLimiter(redis_client, settings.redis_prefix) if redis_client is not None else MemoryLimiter()
     )
@@ -206,6 +210,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
                 _every(settings.experiment_due_interval, lambda: _due_check(hub, live), stop_jobs),
                 name="kindred-lab-due",
             ),
+            asyncio.create_task(mailer.run(stop_jobs), name="kindred-mail"),
         ]
         try:
             yield
@@ -227,6 +232,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
     )
     api_routes = [
         *api_accounts.ROUTES,
+        *api_recovery.ROUTES,
         *api_circles.ROUTES,
         *api_posts.ROUTES,
         *api_lab.ROUTES,
@@ -256,7 +262,17 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         ],
         lifespan=[lifespan],
         on_startup=[openapi.document_websocket("/api/v1/ws")],
-        state=State({"settings": settings, "hub": hub, "live": live, "topics": topics, "rates": rates, "vapid": vapid}),
+        state=State(
+            {
+                "settings": settings,
+                "hub": hub,
+                "live": live,
+                "topics": topics,
+                "rates": rates,
+                "vapid": vapid,
+                "mailer": mailer,
+            }
+        ),
         before_request=rate_limit_hook,
         dependencies=DEPENDENCIES,
         middleware=[DefineMiddleware(AuthMiddleware, settings=settings, csrf=csrf)],

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from email.utils import parseaddr
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 import platformdirs
@@ -61,6 +62,44 @@ class Limits(msgspec.Struct, frozen=True):
     signups_per_address: int = 100
     # Reports a member files per hour.
     reports_per_hour: int = 30
+    # Password reset requests per address per hour (429 past it), and reset mails per email per hour (past it the
+    # answer is the same 202, but no further mail goes out: nobody can flood someone's inbox through Kindred).
+    resets_per_address: int = 30
+    resets_per_email: int = 3
+
+
+class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    # Implicit TLS (smtps://), or STARTTLS after connecting (?starttls=true); neither: plain SMTP.
+    use_tls: bool = False
+    start_tls: bool = False
+
+
+def parse_smtp_url(url: str) -> SmtpConfig:
+    """`smtp://[user:password@]host:port[?starttls=true]` or `smtps://...`, as the contract writes it."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"smtp", "smtps"}:
+        raise ConfigError(f"KINDRED_SMTP_URL {url!r} must start with smtp:// or smtps://")
+    if not parts.hostname:
+        raise ConfigError("KINDRED_SMTP_URL names no host: write smtp://host:port")
+    query = parse_qs(parts.query)
+    start_tls = query.get("starttls", ["false"])[0].lower() in {"1", "true", "yes"}
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"KINDRED_SMTP_URL {url!r} has a malformed port") from None
+    default_port = 465 if parts.scheme == "smtps" else (587 if start_tls else 25)
+    return SmtpConfig(
+        host=parts.hostname,
+        port=port or default_port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        use_tls=parts.scheme == "smtps",
+        start_tls=start_tls and parts.scheme == "smtp",
+    )
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,7 +132,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     push_allowed_origins: tuple[str, ...] = ()
     # Who push services can contact about this server's pushes (VAPID `sub` claim).
     push_contact: str = "mailto:admin@localhost"
+    # Mail (docs/email.md): KINDRED_SMTP_URL parsed, or None to write mail to the log and keep it; the From address;
+    # seconds between each instance's looks at the mail queue; the first retry's delay (doubled per attempt); the
+    # port `kindred serve` listens on, for links when no public URL is set.
+    smtp: SmtpConfig | None = None
+    mail_from: str = "Kindred <kindred@localhost>"
+    mail_interval: float = 5.0
+    mail_retry_seconds: float = 30.0
+    serve_port: int | None = None
     debug: bool = False
+
+    @property
+    def link_base(self) -> str:
+        """Where links in mail point: the public URL, else the first allowed host, never a request's Host header."""
+        if self.public_url:
+            return self.public_url
+        port = f":{self.serve_port}" if self.serve_port and self.serve_port != 80 else ""
+        return f"http://{self.allowed_hosts[0]}{port}"
 
     @property
     def is_sqlite(self) -> bool:
@@ -218,6 +273,8 @@ def load_settings(environ: dict[str, str] | None = None, *, need_secret: bool = 
         logins_per_address=_int_env(env, "KINDRED_LOGINS_PER_ADDRESS", defaults.logins_per_address),
         signups_per_address=_int_env(env, "KINDRED_SIGNUPS_PER_ADDRESS", defaults.signups_per_address),
         reports_per_hour=_int_env(env, "KINDRED_REPORTS_PER_HOUR", defaults.reports_per_hour),
+        resets_per_address=_int_env(env, "KINDRED_RESETS_PER_ADDRESS", defaults.resets_per_address),
+        resets_per_email=_int_env(env, "KINDRED_RESETS_PER_EMAIL", defaults.resets_per_email),
     )
     return Settings(
         database_url=database_url,
@@ -236,5 +293,19 @@ def load_settings(environ: dict[str, str] | None = None, *, need_secret: bool = 
         ops_token=env.get("KINDRED_OPS_TOKEN") or None,
         presence_jitter=_seconds_env(env, "KINDRED_PRESENCE_JITTER", 2.0),
         experiment_due_interval=_seconds_env(env, "KINDRED_EXPERIMENT_DUE_INTERVAL", 30.0) or 30.0,
+        smtp=parse_smtp_url(env["KINDRED_SMTP_URL"]) if env.get("KINDRED_SMTP_URL") else None,
+        mail_from=_mail_from(env.get("KINDRED_MAIL_FROM")),
+        mail_interval=_seconds_env(env, "KINDRED_MAIL_INTERVAL", 5.0) or 5.0,
+        mail_retry_seconds=_seconds_env(env, "KINDRED_MAIL_RETRY_SECONDS", 30.0) or 30.0,
+        serve_port=_int_env(env, "KINDRED_PORT", 0) or None,
         debug=env.get("KINDRED_DEBUG", "").lower() in {"1", "true", "yes"},
     )
+
+
+def _mail_from(value: str | None) -> str:
+    if not value:
+        return "Kindred <kindred@localhost>"
+    _name, address = parseaddr(value)
+    if "@" not in address:
+        raise ConfigError(f"KINDRED_MAIL_FROM {value!r} is not an address: write Kindred <kindred@example.org>")
+    return value

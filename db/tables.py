@@ -367,6 +367,41 @@ class ModerationLog(Table, tablename="moderation_log"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
+class MailMessage(Table, tablename="mail_message"):
+    """One mail, written in the transaction of what caused it and sent after commit by whichever instance claims it
+    (app/mail.py). Kept after sending, so `kindred mail` can show what went out."""
+
+    id = UUID(primary_key=True)
+    account = ForeignKey(
+        references=Account, on_delete=OnDelete.cascade, null=True, default=None, help_text="The recipient's account."
+    )
+    kind = Varchar(length=32, help_text="reset, ...: what the mail is, for unsubscribing and for `kindred mail`.")
+    to_addr = Varchar(length=320, help_text="Where it goes; private to the recipient.")
+    subject = Text()
+    body_text = Text(help_text="The plain-text part; emptied once sent for mail that carries a secret link.")
+    body_html = Text(help_text="The HTML part; emptied with body_text.")
+    state = Varchar(length=16, default="queued", help_text="queued, sent, logged (no SMTP configured) or failed.")
+    attempts = Integer(default=0, help_text="SMTP attempts so far.")
+    send_after = Timestamptz(default=TimestamptzNow(), help_text="Not tried before this (the retry backoff).")
+    claimed_until = Timestamptz(
+        null=True, default=None, help_text="An instance is sending it until then; another may claim it after."
+    )
+    last_error = Text(null=True, default=None, help_text="The SMTP server's last refusal.")
+    created_at = Timestamptz(default=TimestamptzNow())
+    sent_at = Timestamptz(null=True, default=None)
+
+
+class PasswordReset(Table, tablename="password_reset"):
+    """A password reset link: single use, valid one hour; only the SHA-256 of its token is stored."""
+
+    id = UUID(primary_key=True)
+    account = ForeignKey(references=Account, on_delete=OnDelete.cascade, null=False)
+    token_hash = Varchar(length=64, unique=True, help_text="SHA-256 of the token in the link.")
+    created_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz(help_text="An hour after created_at.")
+    used_at = Timestamptz(null=True, default=None, help_text="Set when the link set a new password.")
+
+
 TABLES: tuple[type[Table], ...] = (
     Account,
     AuthToken,
@@ -388,4 +423,6 @@ TABLES: tuple[type[Table], ...] = (
     Dropin,
     DropinHand,
     DropinParticipant,
+    MailMessage,
+    PasswordReset,
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -60,3 +60,12 @@ class PasswordChange(msgspec.Struct):
 class AccountDeletion(msgspec.Struct):
     password: Password
     posts: Literal["anonymize", "remove"] = msgspec.field(default="anonymize")
+
+
+class ResetRequest(msgspec.Struct):
+    email: Email
+
+
+class ResetConfirm(msgspec.Struct):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=128, description="The token from the reset link.")]
+    password: Password

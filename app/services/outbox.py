@@ -27,12 +27,13 @@ from realtime.types import Entry
 
 
 class Outbox:
-    __slots__ = ("_deliveries", "_events", "_rewritten")
+    __slots__ = ("_deliveries", "_events", "_mailed", "_rewritten")
 
     def __init__(self) -> None:
         self._events: list[tuple[str, Entry]] = []
         self._deliveries: list[Delivery] = []
         self._rewritten: set[uuid.UUID] = set()
+        self._mailed = False
 
     async def next_seq(self, room_id: uuid.UUID) -> int:
         return await queries.allocate_seq(room_id)
@@ -55,6 +56,10 @@ class Outbox:
     def deliver(self, delivery: Delivery) -> None:
         self._deliveries.append(delivery)
 
+    def mailed(self) -> None:
+        """A mail was queued in the transaction (app/mail.py): after commit this instance's sender is woken."""
+        self._mailed = True
+
     def rewrote(self, room_id: uuid.UUID) -> None:
         """Stored events of this room were rewritten in the transaction: after commit every instance drops its
         cached copies, so a replay reads the log instead of resending what was taken away."""
@@ -68,6 +73,9 @@ class Outbox:
             await live.room_event(room_id, entry)
         if self._deliveries:
             live.deliver(self._deliveries)
+        if self._mailed:
+            live.mail_queued()
+            self._mailed = False
         self._events.clear()
         self._deliveries = []
 

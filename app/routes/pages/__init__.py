@@ -24,6 +24,7 @@ from app.routes.pages import (
     lab,
     notifications,
     pulse,
+    recovery,
     rooms,
     safety,
     search,
@@ -43,6 +44,7 @@ ROUTES: list[Any] = [
     *search.ROUTES,
     *care.ROUTES,
     *pulse.ROUTES,
+    *recovery.ROUTES,
 ]
 router = Router(path="/", route_handlers=ROUTES, exception_handlers=PAGE_ERRORS, include_in_schema=False)
 

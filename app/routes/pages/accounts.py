@@ -95,8 +95,8 @@ async def signup(data: Form, settings: SettingsDep) -> Response[Any]:
 
 
 @get("/signin", include_in_schema=False)
-async def signin_form(next: FromQuery[str | None] = None) -> Template:
-    return page("signin", me=None, next=safe_next(next), form={}, error=None)
+async def signin_form(next: FromQuery[str | None] = None, reset: FromQuery[str | None] = None) -> Template:
+    return page("signin", me=None, next=safe_next(next), form={}, error=None, reset_done=reset == "done")
 
 
 @post("/signin", include_in_schema=False, opt={"rate": "login"})
