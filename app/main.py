@@ -271,6 +271,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
                 "rates": rates,
                 "vapid": vapid,
                 "mailer": mailer,
+                "notifier": notifier,
             }
         ),
         before_request=rate_limit_hook,

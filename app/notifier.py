@@ -60,12 +60,21 @@ class Notifier:
         self._pushing: set[asyncio.Task[None]] = set()
         self.pushed = 0
         self.dropped_pushes = 0
+        # Batches submitted and not yet through their frames (their pushes are then in `_pushing`).
+        self._pending = 0
 
     def submit(self, deliveries: list[Delivery]) -> None:
         try:
             self._queue.put_nowait(deliveries)
         except asyncio.QueueFull:
             log.error("notification queue full; %d notification(s) stay in the feed only", len(deliveries))
+        else:
+            self._pending += 1
+
+    def idle(self) -> bool:
+        """Nothing queued, nothing being delivered, no push in flight: every notification submitted so far has had
+        its frames and pushes (the tests wait on this state instead of on time)."""
+        return self._pending == 0 and not self._pushing
 
     async def start(self) -> None:
         if self._sender is not None:
@@ -98,6 +107,7 @@ class Notifier:
             except Exception:
                 log.exception("delivering %d notification(s) failed", len(batch))
             finally:
+                self._pending -= 1
                 self._queue.task_done()
 
     async def _frames(self, batch: list[Delivery]) -> None:

@@ -20,6 +20,11 @@ Frame = dict[str, Any]
 Match = Callable[[Frame], bool]
 
 PASSWORD = "a long enough passphrase 42"
+
+# How long any wait for a state (a frame, an answer, a socket opening) may take before the test fails saying what
+# never came. A deadline, not a timed assertion: on a quiet machine the states arrive in milliseconds, on a loaded
+# one they may take seconds, and a test must never fail only because the machine was busy (docs/reliability.md).
+DEADLINE = 30.0
 _counter = itertools.count(1)
 
 
@@ -32,13 +37,13 @@ class WsClient:
     async def send(self, frame: dict[str, Any] | str) -> None:
         await self.conn.send(frame if isinstance(frame, str) else json.dumps(frame))
 
-    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+    async def recv(self, timeout: float = DEADLINE) -> dict[str, Any]:
         if self.backlog:
             return self.backlog.pop(0)
         raw = await asyncio.wait_for(self.conn.recv(), timeout)
         return json.loads(raw)  # type: ignore[no-any-return]
 
-    async def recv_until(self, match: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[str, Any]:
+    async def recv_until(self, match: Callable[[dict[str, Any]], bool], timeout: float = DEADLINE) -> dict[str, Any]:
         """The first frame matching; frames before it that don't match are kept for later."""
         for i, frame in enumerate(self.backlog):
             if match(frame):
@@ -54,7 +59,7 @@ class WsClient:
                 return frame  # type: ignore[no-any-return]
             self.backlog.append(frame)
 
-    async def events(self, room_id: str, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    async def events(self, room_id: str, n: int, timeout: float = DEADLINE) -> list[dict[str, Any]]:
         out = []
         for _ in range(n):
             out.append(
@@ -119,7 +124,7 @@ class ApiClient:
     def __init__(self, base_url: str, ws_url: str) -> None:
         self.base_url = base_url
         self.ws_url = ws_url
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=20)
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=DEADLINE)
         self._sockets: list[WsClient] = []
 
     async def aclose(self) -> None:
@@ -147,7 +152,7 @@ class ApiClient:
         extra = dict(headers)
         if token:
             extra["Authorization"] = f"Bearer {token}"
-        conn = await websockets.connect(self.ws_url, additional_headers=extra, max_size=2**24, open_timeout=5)
+        conn = await websockets.connect(self.ws_url, additional_headers=extra, max_size=2**24, open_timeout=DEADLINE)
         client = WsClient(conn)
         self._sockets.append(client)
         return client

@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 from app.settings import Settings, load_settings
-from tests.client import ApiClient
+from tests.client import DEADLINE, ApiClient
 
 pytest_plugins = ["tests.browser"]
 
@@ -215,7 +215,8 @@ class Server:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self.server.serve())
-        for _ in range(400):
+        deadline = asyncio.get_running_loop().time() + 2 * DEADLINE
+        while asyncio.get_running_loop().time() < deadline:
             if self.server.started:
                 return
             if self._task.done():

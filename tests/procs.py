@@ -44,7 +44,8 @@ class KindredProcess:
                 stderr=subprocess.STDOUT,
             )
         async with httpx.AsyncClient(timeout=2) as client:
-            for _ in range(300):
+            deadline = asyncio.get_running_loop().time() + 120
+            while asyncio.get_running_loop().time() < deadline:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"kindred exited: {self.log.read_text()}")
                 try:
@@ -84,7 +85,8 @@ class RedisProcess:
         )
         from redis.asyncio import Redis
 
-        for _ in range(100):
+        deadline = asyncio.get_running_loop().time() + 60
+        while asyncio.get_running_loop().time() < deadline:
             client = Redis.from_url(self.url, socket_connect_timeout=0.5)
             try:
                 await client.ping()

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from tests.client import DEADLINE
 from tests.conftest import free_port
 
 # aiosmtpd logs every SMTP command at INFO; a failing test's output should show Kindred's log, not that.
@@ -50,7 +51,7 @@ class MailCatcher:
             loop.call_soon_threadsafe(event.set)
         return reply
 
-    async def wait_for(self, count: int, timeout: float = 15.0) -> list[EmailMessage]:
+    async def wait_for(self, count: int, timeout: float = DEADLINE) -> list[EmailMessage]:
         """Wait until `count` mails have arrived (and return them all)."""
         loop = asyncio.get_running_loop()
         event = asyncio.Event()

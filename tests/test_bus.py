@@ -4,11 +4,14 @@ unguarded PubSub connect, under which concurrent first subscribes could land on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import pytest
+from redis.asyncio import Redis
 
 from realtime.bus import Bus, redis_backend_factory
+from tests.client import DEADLINE
 from tests.conftest import REDIS_URL, Templates
 
 pytestmark = pytest.mark.anyio
@@ -21,20 +24,33 @@ async def test_concurrent_subscriptions_all_receive(templates: Templates) -> Non
     async def nothing() -> None:
         return None
 
-    listener = Bus(redis_backend_factory(REDIS_URL), lambda channel, data: received.update({channel: data}), nothing)
+    all_in = asyncio.Event()
+
+    def deliver(channel: str, data: bytes) -> None:
+        received[channel] = data
+        if len(received) == len(channels):
+            all_in.set()
+
+    channels = [f"kt-bus-{uuid.uuid4().hex}" for _ in range(50)]
+    listener = Bus(redis_backend_factory(REDIS_URL), deliver, nothing)
     sender = Bus(redis_backend_factory(REDIS_URL), lambda channel, data: None, nothing)
     await listener.start()
     await sender.start()
     try:
-        channels = [f"kt-bus-{uuid.uuid4().hex}" for _ in range(50)]
         await asyncio.gather(*(listener.subscribe([c]) for c in channels))
-        await asyncio.sleep(0.2)
+        # Redis confirms a SUBSCRIBE on its own time: wait until it counts a subscriber on every channel.
+        probe = Redis.from_url(REDIS_URL)
+        try:
+            deadline = asyncio.get_running_loop().time() + DEADLINE
+            while not all(n == 1 for _, n in await probe.pubsub_numsub(*channels)):
+                assert asyncio.get_running_loop().time() < deadline, "Redis never counted every subscription"
+                await asyncio.sleep(0.02)
+        finally:
+            await probe.aclose()
         for c in channels:
             assert await sender.publish(c.encode(), [c])
-        for _ in range(100):
-            if len(received) == len(channels):
-                break
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_in.wait(), DEADLINE)
         assert sorted(received) == sorted(channels)
     finally:
         await listener.stop()

@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from app import mail
 from app.settings import ConfigError, load_settings, parse_smtp_url
-from tests.client import PASSWORD, ApiClient
+from tests.client import DEADLINE, PASSWORD, ApiClient
 from tests.conftest import Server
 from tests.smtp import MailCatcher, catcher, html_of, text_of
 
@@ -42,7 +42,7 @@ def settings_env(smtp: MailCatcher) -> dict[str, str]:
 async def settled(count: int = 1) -> list[dict[str, Any]]:
     """The newest `count` queue rows once none is queued any more: the server's 250 arrives a moment before the
     sender records it."""
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(DEADLINE):
         while True:
             rows = await mail.recent(count)
             if all(r["state"] != "queued" for r in rows):

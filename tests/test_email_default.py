@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.client import PASSWORD
+from tests.client import DEADLINE, PASSWORD
 from tests.procs import ROOT, KindredProcess
 
 pytestmark = pytest.mark.anyio
@@ -29,7 +29,7 @@ async def test_without_smtp_the_reset_link_is_in_the_log_and_in_kindred_mail(tmp
             assert r.status_code == 201
             assert (await http.post("/api/v1/auth/reset", json={"email": email})).status_code == 202
             link = re.compile(rf"http://localhost:{proc.port}/reset/([A-Za-z0-9_-]+)")
-            async with asyncio.timeout(15):
+            async with asyncio.timeout(DEADLINE):
                 # Another process's log file: there is no event to wait on, only the file to read again.
                 while not (found := link.search(proc.log.read_text())):  # noqa: ASYNC110
                     await asyncio.sleep(0.1)

@@ -31,7 +31,7 @@ async def replay(user: User, room_id: str) -> list[dict[str, Any]]:
     await ws.send({"op": "subscribe", "room_id": room_id, "since": 0})
     frames: list[dict[str, Any]] = []
     while True:
-        frame = await ws.recv(timeout=10)
+        frame = await ws.recv()
         if frame.get("type") == "subscribed" and frame["room_id"] == room_id:
             await ws.close()
             return frames

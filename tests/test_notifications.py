@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.client import ApiClient, Circle, User, make_circle
+from tests.client import DEADLINE, ApiClient, Circle, User, make_circle
 from tests.conftest import Server
 from tests.push_service import PushService
 
@@ -43,12 +43,18 @@ async def subscribe(user: User, push: PushService, name: str) -> str:
     return str((await user.ok("POST", "/api/v1/push/subscriptions", push.browser(name).subscription(push)))["id"])
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+async def wait_for(predicate: Callable[[], bool], timeout: float = DEADLINE) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("condition not met")
         await asyncio.sleep(0.02)
+
+
+async def settled(server: Server) -> None:
+    """Until the server's notifier has delivered every notification written so far: frames sent, every push answered
+    by the push service. What has not been pushed by then never will be."""
+    await wait_for(server.app.state["notifier"].idle)
 
 
 def no_identity(payload: object, *people: User) -> None:
@@ -182,7 +188,7 @@ async def test_web_push_reaches_the_browser_encrypted_and_signed(api: ApiClient,
     assert {r.payload["kind"] for r in push.received[2:]} == {"coach_like"}
 
 
-async def test_expired_subscriptions_are_removed(api: ApiClient, push: PushService) -> None:
+async def test_expired_subscriptions_are_removed(server: Server, api: ApiClient, push: PushService) -> None:
     from db.tables import PushSubscription
 
     c = await make_circle(api, members=2)
@@ -193,15 +199,14 @@ async def test_expired_subscriptions_are_removed(api: ApiClient, push: PushServi
     post = await a.post(c.room_id, "mine")
     await b.post(c.room_id, "reply", parent_id=post["id"])
     await wait_for(lambda: len(push.received) == 1)
-    for _ in range(50):
-        remaining = await PushSubscription.select(PushSubscription.id).where(PushSubscription.account == a.id)
-        if len(remaining) == 1:
-            break
-        await asyncio.sleep(0.05)
+    await settled(server)  # the push task removes what the push service called gone before it ends
+    remaining = await PushSubscription.select(PushSubscription.id).where(PushSubscription.account == a.id)
     assert [str(r["id"]) for r in remaining] != [gone] and len(remaining) == 1
 
 
-async def test_quiet_hours_hold_back_alerts_and_pushes_but_not_the_feed(api: ApiClient, push: PushService) -> None:
+async def test_quiet_hours_hold_back_alerts_and_pushes_but_not_the_feed(
+    server: Server, api: ApiClient, push: PushService
+) -> None:
     c = await make_circle(api, members=2)
     a, b = c.members
     await subscribe(a, push, "laptop")
@@ -220,9 +225,10 @@ async def test_quiet_hours_hold_back_alerts_and_pushes_but_not_the_feed(api: Api
     await b.post(c.room_id, "morning!", parent_id=post["id"])
     note = await ws.recv_until(lambda f: f.get("type") == "notification")
     assert note["alert"] is True
-    # The control: the morning's push arrives; the deliverer works in order, so a push for the quiet-hours reply
-    # would have come before it. Exactly one came.
+    # The control: the morning's push arrives; once the notifier has nothing left in flight, a push for the
+    # quiet-hours reply would have come too. Exactly one came.
     await wait_for(lambda: len(push.received) >= 1)
+    await settled(server)
     assert len(push.received) == 1
 
 
@@ -244,7 +250,9 @@ async def test_push_subscriptions_are_checked_and_owned(api: ApiClient, push: Pu
     assert (await a.call("DELETE", f"/api/v1/push/subscriptions/{first['id']}")).status_code == 404
 
 
-async def test_a_stalled_push_service_does_not_hold_back_anyone_elses_frames(api: ApiClient, push: PushService) -> None:
+async def test_a_stalled_push_service_does_not_hold_back_anyone_elses_frames(
+    server: Server, api: ApiClient, push: PushService
+) -> None:
     c = await make_circle(api, members=3)
     a, b, d = c.members
     await subscribe(a, push, "stuck-phone")
@@ -255,8 +263,9 @@ async def test_a_stalled_push_service_does_not_hold_back_anyone_elses_frames(api
     await wait_for(lambda: push.stalled == 1)
     # The push to A's phone hangs (until the 15 s timeout, in production); D's frame goes out regardless.
     await b.post(c.room_id, "a reply for someone else", parent_id=theirs["id"])
-    note = await ws.recv_until(lambda f: f.get("type") == "notification", timeout=2)
+    note = await ws.recv_until(lambda f: f.get("type") == "notification")
     assert note["data"]["kind"] == "reply" and note["data"]["post_id"] != mine["id"]
+    assert not server.app.state["notifier"].idle(), "D's frame came while the push to A's phone was still hanging"
     push.release.set()
     await wait_for(lambda: len(push.received) == 1)
 
@@ -322,7 +331,7 @@ async def test_a_drop_in_goes_live_to_four_thousand_members(api: ApiClient) -> N
         (Notification.kind == "dropin.live") & (Notification.circle == uuid.UUID(c.id))
     )
     assert written == 4001
-    note = await ws.recv_until(lambda f: f.get("type") == "notification", timeout=20)
+    note = await ws.recv_until(lambda f: f.get("type") == "notification")
     assert note["data"]["kind"] == "dropin.live"
 
 
@@ -351,7 +360,9 @@ def counting_statements() -> Iterator[list[int]]:
         cls.run_querystring, cls.run_ddl = originals
 
 
-async def test_statements_for_a_drop_in_do_not_grow_with_the_circle(api: ApiClient, push: PushService) -> None:
+async def test_statements_for_a_drop_in_do_not_grow_with_the_circle(
+    server: Server, api: ApiClient, push: PushService
+) -> None:
     """Going live, writing everyone's notification, sending frames and pushes: the same statements for a circle of
     ten as for a circle of a thousand."""
     counts: dict[int, int] = {}
@@ -367,7 +378,7 @@ async def test_statements_for_a_drop_in_do_not_grow_with_the_circle(api: ApiClie
             with counting_statements() as count:
                 await start_dropin(c)
                 await wait_for(lambda: len(push.received) == target)  # noqa: B023 - awaited within this turn
-                await asyncio.sleep(0.3)
+                await settled(server)
             runs.append(count[0])
         counts[size] = min(runs)
     assert counts[10] == counts[1000], counts
@@ -505,7 +516,7 @@ async def subscribed_browsers(user: User) -> set[str]:
     return {r["endpoint"].rsplit("/", 1)[1] for r in rows}
 
 
-async def test_a_sign_in_ends_with_its_push_subscriptions(api: ApiClient, push: PushService) -> None:
+async def test_a_sign_in_ends_with_its_push_subscriptions(server: Server, api: ApiClient, push: PushService) -> None:
     from tests.client import PASSWORD
 
     c = await make_circle(api, members=2)
@@ -522,7 +533,7 @@ async def test_a_sign_in_ends_with_its_push_subscriptions(api: ApiClient, push: 
     post = await a.post(c.room_id, "mine")
     await b.post(c.room_id, "reply", parent_id=post["id"])
     await wait_for(lambda: len(push.received) == 2)
-    await asyncio.sleep(0.2)
+    await settled(server)
     assert {r.browser for r in push.received} == {"laptop", "tablet"}
 
     # A password change ends every other sign-in, and their subscriptions with them.
@@ -536,10 +547,15 @@ async def test_a_sign_in_ends_with_its_push_subscriptions(api: ApiClient, push: 
     await AuthToken.update({AuthToken.expires_at: datetime.now(UTC) - timedelta(minutes=1)}).where(
         AuthToken.account == uuid.UUID(a.id)
     )
+    from db.tables import Notification
+
     push.received.clear()
-    await b.post(c.room_id, "another reply", parent_id=post["id"])
-    await asyncio.sleep(0.5)
+    reply = await b.post(c.room_id, "another reply", parent_id=post["id"])
+    await settled(server)
     assert push.received == []
+    # The control: the notification was made (it is in A's feed); only its push had nowhere to go.
+    made = await Notification.select(Notification.kind).where(Notification.post_id == uuid.UUID(reply["id"]))
+    assert made == [{"kind": "reply"}]
 
 
 async def test_page_sign_out_and_account_deletion_end_push_subscriptions(api: ApiClient, push: PushService) -> None:
@@ -568,7 +584,9 @@ async def test_page_sign_out_and_account_deletion_end_push_subscriptions(api: Ap
     assert await subscribed_browsers(a) == set()
 
 
-async def test_one_browser_belongs_to_the_account_that_subscribed_it_last(api: ApiClient, push: PushService) -> None:
+async def test_one_browser_belongs_to_the_account_that_subscribed_it_last(
+    server: Server, api: ApiClient, push: PushService
+) -> None:
     c = await make_circle(api, members=3)
     a, b, d = c.members
     shared = push.browser("shared").subscription(push)
@@ -582,7 +600,7 @@ async def test_one_browser_belongs_to_the_account_that_subscribed_it_last(api: A
     await d.post(c.room_id, "to a", parent_id=post_a["id"])
     await d.post(c.room_id, "to b", parent_id=post_b["id"])
     await wait_for(lambda: len(push.received) == 1)
-    await asyncio.sleep(0.3)
+    await settled(server)
     assert [r.payload["body"] for r in push.received] == ["Member3 replied to your post"]
     note_b = (await b.ok("GET", "/api/v1/notifications"))[0]
     assert push.received[0].payload["tag"] == note_b["id"], "the shared browser gets B's notification, not A's"
@@ -591,7 +609,9 @@ async def test_one_browser_belongs_to_the_account_that_subscribed_it_last(api: A
 # --- per-circle preferences ----------------------------------------------------------------------------------------
 
 
-async def test_a_kind_set_for_one_circle_applies_there_and_nowhere_else(api: ApiClient, push: PushService) -> None:
+async def test_a_kind_set_for_one_circle_applies_there_and_nowhere_else(
+    server: Server, api: ApiClient, push: PushService
+) -> None:
     one = await make_circle(api, members=2)
     a, b = one.members
     other = await make_circle(api, members=0, coach_name="Coach Eli")
@@ -616,8 +636,8 @@ async def test_a_kind_set_for_one_circle_applies_there_and_nowhere_else(api: Api
     mine_one, mine_other = await a.post(one.room_id, "first"), await a.post(other_room, "other")
     await b.ok("PUT", f"/api/v1/posts/{mine_other['id']}/like")
     await b.ok("PUT", f"/api/v1/posts/{mine_one['id']}/like")
-    await wait_for(lambda: any(r.payload["kind"] == "like" for r in push.received))
-    await asyncio.sleep(0.3)
+    await wait_for(lambda: len(push.received) == 2)
+    await settled(server)
     feed = await a.ok("GET", "/api/v1/notifications")
     assert [(n["kind"], n["circle_id"]) for n in feed] == [("like", one.id), ("like", other.id), ("mention", other.id)]
     # Pushed: the like in the first circle (its own setting) and the mention in the other (as everywhere).
@@ -641,7 +661,7 @@ async def test_per_circle_settings_still_let_the_coach_through(api: ApiClient) -
     await c.coach.post(c.room_id, "what made it hard?", kind="question", parent_id=post["id"])
     await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/like")
     await c.coach.ok("PUT", f"/api/v1/posts/{post['id']}/pin")
-    await asyncio.sleep(0.1)
+    # Notifications are written in the transaction of their cause: in the feed as soon as the request answered.
     assert sorted(n["kind"] for n in await a.ok("GET", "/api/v1/notifications")) == ["coach_like", "pin", "question"]
 
 
@@ -756,7 +776,6 @@ async def test_reading_lowers_the_count_on_every_socket(api: ApiClient) -> None:
     post = await a.post(c.room_id, "mine")
     for i in range(3):
         await b.post(c.room_id, f"reply {i}", parent_id=post["id"])
-    await asyncio.sleep(0.1)
     assert await a.ok("GET", "/api/v1/notifications/unread") == {"unread": 3}
     tab1, tab2 = await a.ws(), await a.ws()
     first = (await a.ok("GET", "/api/v1/notifications"))[0]

@@ -80,7 +80,7 @@ async def test_replay_races_concurrent_posts_without_gap_or_duplicate(api: ApiCl
     ws = await b.ws()
     await ws.send({"op": "subscribe", "room_id": c.room_id, "since": 5})
     await task
-    frames = await ws.events(c.room_id, 55, timeout=20)
+    frames = await ws.events(c.room_id, 55)
     assert [f["seq"] for f in frames] == list(range(6, 61))
     assert [f for f in await ws.quiet(0.5) if f.get("type") == "event"] == []
 
@@ -273,7 +273,7 @@ async def test_presence_by_alias_joins_and_leaves(api: ApiClient) -> None:
     both = await wa.recv_until(lambda f: f.get("type") == "presence" and len(f["present"]) == 2)
     assert sorted(m["alias"] for m in both["present"]) == ["Member1", "Member2"]
     await wb.close()
-    gone = await wa.recv_until(lambda f: f.get("type") == "presence" and len(f["present"]) == 1, timeout=5)
+    gone = await wa.recv_until(lambda f: f.get("type") == "presence" and len(f["present"]) == 1)
     assert gone["present"][0]["alias"] == "Member1"
 
 
