@@ -51,7 +51,8 @@ from app.services import circles, dropins, lab
 from app.settings import Settings, load_settings
 from db import engine as db_engine
 from db.migrate import pending
-from realtime.bus import Bus, memory_backend, redis_backend_factory
+from realtime.bus import PUBLISH_TIMEOUT, Bus, memory_backend, redis_backend_factory
+from realtime.cluster import cluster_backend_factory, cluster_client, is_cluster_url
 from realtime.hub import Hub
 from realtime.presence import MemoryPresence, PresenceStore, RedisPresence
 from realtime.render import HtmlRenderer
@@ -130,6 +131,12 @@ async def private_responses(response: Response[Any]) -> Response[Any]:
     return response
 
 
+def _bus_name(redis_url: str | None) -> str:
+    if not redis_url:
+        return "memory"
+    return "redis-cluster" if is_cluster_url(redis_url) else "redis"
+
+
 def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -> Litestar:
     """The application. `freeze_heap` (for `kindred serve`) moves everything alive once started (about 130,000
     objects: modules, templates, tables) into the collector's permanent generation, so full collections walk only
@@ -147,9 +154,14 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
 
         # Rate limits and presence ask Redis inside requests: a Redis that hangs must cost a request a moment, not
         # seconds (the limiter then counts locally for a while, see app/limits.py).
-        redis_client = Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=REDIS_TIMEOUT)
+        if is_cluster_url(settings.redis_url):
+            # Redis Cluster: sharded pub/sub for the bus, slot-routed commands for limits and presence.
+            redis_client = cluster_client(settings.redis_url, socket_connect_timeout=1, socket_timeout=REDIS_TIMEOUT)
+            make_backend = cluster_backend_factory(settings.redis_url, PUBLISH_TIMEOUT)
+        else:
+            redis_client = Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=REDIS_TIMEOUT)
+            make_backend = redis_backend_factory(settings.redis_url)
         presence = RedisPresence(redis_client, topics)
-        make_backend = redis_backend_factory(settings.redis_url)
     else:
         presence = MemoryPresence()
         shared = memory_backend()
@@ -193,7 +205,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         if todo:
             await db_engine.stop(engine)
             raise MigrationsPending(f"{len(todo)} database migration(s) pending: run `kindred migrate` first")
-        bus = Bus(make_backend, hub.on_message, hub.after_reconnect, name="redis" if settings.redis_url else "memory")
+        bus = Bus(make_backend, hub.on_message, hub.after_reconnect, name=_bus_name(settings.redis_url))
         await bus.start()
         await hub.start(bus)
         await notifier.start()

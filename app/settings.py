@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import msgspec
 import platformdirs
 
+from realtime.cluster import ClusterUrl, is_cluster_url
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message says which and how to fix it."""
@@ -229,8 +231,16 @@ def load_settings(environ: dict[str, str] | None = None, *, need_secret: bool = 
         sqlite_path(database_url)
 
     redis_url = env.get("REDIS_URL") or None
-    if redis_url and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
-        raise ConfigError(f"REDIS_URL {redis_url!r} must start with redis://, rediss:// or unix://")
+    if redis_url and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}:
+        raise ConfigError(
+            f"REDIS_URL {redis_url!r} must start with redis://, rediss://, unix:// or, for a Redis Cluster, "
+            "redis+cluster:// or rediss+cluster://"
+        )
+    if redis_url and is_cluster_url(redis_url):
+        try:
+            ClusterUrl(redis_url)
+        except ValueError as exc:
+            raise ConfigError(f"REDIS_URL: {exc}") from None
 
     secret = env.get("KINDRED_SECRET") or ""
     if not secret and need_secret:

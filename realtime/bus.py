@@ -140,20 +140,28 @@ class Bus:
 
     async def _connect(self) -> None:
         backend = self._make_backend()
-        await backend.on_startup()
-        subscribed = set(self._channels)
-        if subscribed:
-            await backend.subscribe(subscribed)
-        # Memory backends are one object for both directions; Redis ones get a second client for publishing so a
-        # slow pub/sub read never delays a publish.
-        publisher = backend if isinstance(backend, MemoryChannelsBackend) else self._make_backend(publisher=True)
-        if publisher is not backend:
-            await publisher.on_startup()
-        # Channels asked for while we were connecting (no await between here and `_up.set()`: later callers see the
-        # bus up and subscribe themselves).
-        late = self._channels - subscribed
-        if late:
-            await backend.subscribe(late)
+        publisher: ChannelsBackend | None = None
+        try:
+            await backend.on_startup()
+            subscribed = set(self._channels)
+            if subscribed:
+                await backend.subscribe(subscribed)
+            # Memory backends are one object for both directions; Redis ones get a second client for publishing so
+            # a slow pub/sub read never delays a publish.
+            publisher = backend if isinstance(backend, MemoryChannelsBackend) else self._make_backend(publisher=True)
+            if publisher is not backend:
+                await publisher.on_startup()
+            # Channels asked for while we were connecting (no await between here and `_up.set()`: later callers see
+            # the bus up and subscribe themselves).
+            late = self._channels - subscribed
+            if late:
+                await backend.subscribe(late)
+        except BaseException:
+            # A failed attempt closes what it opened: each attempt makes new clients (and their connections).
+            for opened in {id(b): b for b in (backend, publisher) if b is not None}.values():
+                with contextlib.suppress(Exception):
+                    await opened.on_shutdown()
+            raise
         self._backend, self._publisher = backend, publisher
         self._failed.clear()
         self._up.set()

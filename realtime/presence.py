@@ -76,9 +76,12 @@ class MemoryPresence:
 class RedisPresence:
     def __init__(self, redis: object, topics: Topics) -> None:
         from redis.asyncio import Redis
+        from redis.asyncio.cluster import RedisCluster
 
-        assert isinstance(redis, Redis)
-        self._redis = redis
+        # A single Redis or a Redis Cluster: every command names one key, and pipelines are not transactions, so
+        # the cluster client routes each command to its key's node.
+        assert isinstance(redis, Redis | RedisCluster)
+        self._redis: Redis | RedisCluster = redis
         self._topics = topics
 
     @staticmethod
