@@ -77,7 +77,7 @@ def test_parse_post_frames() -> None:
 
 
 def test_post_frames_that_do_not_parse_name_the_field_the_op_and_the_client_id() -> None:
-    for frame, words, client_id in [
+    cases: list[tuple[dict[str, object], str, str | None]] = [
         ({"room_id": "r", "client_id": "c", "body": 5}, "$.body", "c"),
         ({"room_id": "r", "body": "hi"}, "client_id", None),
         ({"room_id": "r", "client_id": "c" * 65, "body": "hi"}, "$.client_id", None),
@@ -89,7 +89,8 @@ def test_post_frames_that_do_not_parse_name_the_field_the_op_and_the_client_id()
         ({"room_id": "r", "client_id": "c", "reply_wish": "fix"}, "$.reply_wish", "c"),
         ({"room_id": "r", "client_id": "c", "parent_id": ""}, "$.parent_id", "c"),
         ({"room_id": "r", "client_id": "c", "html": "<b>"}, "unknown field `html`", "c"),
-    ]:
+    ]
+    for frame, words, client_id in cases:
         result = parse_client_frame(json.dumps({"op": "post", **frame}))
         assert isinstance(result, FrameError), frame
         assert (result.code, result.op, result.client_id) == ("bad_frame", "post", client_id), (frame, result)
