@@ -23,7 +23,7 @@ from app.services import posts
 from db.engine import expire_pool
 from db.queries import now
 from db.tables import AuthToken
-from realtime.connection import Connection
+from realtime.connection import Connection, post_refused
 from realtime.events import OpError, Posted
 from realtime.protocol import PostOp
 from realtime.types import CLOSE_POLICY
@@ -63,15 +63,7 @@ async def still_signed_in(account_id: str, token_id: str | None) -> bool:
 
 
 def refusal(op: PostOp, status: int, detail: str, retry_after: int | None = None) -> OpError:
-    return OpError(
-        code=_CODES.get(status, "internal"),
-        detail=detail,
-        op="post",
-        status=status,
-        client_id=op.client_id,
-        room_id=op.room_id,
-        retry_after=retry_after,
-    )
+    return post_refused(op, _CODES.get(status, "internal"), detail, status, retry_after)
 
 
 def _retry_after(exc: HTTPException) -> int | None:

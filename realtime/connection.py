@@ -46,6 +46,7 @@ __all__ = [
     "Poster",
     "SocketLimits",
     "Variant",
+    "post_refused",
 ]
 
 log = logging.getLogger("kindred.ws")
@@ -311,32 +312,14 @@ class Connection:
 
     def _queue_post(self, op: PostOp) -> None:
         if self._poster is None:
-            self.reply(
-                OpError(
-                    code="bad_frame",
-                    detail="this socket does not take posts",
-                    op="post",
-                    status=400,
-                    client_id=op.client_id,
-                    room_id=op.room_id,
-                )
-            )
+            self.reply(post_refused(op, "bad_frame", "this socket does not take posts", 400))
             return
         pending = self._posts
         if pending is None:
             pending = self._posts = deque()
         if len(pending) >= MAX_PENDING_POSTS:
-            self.reply(
-                OpError(
-                    code="rate_limited",
-                    detail=f"{MAX_PENDING_POSTS} posts are already waiting on this socket; wait for their answers",
-                    op="post",
-                    status=429,
-                    client_id=op.client_id,
-                    room_id=op.room_id,
-                    retry_after=1,
-                )
-            )
+            detail = f"{MAX_PENDING_POSTS} posts are already waiting on this socket; wait for their answers"
+            self.reply(post_refused(op, "rate_limited", detail, 429, retry_after=1))
             return
         pending.append(op)
         if self._post_task is None:
@@ -347,7 +330,12 @@ class Connection:
         again). A socket that is closing writes nothing more: its client retries with the same client_id."""
         try:
             while pending and self._closing is None:
-                answer = await poster.post(self, pending.popleft())
+                op = pending.popleft()
+                try:
+                    answer = await poster.post(self, op)
+                except Exception:  # the poster answers every refusal itself; this is a bug, not the client's
+                    log.exception("posting over the socket failed")
+                    answer = post_refused(op, "internal", "something went wrong on our side; it has been logged", 500)
                 if answer is not None:
                     self.reply(answer)
         finally:
@@ -362,3 +350,16 @@ class Connection:
         if task is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await task
+
+
+def post_refused(op: PostOp, code: str, detail: str, status: int, retry_after: int | None = None) -> OpError:
+    """The `error` frame that answers a post op."""
+    return OpError(
+        code=code,
+        detail=detail,
+        op="post",
+        status=status,
+        client_id=op.client_id,
+        room_id=op.room_id,
+        retry_after=retry_after,
+    )
