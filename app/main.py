@@ -49,6 +49,7 @@ from app.routes import (
 )
 from app.services import circles, dropins, lab
 from app.settings import Settings, load_settings
+from app.socket_posts import SocketPoster
 from db import engine as db_engine
 from db.migrate import pending
 from realtime.bus import PUBLISH_TIMEOUT, Bus, memory_backend, redis_backend_factory
@@ -281,6 +282,8 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
                 "live": live,
                 "topics": topics,
                 "rates": rates,
+                # Posting over the socket (app/socket_posts.py): the HTTP create's checks and service, per instance.
+                "poster": SocketPoster(rates, live),
                 "vapid": vapid,
                 "mailer": mailer,
                 "notifier": notifier,

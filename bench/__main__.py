@@ -66,6 +66,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             loadgen_processes=args.loadgen_processes,
             readers=40 if args.quick else 200,
             writers=16 if args.quick else 50,
+            ws_posts=args.ws_posts,
         )
         profile = 0.0 if args.quick or args.no_profile else PROFILE_SECONDS
         for scenario, shape in (("S1", QUICK_S1 if args.quick else S1), ("S2", S2)):
@@ -112,6 +113,11 @@ def cli() -> None:
     parser.add_argument("--kindred-workers", type=int, default=1, help="`kindred serve --workers` per instance")
     parser.add_argument("--loadgen-processes", type=int, default=default_processes())
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy phase of S1 and S2")
+    parser.add_argument(
+        "--ws-posts",
+        action="store_true",
+        help='Kindred\'s posts go over its websockets ({"op": "post"}) instead of HTTP POST (the peers keep HTTP)',
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
     (args.out / "logs").mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,9 @@ KINDRED_BENCH_ENV = {
     # Default 512 frames; at the saturating rate a socket can be a few hundred frames behind for a moment, and the
     # capacity phase must measure throughput, not the slow-consumer cut-off (which is tested on its own).
     "KINDRED_WS_SEND_QUEUE": "4096",
+    # Default 20 client frames a second per socket; with --ws-posts every post is a frame, and a posting socket at
+    # capacity sends more than that.
+    "KINDRED_WS_FRAMES_PER_SECOND": "100000",
 }
 
 

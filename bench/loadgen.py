@@ -101,6 +101,10 @@ class LoadGen:
             "loadgen_cpu": max(a["cpu"] for a in answers),
         }
 
+    async def warm_posters(self, per_url: int) -> int:
+        """Open posting sockets ahead of the posts (posts over websockets only; otherwise nothing)."""
+        return sum(a["posters"] for a in await self._call("warm_posters", per_url=per_url))
+
     async def drop(self) -> None:
         await self._call("drop")
 

@@ -59,7 +59,7 @@ def ratios(rows: dict[str, Any]) -> dict[str, float]:
 
 def quick_line(results: dict[str, Any]) -> str:
     """The last line of --quick: one JSON object keyed by system."""
-    keys = ("p50_ms", "p99_ms", "deliveries_per_s", "expected", "delivered")
+    keys = ("posts_via", "p50_ms", "p99_ms", "deliveries_per_s", "expected", "delivered")
     return json.dumps(
         {
             system: {k: round(r[k], 2) if isinstance(r[k], float) else r[k] for k in keys}

@@ -38,6 +38,9 @@ DRAIN_SECONDS = 10.0
 DRAIN_IDLE = 2.0
 # S6: a step whose p99 passes this is past the knee.
 KNEE_P99_MS = 100.0
+# Posting sockets each load-generator process opens per Kindred instance before posting over the socket (more are
+# opened when all are busy).
+POSTERS_PER_INSTANCE = 8
 # Allocation sites listed in S3's memory breakdown.
 MEMORY_SITES = 20
 
@@ -68,6 +71,8 @@ class Run:
     loadgen_processes: int
     readers: int  # accounts that hold sockets (Kindred)
     writers: int  # accounts that post (Kindred)
+    # Kindred's posts go over websockets (`{"op": "post"}`, issue 20) instead of HTTP POST.
+    ws_posts: bool = False
 
 
 async def start(run: Run, system: str, shape: Shape, instances: int | None = None) -> tuple[Target, list[Proc]]:
@@ -75,7 +80,8 @@ async def start(run: Run, system: str, shape: Shape, instances: int | None = Non
     readers = min(run.readers, shape.rooms * shape.per_room) or 1
     if system == "kindred":
         urls, procs = await run.svc.start_kindred(n, run.kindred_workers)
-        return await systems.kindred(urls, run.accounts, shape.rooms, readers, run.writers), procs
+        target = await systems.kindred(urls, run.accounts, shape.rooms, readers, run.writers, ws_posts=run.ws_posts)
+        return target, procs
     if system == "django_channels":
         urls, procs = await run.svc.start_django(2)
         ws = urls[0].replace("http://", "ws://") + "/ws"
@@ -136,6 +142,10 @@ async def fanout(run: Run, system: str, shape: Shape, *, profile_seconds: float 
         ) as gen:
             connected = await gen.connect()
             log(f"  {system}: {connected['sockets']:,} sockets subscribed ({connected['failures']} failed)")
+            if target.post_ws_urls:
+                log(
+                    f"  {system}: {await gen.warm_posters(POSTERS_PER_INSTANCE):,} posting sockets (posts over the socket)"
+                )
             await asyncio.sleep(CONNECTED_SETTLE_SECONDS)
             rss = rss_bytes(pids)
             await _gc_pauses(run, system, procs)  # from here on
@@ -176,6 +186,7 @@ async def fanout(run: Run, system: str, shape: Shape, *, profile_seconds: float 
         per_1000 = {"fixed": in_fixed / 1000, "saturate": in_saturate / 1000}
         return {
             "system": system,
+            "posts_via": "websocket" if target.post_ws_urls else "http",
             "shape": asdict(shape),
             "sockets": connected["sockets"],
             "socket_failures": connected["failures"],

@@ -15,7 +15,10 @@ What happens while it runs:
   reconnect to a live instance and resubscribe with `since` = the last seq they hold. Now and then a client also
   asks for another member's journal, which must be refused and never deliver anything.
 - **Writers** post (over HTTP with a `client_id`, retried with the same one when the outcome is unknown), reply,
-  like, edit, delete and write in journals, on any live instance; every answer is recorded.
+  like, edit, delete and write in journals, on any live instance; every answer is recorded. A share of the creates
+  (`--socket-posts`, default 0.3) goes over a websocket of the writer's account instead (`{"op": "post"}`, issue 20):
+  a `posted` answer counts as a 201, an `error` frame as its `status`, no answer (the socket closed, the instance
+  was killed) as unknown, retried with the same `client_id` on a fresh socket.
 - **Faults**, from the seed: sockets dropped mid-stream (many), sockets stalled until the server cuts them off as
   slow consumers, an instance killed with SIGKILL and restarted, Redis restarted, Redis paused (SIGSTOP), Postgres
   made unreachable, a member removed while their sockets are live.
@@ -82,6 +85,8 @@ CLIENT_RCVBUF = 16384
 STALL_SECONDS = 10.0
 STALL_BURST = 160
 STALL_BODY = "a long entry, written slowly " * 620
+# Seconds a post over the socket waits for its answer before its outcome counts as unknown (HTTP's total timeout).
+SOCKET_POST_TIMEOUT = 10.0
 
 
 def log(message: str) -> None:
@@ -232,6 +237,15 @@ class Instance:
 
 
 @dataclass
+class PostSocket:
+    """A writer account's socket for posting (issue 20): answers are matched to their posts by client_id."""
+
+    ws: Any
+    waiting: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    open: bool = True
+
+
+@dataclass
 class World:
     args: argparse.Namespace
     rng: random.Random
@@ -254,6 +268,8 @@ class World:
     faults: dict[str, int] = field(default_factory=dict)
     writes: dict[str, int] = field(default_factory=dict)
     created: dict[str, str] = field(default_factory=dict)  # client_id -> post id, for every 2xx create
+    created_over_socket: int = 0  # of those, answered `posted` on a socket
+    post_sockets: dict[str, PostSocket] = field(default_factory=dict)  # writer account token -> its posting socket
     refused: set[str] = field(default_factory=set)  # client_ids answered 503: nothing may exist for them
     posts: list[tuple[str, str, str]] = field(default_factory=list)  # (post id, room, author token)
     pg_down: list[list[float]] = field(default_factory=list)  # [down_at, up_at]
@@ -497,20 +513,85 @@ async def run_client(w: World, c: Client) -> None:
 # --- writers --------------------------------------------------------------------------------------------------------
 
 
-async def create(w: World, acc: Account, room: str, body: dict[str, Any], what: str) -> None:
-    """A create with a client_id: retried with the same id while no answer came, as a real client would."""
+async def _read_answers(sock: PostSocket) -> None:
+    with contextlib.suppress(websockets.ConnectionClosed, OSError):
+        async for raw in sock.ws:
+            msg = json.loads(raw)
+            waiting = sock.waiting.get(msg.get("client_id") or "")
+            if msg.get("type") in ("posted", "error") and waiting is not None and not waiting.done():
+                waiting.set_result(msg)
+    sock.open = False
+    for waiting in sock.waiting.values():
+        if not waiting.done():
+            waiting.set_exception(ConnectionError("the socket closed before the answer"))
+
+
+async def post_socket(w: World, acc: Account) -> PostSocket | None:
+    """The account's posting socket, opened on a live instance when it has none (None when that fails)."""
+    sock = w.post_sockets.get(acc.token)
+    if sock is not None and sock.open:
+        return sock
+    inst = w.rng.choice(w.live())
+    try:
+        ws = await websockets.connect(
+            inst.url.replace("http://", "ws://") + "/api/v1/ws",
+            additional_headers={"Authorization": f"Bearer {acc.token}"},
+            open_timeout=5,
+            ping_interval=None,
+            compression=None,
+            max_size=2**22,
+        )
+    except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.ConnectionClosed):
+        return None
+    sock = w.post_sockets[acc.token] = PostSocket(ws)
+    task = asyncio.get_running_loop().create_task(_read_answers(sock))
+    w.tasks.add(task)
+    task.add_done_callback(w.tasks.discard)
+    return sock
+
+
+async def socket_create(w: World, acc: Account, room: str, body: dict[str, Any]) -> tuple[int | None, Any]:
+    """A create over the account's socket: (201, the post) for `posted`, (status, frame) for an error frame, (None,
+    why) when no answer came, as `call` answers."""
+    sock = await post_socket(w, acc)
+    if sock is None:
+        return None, "no socket"
+    client_id = body["client_id"]
+    answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    sock.waiting[client_id] = answer
+    try:
+        await sock.ws.send(json.dumps({"op": "post", "room_id": room, **body}))
+        msg = await asyncio.wait_for(answer, SOCKET_POST_TIMEOUT)
+    except (websockets.ConnectionClosed, ConnectionError, OSError, TimeoutError) as exc:
+        return None, repr(exc)
+    finally:
+        sock.waiting.pop(client_id, None)
+    if msg["type"] == "posted":
+        return 201, msg["post"]
+    return int(msg["status"]), msg
+
+
+async def create(
+    w: World, acc: Account, room: str, body: dict[str, Any], what: str, rng: random.Random | None = None
+) -> None:
+    """A create with a client_id: retried with the same id while no answer came, as a real client would. With `rng`,
+    a share of creates (`--socket-posts`) goes over the account's socket, every attempt of it."""
     client_id = f"soak-{uuid.uuid4()}"
+    over_socket = rng is not None and rng.random() < w.args.socket_posts
     for _ in range(6):
         sent = time.monotonic()
-        status, answer = await call(
-            w, "POST", f"/api/v1/rooms/{room}/posts", acc.token, {**body, "client_id": client_id}
-        )
-        judge(w, what, status, sent)
+        payload = {**body, "client_id": client_id}
+        if over_socket:
+            status, answer = await socket_create(w, acc, room, payload)
+        else:
+            status, answer = await call(w, "POST", f"/api/v1/rooms/{room}/posts", acc.token, payload)
+        judge(w, f"{what} ws" if over_socket else what, status, sent)
         if status is None:
             await asyncio.sleep(0.3)
             continue
         if status == 201:
             w.created[client_id] = str(answer["id"])
+            w.created_over_socket += over_socket
             w.posts.append((str(answer["id"]), room, acc.token))
         elif status == 503:
             w.refused.add(client_id)
@@ -526,11 +607,11 @@ async def writer(w: World, n: int) -> None:
         roll = rng.random()
         mine = [p for p in w.posts[-200:] if p[2] == acc.token]
         if roll < 0.45 or not w.posts:
-            await create(w, acc, rng.choice(w.rooms), {"body": f"post {rng.random():.6f}"}, "post")
+            await create(w, acc, rng.choice(w.rooms), {"body": f"post {rng.random():.6f}"}, "post", rng)
         elif roll < 0.60:
             parent, room, _ = rng.choice(w.posts[-100:])
             if room in w.rooms:
-                await create(w, acc, room, {"body": "a reply", "parent_id": parent}, "reply")
+                await create(w, acc, room, {"body": "a reply", "parent_id": parent}, "reply", rng)
         elif roll < 0.75:
             post_id, room, _ = rng.choice(w.posts[-100:])
             if room in w.rooms:
@@ -549,7 +630,7 @@ async def writer(w: World, n: int) -> None:
             status, _ = await call(w, "DELETE", f"/api/v1/posts/{post_id}", acc.token)
             judge(w, "delete", status, sent)
         else:
-            await create(w, acc, acc.journal, {"body": "for my coach"}, "journal")
+            await create(w, acc, acc.journal, {"body": "for my coach"}, "journal", rng)
 
 
 # --- faults ---------------------------------------------------------------------------------------------------------
@@ -828,6 +909,9 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         log("healing: waiting for every client to catch up")
         await final_catch_up(w)
         w.stopping = True
+        for sock in w.post_sockets.values():
+            with contextlib.suppress(Exception):
+                await sock.ws.close()
         for c in w.clients:
             if c.ws is not None:
                 with contextlib.suppress(Exception):
@@ -858,6 +942,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         "faults": w.faults,
         "writes": dict(sorted(w.writes.items())),
         "created": len(w.created),
+        "created_over_socket": w.created_over_socket,
         "refused_503": len(w.refused),
         "catch_up_after_redis_seconds": _seconds(w.catch_up_seconds),
         "postgres_down_503_seconds": _seconds(w.pg_503_seconds),
@@ -874,7 +959,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         "violations": w.violation_count,
         "first_violations": w.violations,
         "replay": f"uv run python -m bench.soak --seconds {args.seconds:g} --seed {args.seed} --sockets {args.sockets} "
-        f"--accounts {args.accounts} --instances {args.instances}",
+        f"--accounts {args.accounts} --instances {args.instances} --socket-posts {args.socket_posts:g}",
     }
     return summary
 
@@ -890,6 +975,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rooms", type=int, default=4)
     p.add_argument("--writers", type=int, default=6)
     p.add_argument("--rate", type=float, default=12.0, help="writes per second, over all writers")
+    p.add_argument(
+        "--socket-posts", type=float, default=0.3, help="share of creates sent over the writer's websocket (0-1)"
+    )
     p.add_argument("--drops-per-second", type=float, default=2.5)
     p.add_argument(
         "--faults",

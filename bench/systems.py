@@ -33,6 +33,8 @@ class Target:
     poster_tokens: list[str]
     # Whether the system promises seqs 1, 2, 3 … per room (Kindred, the ceiling), so gaps and repeats are checkable.
     ordered: bool
+    # Kindred with --ws-posts: posts go over these websockets (`{"op": "post"}`) instead of HTTP.
+    post_ws_urls: list[str] | None = None
 
     def sockets(self, per_room: int) -> list[SocketPlan]:
         plans = []
@@ -44,7 +46,7 @@ class Target:
         return plans
 
     def posts(self) -> PostPlan:
-        return PostPlan(self.post_urls, self.rooms, self.poster_tokens)
+        return PostPlan(self.post_urls, self.rooms, self.poster_tokens, ws_urls=self.post_ws_urls)
 
 
 class _Api:
@@ -95,8 +97,11 @@ class KindredAccounts:
             self.readers += await asyncio.gather(*(account(f"reader{n}") for n in range(len(self.readers), readers)))
 
 
-async def kindred(urls: list[str], pool: KindredAccounts, rooms: int, readers: int, writers: int) -> Target:
-    """A fresh circle with `rooms` rooms that the first `readers` readers and `writers` writers of the pool join."""
+async def kindred(
+    urls: list[str], pool: KindredAccounts, rooms: int, readers: int, writers: int, *, ws_posts: bool = False
+) -> Target:
+    """A fresh circle with `rooms` rooms that the first `readers` readers and `writers` writers of the pool join.
+    With `ws_posts`, the writers post over websockets instead of HTTP."""
     await pool.ensure(urls[0], readers, writers)
     async with _session(urls[0]) as session:
         api = _Api(session)
@@ -118,14 +123,16 @@ async def kindred(urls: list[str], pool: KindredAccounts, rooms: int, readers: i
 
         subs = await asyncio.gather(*(join(t, f"reader {n}") for n, t in enumerate(pool.readers[:readers])))
         posters = await asyncio.gather(*(join(t, f"writer {n}") for n, t in enumerate(pool.writers[:writers])))
+    ws_urls = [u.replace("http://", "ws://") + "/api/v1/ws" for u in urls]
     return Target(
         name="kindred",
-        ws_urls=[u.replace("http://", "ws://") + "/api/v1/ws" for u in urls],
+        ws_urls=ws_urls,
         post_urls=[u + "/api/v1/rooms/{room}/posts" for u in urls],
         rooms=room_ids,
         subscriber_tokens=list(subs),
         poster_tokens=list(posters),
         ordered=True,
+        post_ws_urls=ws_urls if ws_posts else None,
     )
 
 

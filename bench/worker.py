@@ -7,6 +7,11 @@ Every post carries its key, its send time and its phase in its body (`Marker`). 
 the post→delivery latency on the one clock all processes share (`time.time()`), so every (post, subscriber) pair is
 measured. Each socket also checks the room's seq where the system promises seqs 1, 2, 3 … per room (Kindred): a seq
 that is not the last one plus one is a gap (a lost event) or a repeat (a duplicate or a reordering).
+
+With `PostPlan.ws_urls` (Kindred with `--ws-posts`), posts go over websockets (`{"op": "post"}`, issue 20) instead
+of HTTP: each worker keeps a pool of posting sockets per instance, one post in flight on each (as aiohttp keeps one
+request per connection), opening another when all are busy; a `posted` answer counts as a 201, an `error` frame as
+its `status`.
 """
 
 from __future__ import annotations
@@ -71,6 +76,27 @@ class PostPlan:
     urls: list[str]  # post URL templates with a {room} field, one per server instance
     rooms: list[str]
     tokens: list[str]
+    # Post over these websockets instead (Kindred's `{"op": "post"}`), one URL per server instance.
+    ws_urls: list[str] | None = None
+
+
+class _Answer(msgspec.Struct):
+    """The answer to a post op, as far as the load generator reads it (the post itself is skipped)."""
+
+    type: str
+    status: int | None = None
+
+
+_decode_answer = msgspec.json.Decoder(_Answer).decode
+
+
+@dataclass(eq=False)
+class Poster:
+    """A posting socket: one post in flight at a time, its answer awaited in `answer`."""
+
+    ws: Any
+    open: bool = True
+    answer: asyncio.Future[_Answer] | None = None
 
 
 @dataclass
@@ -117,6 +143,9 @@ class Worker:
         self.counters = Counters()
         self._readers: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
+        # Posting sockets by instance URL (idle ones), and how many were opened (to deal tokens round robin).
+        self._posters: dict[str, list[Poster]] = {}
+        self._posters_opened = 0
 
     # --- subscribers -----------------------------------------------------------------------------------------------
 
@@ -224,8 +253,86 @@ class Worker:
 
     # --- posters ---------------------------------------------------------------------------------------------------
 
+    async def _read_answers(self, poster: Poster) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed, OSError):
+            async for raw in poster.ws:
+                answer = _decode_answer(raw)
+                if answer.type in ("posted", "error") and poster.answer is not None and not poster.answer.done():
+                    poster.answer.set_result(answer)
+        poster.open = False
+        if poster.answer is not None and not poster.answer.done():
+            poster.answer.set_exception(ConnectionError("the posting socket closed"))
+
+    async def _poster(self, url: str) -> Poster:
+        idle = self._posters.setdefault(url, [])
+        while idle:
+            poster = idle.pop()
+            if poster.open:
+                return poster
+        plan = self.posts
+        assert plan is not None
+        token = plan.tokens[self._posters_opened % len(plan.tokens)]
+        self._posters_opened += 1
+        ws = await websockets.connect(
+            url,
+            additional_headers={"Authorization": f"Bearer {token}"},
+            max_size=MAX_FRAME,
+            open_timeout=POST_TIMEOUT,
+            compression=None,
+            ping_interval=None,
+        )
+        poster = Poster(ws)
+        task = asyncio.get_running_loop().create_task(self._read_answers(poster))
+        self._readers.add(task)
+        task.add_done_callback(self._readers.discard)
+        return poster
+
+    async def warm_posters(self, per_url: int) -> dict[str, Any]:
+        """Open `per_url` posting sockets per instance before the posts start, so no post waits for a handshake."""
+        plan = self.posts
+        if plan is None or not plan.ws_urls:
+            return {"posters": 0}
+        urls = [url for url in plan.ws_urls for _ in range(per_url)]
+        opened = await asyncio.gather(*(self._poster(url) for url in urls))
+        for url, poster in zip(urls, opened, strict=True):
+            self._posters[url].append(poster)
+        return {"posters": len(opened)}
+
+    async def _ws_post(self, n: int, key: int, phase: str, answers: dict[str, Any]) -> None:
+        plan = self.posts
+        assert plan is not None and plan.ws_urls
+        url = plan.ws_urls[n % len(plan.ws_urls)]
+        room = plan.rooms[n % len(plan.rooms)]
+        sent = time.time()
+        body = _encode(Marker(k=key, t=sent, p=phase)).decode()
+        poster: Poster | None = None
+        try:
+            poster = await self._poster(url)
+            poster.answer = asyncio.get_running_loop().create_future()
+            await poster.ws.send(_encode({"op": "post", "room_id": room, "body": body, "client_id": str(key)}).decode())
+            answer = await asyncio.wait_for(poster.answer, POST_TIMEOUT)
+            outcome = "201" if answer.type == "posted" else str(answer.status)
+        except (TimeoutError, OSError, websockets.ConnectionClosed, websockets.InvalidHandshake) as exc:
+            outcome = type(exc).__name__
+            if poster is not None:
+                poster.open = False  # an answer may still come for this post: the socket is not reused
+                await _close(poster.ws)
+        if poster is not None:
+            poster.answer = None
+            if poster.open:
+                self._posters[url].append(poster)
+        if outcome == "201":
+            answers["accepted"] += 1
+            answers["post_ms"].append((time.time() - sent) * 1000.0)
+        else:
+            answers["rejected"] += 1
+            answers["rejections"][outcome] = answers["rejections"].get(outcome, 0) + 1
+
     async def _post(self, n: int, key: int, phase: str, answers: dict[str, Any]) -> None:
         plan = self.posts
+        if plan is not None and plan.ws_urls:
+            await self._ws_post(n, key, phase, answers)
+            return
         assert plan is not None and self._http is not None
         room = plan.rooms[n % len(plan.rooms)]
         url = plan.urls[n % len(plan.urls)].format(room=room)
@@ -320,6 +427,7 @@ class Worker:
 
     async def stop(self) -> dict[str, Any]:
         await asyncio.gather(*(_close(sub.ws) for sub in self.subs if sub.ws is not None))
+        await asyncio.gather(*(_close(p.ws) for idle in self._posters.values() for p in idle))
         for task in list(self._readers):
             task.cancel()
         if self._http is not None:
@@ -341,6 +449,7 @@ async def _serve(conn: Connection, worker: Worker) -> None:
     loop = asyncio.get_running_loop()
     handlers: dict[str, Callable[..., Any]] = {
         "connect": worker.connect,
+        "warm_posters": worker.warm_posters,
         "drop": worker.drop,
         "post_fixed": worker.post_fixed,
         "saturate": worker.saturate,

@@ -3,6 +3,10 @@
 The hub never awaits a socket: it appends an already-encoded frame to this connection's queue and moves on. A
 client that cannot keep up (queue full) is disconnected with 1013 and recovers by reconnecting with `since`; the
 server never buffers without bound for it.
+
+A `post` op (an extension, docs/realtime.md "Posting over the socket") is handed to the application's `Poster` in
+a task of its own, so the reader goes on reading (pings, subscribes) while the post is written. A socket's posts are
+written one after another, in the order they were sent; at most `MAX_PENDING_POSTS` wait, and more are refused.
 """
 
 from __future__ import annotations
@@ -13,12 +17,12 @@ import logging
 import time
 import uuid
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
-from realtime.events import ErrorFrame, Pong, encoder
-from realtime.protocol import FloodGuard, FrameError, Ping, Subscribe, Unsubscribe, parse_client_frame
+from realtime.events import ErrorFrame, OpError, Pong, encoder
+from realtime.protocol import FloodGuard, FrameError, Ping, PostOp, Subscribe, Unsubscribe, parse_client_frame
 from realtime.types import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
@@ -39,8 +43,10 @@ __all__ = [
     "CLOSE_TRY_AGAIN",
     "Access",
     "Connection",
+    "Poster",
     "SocketLimits",
     "Variant",
+    "post_refused",
 ]
 
 log = logging.getLogger("kindred.ws")
@@ -48,6 +54,17 @@ log = logging.getLogger("kindred.ws")
 # Seconds a closing socket gets to flush its close frame. A client that has stopped reading keeps our writer blocked
 # in send() forever; after this the socket's tasks are cancelled so it stops holding anything of ours.
 CLOSE_GRACE = 2.0
+# Posts a socket may have waiting to be written; a client that sends more before the answers come is told to wait.
+MAX_PENDING_POSTS = 32
+
+
+class Poster(Protocol):
+    """What the application does with a `post` op: write it, as the HTTP API would, and say what to answer."""
+
+    async def post(self, conn: Connection, op: PostOp) -> msgspec.Struct | None:
+        """The frame that answers the op (`posted`, or an `error` frame), or None when the poster closed the socket
+        instead. Never raises."""
+        ...
 
 
 class Connection:
@@ -62,6 +79,9 @@ class Connection:
         "_low_water",
         "_max_bytes",
         "_max_frame",
+        "_post_task",
+        "_poster",
+        "_posts",
         "_queue",
         "_reading",
         "_socket",
@@ -82,6 +102,7 @@ class Connection:
         account_id: str,
         token_id: str | None,
         variant: Variant,
+        poster: Poster | None = None,
     ) -> None:
         # Random per socket: the presence entry key, and never derived from the account.
         self.key = uuid.uuid4().hex
@@ -110,6 +131,10 @@ class Connection:
         self._tasks: tuple[asyncio.Task[Any], asyncio.Task[None]] | None = None
         self._ending = False
         self._reading = True
+        # Posting over the socket: made on the first post, so a socket that only reads carries none of it.
+        self._poster = poster
+        self._posts: deque[PostOp] | None = None
+        self._post_task: asyncio.Task[None] | None = None
 
     # --- called by the hub (synchronous, never blocks) ---------------------------------------------------------------
 
@@ -213,6 +238,7 @@ class Connection:
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
             await self._hub.detach(self)
+            await self._posts_done()
 
     async def _writer(self) -> None:
         send = self._socket.send
@@ -267,10 +293,73 @@ class Connection:
                 return
             frame = parse_client_frame(data)
             if isinstance(frame, FrameError):
-                self.reply(ErrorFrame(code=frame.code, detail=frame.detail))
+                if frame.op == "post":
+                    self.reply(
+                        OpError(code=frame.code, detail=frame.detail, op="post", status=400, client_id=frame.client_id)
+                    )
+                else:
+                    self.reply(ErrorFrame(code=frame.code, detail=frame.detail))
+            elif isinstance(frame, PostOp):
+                self._queue_post(frame)
             elif isinstance(frame, Ping):
                 self.reply(Pong())
             elif isinstance(frame, Subscribe):
                 await self._hub.subscribe(self, frame.room_id, frame.since)
             elif isinstance(frame, Unsubscribe):
                 await self._hub.unsubscribe(self, frame.room_id)
+
+    # --- posting over the socket -------------------------------------------------------------------------------------
+
+    def _queue_post(self, op: PostOp) -> None:
+        if self._poster is None:
+            self.reply(post_refused(op, "bad_frame", "this socket does not take posts", 400))
+            return
+        pending = self._posts
+        if pending is None:
+            pending = self._posts = deque()
+        if len(pending) >= MAX_PENDING_POSTS:
+            detail = f"{MAX_PENDING_POSTS} posts are already waiting on this socket; wait for their answers"
+            self.reply(post_refused(op, "rate_limited", detail, 429, retry_after=1))
+            return
+        pending.append(op)
+        if self._post_task is None:
+            self._post_task = asyncio.ensure_future(self._write_posts(pending, self._poster))
+
+    async def _write_posts(self, pending: deque[PostOp], poster: Poster) -> None:
+        """Write the waiting posts one at a time, in the order sent; ends when none is left (a later post starts it
+        again). A socket that is closing writes nothing more: its client retries with the same client_id."""
+        try:
+            while pending and self._closing is None:
+                op = pending.popleft()
+                try:
+                    answer = await poster.post(self, op)
+                except Exception:  # the poster answers every refusal itself; this is a bug, not the client's
+                    log.exception("posting over the socket failed")
+                    answer = post_refused(op, "internal", "something went wrong on our side; it has been logged", 500)
+                if answer is not None:
+                    self.reply(answer)
+        finally:
+            self._post_task = None
+
+    async def _posts_done(self) -> None:
+        """The socket has ended: posts not yet started are dropped; the one being written is let finish (its write
+        commits or rolls back as a whole either way, and its client retries with the same client_id)."""
+        if self._posts is not None:
+            self._posts.clear()
+        task = self._post_task
+        if task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task
+
+
+def post_refused(op: PostOp, code: str, detail: str, status: int, retry_after: int | None = None) -> OpError:
+    """The `error` frame that answers a post op."""
+    return OpError(
+        code=code,
+        detail=detail,
+        op="post",
+        status=status,
+        client_id=op.client_id,
+        room_id=op.room_id,
+        retry_after=retry_after,
+    )

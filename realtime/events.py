@@ -300,6 +300,28 @@ class ErrorFrame(msgspec.Struct, tag_field="type", tag="error"):
     room_id: str | None = None
 
 
+class Posted(msgspec.Struct, tag_field="type", tag="posted"):
+    """Extension: the answer to a `post` op, the post as `POST /rooms/{room_id}/posts` answers it (201). A repeat of a
+    `client_id` is answered with the same post."""
+
+    client_id: str
+    post: Post
+
+
+class OpError(msgspec.Struct, tag_field="type", tag="error", omit_defaults=True):
+    """Extension: an `error` frame that answers a `post` op: the contract's `code` and `detail`, the op and its
+    `client_id`, and `status`, the HTTP status the API gives for the same request (with its `detail`);
+    `retry_after` (seconds) where the API would send `Retry-After`."""
+
+    code: str
+    detail: str
+    op: str
+    status: int
+    client_id: str | None = None
+    room_id: str | None = None
+    retry_after: int | None = None
+
+
 # Module-level codecs: one encoder for every outbound struct, one decoder per inbound shape.
 encoder = msgspec.json.Encoder()
 bus_decoder = msgspec.json.Decoder(BusMessage)

@@ -1,6 +1,7 @@
 """Sans-I/O pieces of the websocket protocol: client frames in, decisions out. No sockets, no Redis, no database.
 
-* `parse_client_frame` turns a text frame into a typed client frame or a `FrameError`.
+* `parse_client_frame` turns a text frame into a typed client frame or a `FrameError` (which names the op and the
+  `client_id` of a `post` frame it could not take, so the client can tell which of its posts was refused).
 * `Sequencer` turns events arriving in any order, possibly twice, into one gap-free, in-order stream per room.
 * The room feed (subscribe with replay, the hand-off to live) is realtime/feed.py, built on the `Sequencer`.
 * `FloodGuard` is a token bucket over client frames.
@@ -8,9 +9,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
+
+from realtime.events import PostKind, ReplyWish
 
 T = TypeVar("T")
 
@@ -33,24 +36,72 @@ class Ping(msgspec.Struct, tag_field="op", tag="ping", forbid_unknown_fields=Tru
     pass
 
 
-ClientFrame = Subscribe | Unsubscribe | Ping
+# Room ids are UUIDs; anything much longer is not one of ours and is refused before it reaches a query.
+MAX_ID_LENGTH = 64
+# The post table's client_id column, and the HTTP API's bound on it.
+MAX_CLIENT_ID = 64
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+
+
+class PostOp(msgspec.Struct, tag_field="op", tag="post", forbid_unknown_fields=True, kw_only=True):
+    """Extension (docs/contract-notes.md): create a post over the socket, as `POST /rooms/{room_id}/posts` does.
+
+    The fields and their bounds are the HTTP body's (`app.schemas.PostCreate`); `client_id` is required here, since
+    it is what the answer (`posted` or `error`) is matched by, and it makes a repeat return the same post. The body's
+    length, the content note's folding and the experiment's record are checked by the service, as for HTTP.
+    """
+
+    room_id: _Id
+    client_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CLIENT_ID)]
+    body: str = ""
+    kind: PostKind = "reflection"
+    parent_id: _Id | None = None
+    content_note: Annotated[str, msgspec.Meta(max_length=80)] | None = None
+    reply_wish: ReplyWish | None = None
+    # The lab's record, left undecoded here: the application decodes it with the HTTP API's own struct (this module
+    # knows no app types). Empty when absent.
+    experiment: msgspec.Raw = msgspec.Raw(b"")
+
+
+ClientFrame = Subscribe | Unsubscribe | Ping | PostOp
 
 _client_decoder = msgspec.json.Decoder(ClientFrame)
 
-# Room ids are UUIDs; anything much longer is not one of ours and is refused before it reaches a query.
-MAX_ID_LENGTH = 64
+
+class _Probe(msgspec.Struct):
+    """What a frame that failed to parse still says about itself: which op, and for a post, its client_id."""
+
+    op: Any = None
+    client_id: Any = None
+
+
+_probe_decoder = msgspec.json.Decoder(_Probe)
 
 
 class FrameError(msgspec.Struct, frozen=True):
     code: Literal["bad_frame"]
     detail: str
+    # Set for a frame that says it is a `post` (with its client_id when that is a string a post could carry).
+    op: str | None = None
+    client_id: str | None = None
+
+
+def _refused(data: str | bytes, detail: str) -> FrameError:
+    try:
+        probe = _probe_decoder.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return FrameError("bad_frame", detail)
+    if probe.op != "post":
+        return FrameError("bad_frame", detail)
+    cid = probe.client_id
+    return FrameError("bad_frame", detail, "post", cid if isinstance(cid, str) and len(cid) <= MAX_CLIENT_ID else None)
 
 
 def parse_client_frame(data: str | bytes) -> ClientFrame | FrameError:
     try:
         frame: ClientFrame = _client_decoder.decode(data)
     except msgspec.ValidationError as exc:
-        return FrameError("bad_frame", f"frame does not match the protocol: {exc}")
+        return _refused(data, f"frame does not match the protocol: {exc}")
     except msgspec.DecodeError:
         return FrameError("bad_frame", "frame is not valid JSON")
     except UnicodeDecodeError:

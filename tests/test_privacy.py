@@ -282,6 +282,10 @@ async def _walk_frames(walk: Walk, viewer: User, world: dict[str, Any], api: Api
         await sam_ws.subscribe(room)
         mine = await viewer.post(room, "a post of the viewer's")
         post = await sam.post(room, "live post")
+        # Posting over the socket (issue 20): the viewer's own answer frame, and Sam's post fanned out from Sam's.
+        await ws.send({"op": "post", "room_id": room, "body": "the viewer, by socket", "client_id": f"v{variant}"})
+        await sam_ws.send({"op": "post", "room_id": room, "body": "Sam, by socket", "client_id": "sam-socket"})
+        await sam_ws.recv_until(lambda f: f.get("type") == "posted")
         await sam.post(room, "a live reply to you", parent_id=mine["id"])
         await coach.post(
             room, "a question for you", kind="question", parent_id=mine["id"]
@@ -289,11 +293,16 @@ async def _walk_frames(walk: Walk, viewer: User, world: dict[str, Any], api: Api
         await sam_ws.close()
         first = await ws.recv_until(lambda f: f.get("type") == "notification")
         walk.add("frame notification", first)
+        walk.add("frame posted", await ws.recv_until(lambda f: f.get("type") == "posted"))
+        walk.add("frame event by socket", await ws.recv_until(lambda f: "Sam, by socket" in json.dumps(f)))
         for frame in await ws.quiet(0.8):
             walk.add(f"frame {frame.get('type')} {frame.get('event', '')}", frame)
         for frame in ws.backlog:
             walk.add("frame", frame)
         assert post["author"]["alias"] == "Ember"
+        seen = [text for where, text in walk.seen if where.startswith("frame")]
+        assert any('"type": "posted"' in text and "the viewer, by socket" in text for text in seen), variant
+        assert any("Sam, by socket" in text for text in seen), variant
         await ws.close()
 
 

@@ -13,6 +13,7 @@ from realtime.protocol import (
     FloodGuard,
     FrameError,
     Ping,
+    PostOp,
     Sequencer,
     Subscribe,
     Unsubscribe,
@@ -42,6 +43,61 @@ def test_parse_rejects_with_reasons() -> None:
         result = parse_client_frame(raw)
         assert isinstance(result, FrameError), raw
         assert words in result.detail, (raw, result.detail)
+
+
+def test_parse_post_frames() -> None:
+    frame = parse_client_frame('{"op":"post","room_id":"r1","client_id":"c1","body":"hi"}')
+    assert isinstance(frame, PostOp)
+    assert (frame.room_id, frame.client_id, frame.body, frame.kind, frame.parent_id) == (
+        "r1",
+        "c1",
+        "hi",
+        "reflection",
+        None,
+    )
+    assert bytes(frame.experiment) == b"", "no experiment: nothing for the application to decode"
+    full = parse_client_frame(
+        json.dumps(
+            {
+                "op": "post",
+                "room_id": "r1",
+                "client_id": "c2",
+                "body": "",
+                "kind": "experiment",
+                "parent_id": "p1",
+                "content_note": "grief",
+                "reply_wish": "listen",
+                "experiment": {"assumption": "a", "belief_before": 50},
+            }
+        )
+    )
+    assert isinstance(full, PostOp)
+    assert (full.kind, full.parent_id, full.content_note, full.reply_wish) == ("experiment", "p1", "grief", "listen")
+    assert json.loads(bytes(full.experiment)) == {"assumption": "a", "belief_before": 50}
+
+
+def test_post_frames_that_do_not_parse_name_the_field_the_op_and_the_client_id() -> None:
+    cases: list[tuple[dict[str, object], str, str | None]] = [
+        ({"room_id": "r", "client_id": "c", "body": 5}, "$.body", "c"),
+        ({"room_id": "r", "body": "hi"}, "client_id", None),
+        ({"room_id": "r", "client_id": "c" * 65, "body": "hi"}, "$.client_id", None),
+        ({"room_id": "r", "client_id": 7, "body": "hi"}, "$.client_id", None),
+        ({"client_id": "c", "body": "hi"}, "room_id", "c"),
+        ({"room_id": "r" * 65, "client_id": "c"}, "$.room_id", "c"),
+        ({"room_id": "r", "client_id": "c", "kind": "rant"}, "$.kind", "c"),
+        ({"room_id": "r", "client_id": "c", "content_note": "n" * 81}, "$.content_note", "c"),
+        ({"room_id": "r", "client_id": "c", "reply_wish": "fix"}, "$.reply_wish", "c"),
+        ({"room_id": "r", "client_id": "c", "parent_id": ""}, "$.parent_id", "c"),
+        ({"room_id": "r", "client_id": "c", "html": "<b>"}, "unknown field `html`", "c"),
+    ]
+    for frame, words, client_id in cases:
+        result = parse_client_frame(json.dumps({"op": "post", **frame}))
+        assert isinstance(result, FrameError), frame
+        assert (result.code, result.op, result.client_id) == ("bad_frame", "post", client_id), (frame, result)
+        assert words in result.detail, (frame, result.detail)
+    # Other ops' refusals say nothing of posts.
+    other = parse_client_frame('{"op":"subscribe","client_id":"c"}')
+    assert isinstance(other, FrameError) and (other.op, other.client_id) == (None, None)
 
 
 def test_since_is_bounded_to_what_a_database_can_compare() -> None:
@@ -75,7 +131,11 @@ def test_any_since_parses_into_a_bounded_int_or_a_bad_frame(since: int) -> None:
             | st.text(max_size=20),
             lambda inner: (
                 st.lists(inner, max_size=4)
-                | st.dictionaries(st.sampled_from(["op", "room_id", "since", "x"]), inner, max_size=4)
+                | st.dictionaries(
+                    st.sampled_from(["op", "room_id", "since", "x", "client_id", "body", "experiment"]),
+                    inner | st.sampled_from(["post", "subscribe"]),
+                    max_size=5,
+                )
             ),
             max_leaves=10,
         ).map(json.dumps),
@@ -83,7 +143,10 @@ def test_any_since_parses_into_a_bounded_int_or_a_bad_frame(since: int) -> None:
 )
 def test_parser_never_raises(raw: str | bytes) -> None:
     result = parse_client_frame(raw)
-    assert isinstance(result, (Subscribe, Unsubscribe, Ping, FrameError))
+    assert isinstance(result, (Subscribe, Unsubscribe, Ping, PostOp, FrameError))
+    if isinstance(result, FrameError):
+        assert result.op in (None, "post")
+        assert result.client_id is None or (result.op == "post" and len(result.client_id) <= 64)
 
 
 @settings(max_examples=200)

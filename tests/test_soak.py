@@ -102,3 +102,4 @@ async def test_a_one_minute_soak_with_every_fault_finds_nothing_lost_nothing_twi
     assert summary["faults"].get("stall_cut_off") == summary["faults"]["stall"], "the stalled socket was cut off"
     assert summary["faults"]["drop"] > 20 and summary["delivered_events"] > 1000
     assert summary["created"] > 100 and summary["refused_503"] >= 1, "writes went in; one was refused while down"
+    assert summary["created_over_socket"] >= 10, "a share of the creates went over the socket, checked like the rest"

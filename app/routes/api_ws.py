@@ -75,7 +75,12 @@ async def ws(scope: Scope, receive: Receive, send: Send) -> None:
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     variant: Variant = "html" if query.get("format") == ["html"] else "json"
     conn = Connection(
-        _Socket(receive, send), hub, account_id=account_id, token_id=str(principal.token_id), variant=variant
+        _Socket(receive, send),
+        hub,
+        account_id=account_id,
+        token_id=str(principal.token_id),
+        variant=variant,
+        poster=state["poster"],
     )
     message = await receive()
     if message["type"] != "websocket.connect":

@@ -62,9 +62,13 @@ def document_websocket(path: str) -> Any:
                 summary="The multiplexed websocket: room events, presence and your notifications",
                 description=(
                     "Upgrade to a websocket (cookie or `Authorization: Bearer`). Client frames: "
-                    '`{"op": "subscribe", "room_id", "since"?}`, `{"op": "unsubscribe", "room_id"}`, `{"op": "ping"}`. '
+                    '`{"op": "subscribe", "room_id", "since"?}`, `{"op": "unsubscribe", "room_id"}`, `{"op": "ping"}`, '
+                    '`{"op": "post", "room_id", "client_id", "body", "kind"?, "parent_id"?, "content_note"?, '
+                    '"reply_wish"?, "experiment"?}` (a post, as `POST /rooms/{room_id}/posts` makes it). '
                     "Server frames: `subscribed`, `unsubscribed`, `resync`, `event` (with `seq`), `presence`, "
-                    "`notification`, `pong`, `error`. Frames over 64 KiB close 1009, floods close 1008, a consumer "
+                    '`notification`, `pong`, `posted` (`{"client_id", "post"}`), `error` (for a post: with `op`, '
+                    "`client_id`, and `status`, the HTTP API's status). Frames over 64 KiB close 1009, floods close "
+                    "1008, a consumer "
                     "too slow to keep up closes 1013 and should reconnect with `since`. See shared/contract.md."
                 ),
                 operation_id="ApiV1Websocket",
