@@ -10,7 +10,7 @@ from playwright.async_api import Browser, expect
 from tests.browser import shot
 from tests.client import make_circle
 from tests.conftest import Server
-from tests.test_browser_a11y import check_page, context_for
+from tests.test_browser_a11y import DOC_SHOTS, DOCS, check_page, context_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
@@ -56,6 +56,18 @@ async def test_the_coach_opens_her_pulse(browser: Browser, server: Server, backe
         await page.get_by_role("link", name="write to Member2 privately").first.click()
         await expect(page.get_by_role("heading", level=1)).to_contain_text("Member2’s journal")
         await context.close()
+
+        # The narrowest common phone (375 px): nothing wider than the screen, the gestures table scrolls in its box.
+        small = await browser.new_context(viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True)
+        await small.add_cookies([{"name": "kindred_session", "value": c.coach.token, "url": server.url}])
+        page = await small.new_page()
+        await page.goto(f"{server.url}/circles/{c.id}/pulse")
+        await expect(page.get_by_role("heading", name="Your gestures")).to_be_visible()
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 375
+        await shot(page, f"{backend}-pulse-375")
+        if DOC_SHOTS and backend == "sqlite":
+            await page.screenshot(path=str(DOCS / "pulse-coach-phone.png"), full_page=True)
+        await small.close()
 
         member = await context_for(browser, server, "desktop", ben.token)
         page = await member.new_page()

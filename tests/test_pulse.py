@@ -164,3 +164,63 @@ async def test_hidden_and_deleted_posts_are_not_waiting_and_deleted_ones_do_not_
     assert got["circle"]["unanswered"] == [shown["id"]]
     assert got["members"][0]["posts"] == 2, "a hidden post is still the member's; a deleted one is not"
     assert sum(d["posts"] for d in got["circle"]["posts_by_day"]) == 2
+
+
+async def test_gestures_at_the_window_edge_and_the_last_reach_before_it(api: ApiClient) -> None:
+    """Gestures count from the window's first moment; the last reach is the latest ever, found just before the window
+    (the coach's side) or long before it (the member's side), the same whatever the window."""
+    c = await make_circle(api, members=4)
+    coach, (a, b, cc, d) = c.coach, c.members
+    mid = {u.aliases[c.id]: uuid.UUID(await _mid(u, c.id)) for u in (a, b, cc, d)}
+    coach_mid = uuid.UUID(await _mid(coach, c.id))
+    other_room = await coach.ok("POST", f"/api/v1/circles/{c.id}/rooms", {"name": "Wins"})
+    now = datetime.now(UTC)
+    since3 = datetime.combine(now.date() - timedelta(days=2), time(), UTC)
+
+    def ago(days: int) -> datetime:
+        return now - timedelta(days=days)
+
+    cp = await coach.post(c.room_id, "This week: one small no each")
+    # Member1: a like on the window's first moment (counts), a pin a microsecond before it (does not).
+    a1 = await a.post(c.room_id, "On the edge")
+    await coach.ok("PUT", f"/api/v1/posts/{a1['id']}/like")
+    await coach.ok("PUT", f"/api/v1/posts/{a1['id']}/pin", {"note": "edge"})
+    # Member2: a like 200 days ago, a question 150 days ago: beyond the look just before the window.
+    b1 = await b.post(c.room_id, "Long ago")
+    await coach.ok("PUT", f"/api/v1/posts/{b1['id']}/like")
+    q = await coach.post(c.room_id, "What then?", kind="question", parent_id=b1["id"])
+    # Member3: a share 40 days ago (just before a 3-day window), a tag 300 days ago.
+    c1 = await cc.post(c.room_id, "Worth sharing")
+    share = await coach.ok("POST", f"/api/v1/posts/{c1['id']}/shares", {"room_id": other_room["id"]})
+    await coach.ok("POST", f"/api/v1/posts/{cp['id']}/tags", {"membership_id": str(mid["Member3"])})
+    # Member4: a pin 95 days ago and a tag 99 days ago, both beyond the look just before a 3-day window.
+    d1 = await d.post(c.room_id, "Pinned long ago")
+    await coach.ok("PUT", f"/api/v1/posts/{d1['id']}/pin", {"note": "old"})
+    await coach.ok("POST", f"/api/v1/posts/{cp['id']}/tags", {"membership_id": str(mid["Member4"])})
+
+    for pid, when in {a1["id"]: since3, b1["id"]: ago(200), q["id"]: ago(150), c1["id"]: ago(60),
+                      share["id"]: ago(40), d1["id"]: ago(120), cp["id"]: ago(301)}.items():  # fmt: skip
+        await _at(pid, when)
+    like = PostLike.membership == coach_mid
+    await PostLike.update({PostLike.created_at: since3}).where(like & (PostLike.post == uuid.UUID(a1["id"])))
+    await PostLike.update({PostLike.created_at: ago(200)}).where(like & (PostLike.post == uuid.UUID(b1["id"])))
+    await Pin.update({Pin.pinned_at: since3 - timedelta(microseconds=1)}).where(Pin.post == uuid.UUID(a1["id"]))
+    await Pin.update({Pin.pinned_at: ago(95)}).where(Pin.post == uuid.UUID(d1["id"]))
+    await Tag.update({Tag.created_at: ago(300)}).where(Tag.membership == mid["Member3"])
+    await Tag.update({Tag.created_at: ago(99)}).where(Tag.membership == mid["Member4"])
+
+    zero = {"likes": 0, "questions": 0, "pins": 0, "shares": 0, "tags": 0}
+    last = {"Member1": since3, "Member2": ago(150), "Member3": ago(40), "Member4": ago(95)}
+    short = await coach.ok("GET", f"/api/v1/circles/{c.id}/pulse?days=3")
+    got = {x["member"]["alias"]: x for x in short["members"]}
+    assert got["Member1"]["coach_gestures"] == {**zero, "likes": 1}, "from the first moment, not a microsecond before"
+    for alias in ("Member2", "Member3", "Member4"):
+        assert got[alias]["coach_gestures"] == zero, alias
+    assert {k: _t(x["last_coach_gesture_at"]) for k, x in got.items()} == last
+    year = await coach.ok("GET", f"/api/v1/circles/{c.id}/pulse?days=365")
+    got = {x["member"]["alias"]: x for x in year["members"]}
+    assert got["Member1"]["coach_gestures"] == {**zero, "likes": 1, "pins": 1}
+    assert got["Member2"]["coach_gestures"] == {**zero, "likes": 1, "questions": 1}
+    assert got["Member3"]["coach_gestures"] == {**zero, "shares": 1, "tags": 1}
+    assert got["Member4"]["coach_gestures"] == {**zero, "pins": 1, "tags": 1}
+    assert {k: _t(x["last_coach_gesture_at"]) for k, x in got.items()} == last

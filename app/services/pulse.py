@@ -7,13 +7,15 @@ questions, and the members' threads of the window with their first replies. Defi
 
 from __future__ import annotations
 
+import asyncio
 import re
 import statistics
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from litestar.exceptions import ClientException, PermissionDeniedException
@@ -27,9 +29,15 @@ from db.rows import Member
 from db.tables import Membership, Post
 from realtime.events import Membership as PublicMembership
 
+T = TypeVar("T")
+
 DEFAULT_DAYS, MAX_DAYS = 30, 365
 # `active_members_7d` looks at a week whatever the window.
 ACTIVE_DAYS = 7
+# How far before the window the coach's own gestures are read for those she did not reach in it.
+LOOKBACK = timedelta(days=90)
+# No upper bound: later than any timestamp stored.
+_FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
 GESTURES = ("likes", "questions", "pins", "shares", "tags")
 
 # The circle's current members (not the coach) and its current coaches, as subqueries: memberships are per circle,
@@ -38,27 +46,37 @@ _MEMBERS = "SELECT id FROM membership WHERE circle = :cid AND role = 'member' AN
 # The coaches are a list parameter (`:coaches`, one placeholder each): a handful of ids the planner can probe.
 _COACHES = ":coaches"
 
-_POSTS_BY_DAY = f"""
-SELECT p.author AS m, {{day:p.created_at}} AS d, MAX(p.created_at) AS last,
-       SUM(CASE WHEN p.parent IS NULL THEN 1 ELSE 0 END) AS top,
-       SUM(CASE WHEN p.parent IS NOT NULL THEN 1 ELSE 0 END) AS rep,
-       SUM(CASE WHEN p.parent IS NULL AND p.kind = 'win' THEN 1 ELSE 0 END) AS win
-FROM post p
-WHERE p.author IN ({_MEMBERS}) AND p.deleted_at IS NULL AND p.created_at >= :since
-GROUP BY p.author, {{day:p.created_at}}
-"""
-_LIKES_BY_DAY = f"""
-SELECT l.membership AS m, {{day:l.created_at}} AS d, COUNT(*) AS n, MAX(l.created_at) AS last
-FROM post_like l
-WHERE l.membership IN ({_MEMBERS}) AND l.created_at >= :since
-GROUP BY l.membership, {{day:l.created_at}}
-"""
-_MOVES_BY_DAY = f"""
-SELECT p.author AS m, {{day:e.created_at}} AS d, COUNT(*) AS n, MAX(e.created_at) AS last
-FROM post p JOIN room_event e ON e.post_id = p.id
-WHERE p.experiment_state IS NOT NULL AND p.author IN ({_MEMBERS})
-  AND e.type = 'experiment.changed' AND e.created_at >= :since
-GROUP BY p.author, {{day:e.created_at}}
+# Activity since `:first` (the earlier of the window's and the week's first moment) by member, post, like and
+# experiment move, folded in SQL: one row a member (last activity, the window's posts, replies and wins), one a day
+# (members active that day, posts and replies), and the week's active members. A thousand-odd rows, not one a member
+# and day.
+_ACTIVITY = f"""
+WITH a AS MATERIALIZED (
+    SELECT p.author AS m, {{day:p.created_at}} AS d, p.created_at AS at,
+           CASE WHEN p.parent IS NULL THEN 1 ELSE 0 END AS top,
+           CASE WHEN p.parent IS NOT NULL THEN 1 ELSE 0 END AS rep,
+           CASE WHEN p.parent IS NULL AND p.kind = 'win' THEN 1 ELSE 0 END AS win
+    FROM post p
+    WHERE p.author IN ({_MEMBERS}) AND p.deleted_at IS NULL AND p.created_at >= :first
+    UNION ALL
+    SELECT l.membership, {{day:l.created_at}}, l.created_at, 0, 0, 0
+    FROM post_like l
+    WHERE l.membership IN ({_MEMBERS}) AND l.created_at >= :first
+    UNION ALL
+    SELECT p.author, {{day:e.created_at}}, e.created_at, 0, 0, 0
+    FROM post p JOIN room_event e ON e.post_id = p.id
+    WHERE p.experiment_state IS NOT NULL AND p.author IN ({_MEMBERS})
+      AND e.type = 'experiment.changed' AND e.created_at >= :first
+)
+SELECT 'm' AS k, m, NULL AS d, MAX(at) AS last, COUNT(*) AS n,
+       SUM(CASE WHEN at >= :since THEN top ELSE 0 END) AS top,
+       SUM(CASE WHEN at >= :since THEN rep ELSE 0 END) AS rep,
+       SUM(CASE WHEN at >= :since THEN win ELSE 0 END) AS win
+FROM a GROUP BY m
+UNION ALL
+SELECT 'd', NULL, d, NULL, COUNT(DISTINCT m), SUM(top + rep), 0, 0 FROM a GROUP BY d
+UNION ALL
+SELECT 'w', NULL, NULL, NULL, COUNT(DISTINCT m), 0, 0, 0 FROM a WHERE at >= :week
 """
 # When members were last active, over all time (`{ids}`: one placeholder a member).
 _LAST_ACTIVE = """
@@ -81,28 +99,67 @@ FROM post p
 WHERE p.experiment_state IS NOT NULL AND p.deleted_at IS NULL AND p.author IN ({_MEMBERS})
   AND (p.created_at >= :since OR (p.experiment_state IN ('planned', 'tried') AND p.experiment_due_at < :now))
 """
+# The coach's gestures from `:since` (until `:until`), by gesture and member: each source read from its (who, when)
+# index over that span only, whatever the length of the coach's history. A like's member is a probe of the liked post
+# (a subquery, so that the planner cannot choose to hash every post of the database instead).
 _GESTURES = f"""
-SELECT g, m, SUM(CASE WHEN at >= :since THEN 1 ELSE 0 END) AS n, MAX(at) AS last FROM (
-    SELECT 'likes' AS g, p.author AS m, l.created_at AS at
-    FROM post_like l JOIN post p ON p.id = l.post
-    WHERE l.membership IN ({_COACHES}) AND p.deleted_at IS NULL
+SELECT g, m, COUNT(*) AS n, MAX(at) AS last FROM (
+    SELECT 'likes' AS g, (SELECT p.author FROM post p WHERE p.id = l.post AND p.deleted_at IS NULL) AS m,
+           l.created_at AS at
+    FROM post_like l
+    WHERE l.membership IN ({_COACHES}) AND l.created_at >= :since AND l.created_at < :until
     UNION ALL
     SELECT 'questions', p.author, q.created_at
     FROM post q JOIN post p ON p.id = q.parent
-    WHERE q.author IN ({_COACHES}) AND q.kind = 'question' AND q.deleted_at IS NULL AND p.deleted_at IS NULL
+    WHERE q.author IN ({_COACHES}) AND q.created_at >= :since AND q.created_at < :until AND q.kind = 'question'
+      AND q.deleted_at IS NULL AND p.deleted_at IS NULL
     UNION ALL
     SELECT 'pins', p.author, pin.pinned_at
     FROM pin JOIN post p ON p.id = pin.post
-    WHERE pin.circle = :cid AND pin.pinned_by IN ({_COACHES}) AND p.deleted_at IS NULL
+    WHERE pin.circle = :cid AND pin.pinned_at >= :since AND pin.pinned_at < :until AND pin.pinned_by IN ({_COACHES})
+      AND p.deleted_at IS NULL
     UNION ALL
     SELECT 'shares', o.author, s.created_at
     FROM post s JOIN post o ON o.id = s.origin
-    WHERE s.author IN ({_COACHES}) AND s.origin IS NOT NULL AND s.deleted_at IS NULL
+    WHERE s.author IN ({_COACHES}) AND s.created_at >= :since AND s.created_at < :until AND s.origin IS NOT NULL
+      AND s.deleted_at IS NULL
     UNION ALL
     SELECT 'tags', t.membership, t.created_at
     FROM tag t
-    WHERE t.tagged_by IN ({_COACHES})
-) x GROUP BY g, m
+    WHERE t.tagged_by IN ({_COACHES}) AND t.created_at >= :since AND t.created_at < :until
+) x WHERE m IS NOT NULL GROUP BY g, m
+"""
+# When the coach last reached the members she did not reach lately (`:quiet`), over all time, from the members' side: their posts (post(author, created_at)), each probed for the coach's like (post_like(post,
+# membership)), question (post(thread_root, author, created_at)) and share (post_origin); pins and tags from their own
+# small indexes. Its cost follows those members' posts, not the coach's whole history.
+_LAST_GESTURE = f"""
+SELECT m, MAX(at) AS at FROM (
+    SELECT p.author AS m, MAX(l.created_at) AS at
+    FROM post p JOIN post_like l ON l.post = p.id
+    WHERE p.author IN (:quiet) AND p.deleted_at IS NULL AND l.membership IN ({_COACHES})
+    GROUP BY p.author
+    UNION ALL
+    SELECT p.author, MAX(q.created_at)
+    FROM post p JOIN post q ON q.thread_root = COALESCE(p.thread_root, p.id) AND q.parent = p.id
+    WHERE p.author IN (:quiet) AND p.deleted_at IS NULL AND q.author IN ({_COACHES}) AND q.kind = 'question'
+      AND q.deleted_at IS NULL
+    GROUP BY p.author
+    UNION ALL
+    SELECT p.author, MAX(pin.pinned_at)
+    FROM pin JOIN post p ON p.id = pin.post
+    WHERE pin.circle = :cid AND pin.pinned_by IN ({_COACHES}) AND p.author IN (:quiet) AND p.deleted_at IS NULL
+    GROUP BY p.author
+    UNION ALL
+    SELECT o.author, MAX(s.created_at)
+    FROM post o JOIN post s ON s.origin = o.id
+    WHERE o.author IN (:quiet) AND s.origin IS NOT NULL AND s.author IN ({_COACHES}) AND s.deleted_at IS NULL
+    GROUP BY o.author
+    UNION ALL
+    SELECT t.membership, MAX(t.created_at)
+    FROM tag t
+    WHERE t.membership IN (:quiet) AND t.tagged_by IN ({_COACHES})
+    GROUP BY t.membership
+) x GROUP BY m
 """
 # A probing question stays open until the member it asks replies after it, anywhere in the same thread. The questions
 # come first (a CTE), so that the look for a later reply has its thread and member as keys of one index probe.
@@ -120,14 +177,15 @@ WHERE NOT EXISTS (
 )
 """
 # The members' top-level posts of the window, with the first reply by someone else and the coach's first reply: one
-# pass over each thread's replies (post.thread_root), not a subquery per figure.
+# pass over each thread's replies (post.thread_root), not a subquery per figure. A reply is never older than its
+# thread, so the replies too are read from the window only.
 _THREADS = f"""
 SELECT p.id AS id, p.author AS m, p.created_at AS at, r.kind AS rk,
        CASE WHEN p.hidden_at IS NULL THEN 1 ELSE 0 END AS visible,
        MIN(CASE WHEN x.author <> p.author THEN x.created_at END) AS first_other,
        MIN(CASE WHEN x.author IN ({_COACHES}) THEN x.created_at END) AS first_coach
 FROM post p JOIN room r ON r.id = p.room
-LEFT JOIN post x ON x.thread_root = p.id AND x.deleted_at IS NULL
+LEFT JOIN post x ON x.thread_root = p.id AND x.deleted_at IS NULL AND x.created_at >= :since
 WHERE p.parent IS NULL AND p.deleted_at IS NULL AND p.author IN ({_MEMBERS}) AND p.created_at >= :since
 GROUP BY p.id, p.author, p.created_at, r.kind, p.hidden_at
 """
@@ -168,6 +226,15 @@ def _sql(template: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
         return "{}"
 
     return _PARAM.sub(take, sql), args
+
+
+async def _together(*queries: Awaitable[T]) -> list[T]:
+    """Independent queries at once, each on a connection of the pool (the database works on one while Python reads
+    another's rows); one after the other inside a transaction, which has a single connection."""
+    engine = current_engine()
+    if engine.current_transaction.get() is not None:
+        return [await q for q in queries]
+    return list(await asyncio.gather(*queries))
 
 
 async def _rows(template: str, **params: Any) -> list[dict[str, Any]]:
@@ -253,8 +320,6 @@ async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
     first = min(since, week)
     today = at.astimezone(UTC).date()
     window_days = [(since.date() + timedelta(days=i)).isoformat() for i in range(days)]
-    in_window = set(window_days)
-    week_days = {(week.date() + timedelta(days=i)).isoformat() for i in range(ACTIVE_DAYS)}
 
     rows = await Membership.select(Membership.id, Membership.alias, Membership.role).where(
         (Membership.circle == cid) & Membership.removed_at.is_null()
@@ -264,40 +329,34 @@ async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
     coaches = [r["id"] for r in rows if r["role"] == "coach"]
     p = {"cid": cid, "since": since, "now": at, "coaches": coaches}
 
-    counts: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0, 0])
-    active: dict[str, set[uuid.UUID]] = defaultdict(set)
-    posts_by_day: dict[str, int] = defaultdict(int)
+    activity, experiment_rows, gesture_rows, question_rows, thread_rows = await _together(
+        _rows(_ACTIVITY, **p, first=first, week=week),
+        _rows(_EXPERIMENTS, **p),
+        _rows(_GESTURES, **p, until=_FOREVER),
+        _rows(_OPEN_QUESTIONS, **p),
+        _rows(_THREADS, **p),
+    )
+    counts: dict[uuid.UUID, tuple[int, int, int]] = {}
+    active_on: dict[str, int] = {}
+    posts_by_day: dict[str, int] = {}
     last_active: dict[uuid.UUID, datetime] = {}
-
-    def seen(m: uuid.UUID, value: Any) -> None:
-        when = _at(value)
-        if when is not None and (m not in last_active or when > last_active[m]):
-            last_active[m] = when
-
-    for r in await _rows(_POSTS_BY_DAY, **{**p, "since": first}):
-        m, d = _id(r["m"]), str(r["d"])
-        active[d].add(m)
-        seen(m, r["last"])
-        if d in in_window:
-            c = counts[m]
-            c[0] += int(r["top"])
-            c[1] += int(r["rep"])
-            c[2] += int(r["win"])
-            posts_by_day[d] += int(r["top"]) + int(r["rep"])
-    for template in (_LIKES_BY_DAY, _MOVES_BY_DAY):
-        for r in await _rows(template, **{**p, "since": first}):
-            m, d = _id(r["m"]), str(r["d"])
-            active[d].add(m)
-            seen(m, r["last"])
-    # Those with nothing in the activity window: one look over all time.
-    quiet = [m for m in members if m not in last_active]
-    if quiet:
-        last_active.update(await _last_times(quiet))
-
+    active_7d = 0
+    for r in activity:
+        if r["k"] == "m":
+            m = _id(r["m"])
+            last = _at(r["last"])
+            if last is not None:
+                last_active[m] = last
+            counts[m] = (int(r["top"]), int(r["rep"]), int(r["win"]))
+        elif r["k"] == "d":
+            active_on[str(r["d"])] = int(r["n"])
+            posts_by_day[str(r["d"])] = int(r["top"])
+        else:
+            active_7d = int(r["n"])
     experiments: dict[uuid.UUID, ExperimentCounts] = defaultdict(ExperimentCounts)
     shifts: dict[uuid.UUID, list[float]] = defaultdict(list)
     overdue: list[Item] = []
-    for r in await _rows(_EXPERIMENTS, **p):
+    for r in experiment_rows:
         m, state = _id(r["m"]), str(r["s"])
         counts_of = experiments[m]
         due = _at(r["due"])
@@ -313,16 +372,21 @@ async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
 
     gestures: dict[uuid.UUID, CoachGestures] = defaultdict(CoachGestures)
     last_gesture: dict[uuid.UUID, datetime] = {}
-    for r in await _rows(_GESTURES, **p):
+    for r in gesture_rows:
         m = _id(r["m"])
         setattr(gestures[m], str(r["g"]), int(r["n"] or 0))
         when = _at(r["last"])
         if when is not None and (m not in last_gesture or when > last_gesture[m]):
             last_gesture[m] = when
+    # Those with nothing in the activity window, and those she did not reach in it: looks further back.
+    earlier_active, earlier_gesture = await _together(
+        _last_times([m for m in members if m not in last_active]),
+        _last_gestures([m for m in members if m not in last_gesture], p),
+    )
+    last_active.update(earlier_active)
+    last_gesture.update(earlier_gesture)
 
-    open_questions = [
-        Item(str(r["id"]), members[_id(r["m"])], _at(r["at"]) or at) for r in await _rows(_OPEN_QUESTIONS, **p)
-    ]
+    open_questions = [Item(str(r["id"]), members[_id(r["m"])], _at(r["at"]) or at) for r in question_rows]
     open_by_member: dict[uuid.UUID, int] = defaultdict(int)
     for item in open_questions:
         open_by_member[uuid.UUID(item.member.membership_id)] += 1
@@ -330,7 +394,7 @@ async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
     unanswered: list[Item] = []
     to_first: list[float] = []
     to_coach: list[float] = []
-    for r in await _rows(_THREADS, **p):
+    for r in thread_rows:
         posted = _at(r["at"]) or at
         first_other, first_coach = _at(r["first_other"]), _at(r["first_coach"])
         if first_other is not None:
@@ -346,7 +410,7 @@ async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
     out = []
     for m, member in members.items():
         last = last_active.get(m)
-        posts, replies, wins = counts.get(m, [0, 0, 0])
+        posts, replies, wins = counts.get(m, (0, 0, 0))
         out.append(
             MemberPulse(
                 member=member,
@@ -362,9 +426,8 @@ async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
                 open_questions=open_by_member.get(m, 0),
             )
         )
-    active_7d = set().union(*(active[d] for d in week_days if d in active)) & members.keys()
     circle = CirclePulse(
-        active_members_7d=len(active_7d),
+        active_members_7d=active_7d,
         posts_by_day=[DayPosts(date=d, posts=posts_by_day.get(d, 0)) for d in window_days],
         open_questions=len(open_questions),
         unanswered=[i.post_id for i in unanswered],
@@ -374,16 +437,38 @@ async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
     return PulseView(
         pulse=Pulse(days=days, generated_at=at, members=out, circle=circle),
         since=since,
-        active_by_day=[len(active.get(d, set()) & members.keys()) for d in window_days],
+        active_by_day=[active_on.get(d, 0) for d in window_days],
         open_questions=open_questions,
         unanswered=unanswered,
         overdue=overdue,
     )
 
 
+async def _last_gestures(ids: list[uuid.UUID], p: dict[str, Any]) -> dict[uuid.UUID, datetime]:
+    """When the coach last reached each of these members (none in the window): first the span just before the window
+    from her side (most members she reaches at all, she reached lately), then all time from the side of those left."""
+    out: dict[uuid.UUID, datetime] = {}
+    if not ids:
+        return out
+    wanted = set(ids)
+    before = {**p, "since": p["since"] - LOOKBACK, "until": p["since"]}
+    for r in await _rows(_GESTURES, **before):
+        m, when = _id(r["m"]), _at(r["last"])
+        if m in wanted and when is not None and (m not in out or when > out[m]):
+            out[m] = when
+    for chunk in queries.chunks([m for m in ids if m not in out]):
+        for r in await _rows(_LAST_GESTURE, **p, quiet=chunk):
+            when = _at(r["at"])
+            if when is not None:
+                out[_id(r["m"])] = when
+    return out
+
+
 async def _last_times(ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
     """When each of these members was last active, over all time."""
     out: dict[uuid.UUID, datetime] = {}
+    if not ids:
+        return out
     for chunk in queries.chunks(ids):
         sql = _LAST_ACTIVE.replace("{ids}", ", ".join("{}" for _ in chunk))
         for r in await Post.raw(sql, *chunk, *chunk, *chunk):
