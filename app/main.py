@@ -53,7 +53,7 @@ from app.socket_posts import SocketPoster
 from db import engine as db_engine
 from db.migrate import pending
 from realtime.bus import PUBLISH_TIMEOUT, Bus, memory_backend, redis_backend_factory
-from realtime.cluster import cluster_backend_factory, cluster_client, is_cluster_url
+from realtime.cluster import close_cluster, cluster_backend_factory, cluster_client, is_cluster_url
 from realtime.hub import Hub
 from realtime.presence import MemoryPresence, PresenceStore, RedisPresence
 from realtime.render import HtmlRenderer
@@ -233,7 +233,10 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
             await hub.stop()
             await bus.stop()
             if redis_client is not None:
-                await redis_client.aclose()
+                if is_cluster_url(settings.redis_url or ""):
+                    await close_cluster(redis_client)
+                else:
+                    await redis_client.aclose()
             await db_engine.stop(engine)
 
     csrf = CSRFConfig(

@@ -75,6 +75,16 @@ def cluster_client(url: str, **options: Any) -> Any:
     )
 
 
+async def close_cluster(cluster: Any) -> None:
+    """Close every node connection of a `RedisCluster`. Its own `aclose()` does nothing once a failed command has
+    marked it for re-initialisation (redis-py 8), which is exactly when the bus throws a client away."""
+    with contextlib.suppress(Exception):
+        await cluster.aclose()
+    for nodes in ("nodes_cache", "startup_nodes"):
+        with contextlib.suppress(Exception):
+            await cluster.nodes_manager.aclose(nodes)
+
+
 def _no_retry() -> Any:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
@@ -98,6 +108,7 @@ class ShardedClusterBackend(ChannelsBackend):
         # node name ("host:port") -> its PubSub, and the task reading it
         self._pubsubs: dict[str, Any] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
+        self._clients: list[Any] = []
         self._queue: asyncio.Queue[tuple[str, bytes] | BaseException] = asyncio.Queue()
         self._channels: set[str] = set()
 
@@ -122,12 +133,15 @@ class ShardedClusterBackend(ChannelsBackend):
         for pubsub in self._pubsubs.values():
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
+        for client in self._clients:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        self._clients.clear()
         self._readers.clear()
         self._pubsubs.clear()
         if self._cluster is not None:
             cluster, self._cluster = self._cluster, None
-            with contextlib.suppress(Exception):
-                await cluster.aclose()
+            await close_cluster(cluster)
 
     def _by_slot(self, channels: Iterable[str]) -> dict[tuple[str, int], list[str]]:
         """Channels grouped by (owning node, slot): one SSUBSCRIBE may only name channels of one slot."""
@@ -158,6 +172,7 @@ class ShardedClusterBackend(ChannelsBackend):
                 retry=_no_retry(),
                 health_check_interval=10,
             )
+            self._clients.append(client)
             pubsub = client.pubsub()
             self._pubsubs[node_name] = pubsub
         return pubsub

@@ -13,7 +13,7 @@ import pytest
 
 from app.settings import ConfigError, load_settings
 from realtime.bus import PUBLISH_TIMEOUT, Bus
-from realtime.cluster import ClusterUrl, cluster_backend_factory, cluster_client
+from realtime.cluster import ClusterUrl, close_cluster, cluster_backend_factory, cluster_client
 from tests.client import DEADLINE, ApiClient, make_circle
 from tests.conftest import Templates
 from tests.procs import KindredProcess
@@ -200,7 +200,7 @@ async def test_two_instances_over_the_cluster_lose_nothing_when_a_node_restarts(
             await router.initialize()
             port = int(router.get_node_from_key(f"{prefix}:room:{c.room_id}").port)
         finally:
-            await router.aclose()
+            await close_cluster(router)
         cluster.kill(port)
         for i in range(3):
             await poster.post(c.room_id, f"while a node is down {i}")
