@@ -145,3 +145,30 @@ async def test_bad_input_expired_links_and_the_limits(
     assert limited.status_code == 429 and "Retry-After" in limited.headers
     await smtp.wait_for(2 + 4 + 3)
     assert len(smtp.to(again)) == 3 and len(smtp.to(user.email)) == 5
+
+
+async def test_an_address_taken_before_the_link_is_used_is_refused_and_deleting_the_account_drops_the_change(
+    api: ApiClient,
+    smtp: MailCatcher,  # noqa: F811
+) -> None:
+    user = await api.signup()
+    target = new_address()
+    await user.ok("POST", "/api/v1/me/email", {"email": target, "password": PASSWORD}, status=202)
+    await smtp.wait_for(2)
+    token = confirm_token(smtp, target)
+    # Someone signs up with the address before the link is used: 409, and nothing changed.
+    r = await api.http.post("/api/v1/accounts", json={"email": target, "password": PASSWORD, "name": "Quick"})
+    assert r.status_code == 201
+    late = await api.http.post("/api/v1/me/email/confirm", json={"token": token})
+    assert late.status_code == 409 and "another account" in late.json()["detail"]
+    assert (await user.ok("GET", "/api/v1/me"))["email"] == user.email
+
+    # A pending change is personal data: deleting the account erases it with the rest.
+    other = new_address()
+    await user.ok("POST", "/api/v1/me/email", {"email": other, "password": PASSWORD}, status=202)
+    await smtp.wait_for(4)
+    assert await EmailChange.exists().where(EmailChange.new_email == other)
+    await user.ok("DELETE", "/api/v1/me", {"password": PASSWORD})
+    assert not await EmailChange.exists().where(EmailChange.account == user.id)
+    gone = await api.http.post("/api/v1/me/email/confirm", json={"token": confirm_token(smtp, other)})
+    assert gone.status_code == 400
