@@ -111,6 +111,8 @@ async def test_changing_the_address_from_the_account_page_and_its_confirm_page(
 
         await smtp.wait_for(before + 2)
         link = link_in(smtp, new, "email/confirm", server)
+        await page.goto(f"{server.url}/account")
+        await expect(page.get_by_text("Waiting for you to open the link sent to")).to_contain_text(new)
         # Opened signed out (another device, the new inbox's): the visit alone changes nothing; the button does.
         other = await context(browser, size, server)
         confirm = await other.new_page()
@@ -126,7 +128,8 @@ async def test_changing_the_address_from_the_account_page_and_its_confirm_page(
         await confirm.goto(link)
         await expect(confirm.get_by_role("alert")).to_contain_text("used, expired or unknown")
         await shot(confirm, f"{backend}-email-4-used-{size}")
-        await page.reload()
+        await page.goto(f"{server.url}/account")
         await expect(page.get_by_text(f"email ({new})")).to_be_visible()
+        await expect(page.get_by_text("Waiting for you to open the link")).to_have_count(0)
         await other.close()
         await ctx.close()

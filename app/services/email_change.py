@@ -128,6 +128,16 @@ async def open_change(token: str) -> str | None:
     return None if row is None else str(row["new_email"])
 
 
+async def pending_for(account_id: uuid.UUID) -> str | None:
+    """The address an unused, unexpired change of this account would set (the account page says it is waiting)."""
+    row = (
+        await EmailChange.select(EmailChange.new_email)
+        .where((EmailChange.account == account_id) & EmailChange.used_at.is_null() & (EmailChange.expires_at > now()))
+        .first()
+    )
+    return None if row is None else str(row["new_email"])
+
+
 async def confirm_change(token: str, live: Live) -> AccountOut:
     """Set the new address by the link: 400 for a used, expired or unknown link, 409 when another account took the
     address meanwhile (the link then stays as it was). The old address is told; open reset links end."""
