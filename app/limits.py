@@ -252,6 +252,15 @@ class RateLimits:
                 "reset_address", limits.resets_per_address, hour, "too many password resets from your network"
             ),
             "reset_email": Rule("reset_email", limits.resets_per_email, hour, "reset mail for this address is paused"),
+            "email_change": Rule(
+                "email_change",
+                limits.email_changes_per_hour,
+                hour,
+                "you asked for many address changes this hour; try again later",
+            ),
+            "email_change_to": Rule(
+                "email_change_to", limits.email_changes_per_address, hour, "change mail for this address is paused"
+            ),
         }
 
     async def check(self, rule: str, key: object) -> None:

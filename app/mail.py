@@ -44,7 +44,7 @@ TIMEOUT = 60.0
 # Attempts before a mail is given up as failed (with the default 30 s base, the last is about two hours later).
 MAX_ATTEMPTS = 8
 # Kinds whose body holds a secret link: once the SMTP server has it, the copy in the queue is emptied.
-SECRET_KINDS = frozenset({"reset"})
+SECRET_KINDS = frozenset({"reset", "email_confirm"})
 
 _env = Environment(
     loader=FileSystemLoader(TEMPLATES / "mail"),

@@ -34,6 +34,7 @@ from app.routes import (
     api_care,
     api_circles,
     api_dropins,
+    api_email_change,
     api_gestures,
     api_lab,
     api_moderation,
@@ -249,6 +250,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
     api_routes = [
         *api_accounts.ROUTES,
         *api_recovery.ROUTES,
+        *api_email_change.ROUTES,
         *api_circles.ROUTES,
         *api_posts.ROUTES,
         *api_lab.ROUTES,

@@ -68,6 +68,10 @@ class Limits(msgspec.Struct, frozen=True):
     # answer is the same 202, but no further mail goes out: nobody can flood someone's inbox through Kindred).
     resets_per_address: int = 30
     resets_per_email: int = 3
+    # Email address changes an account asks for per hour (429 past it); change mails one new address receives per
+    # hour (past it the answer is the same 202 and no mail goes there).
+    email_changes_per_hour: int = 5
+    email_changes_per_address: int = 3
 
 
 class SmtpConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -285,6 +289,10 @@ def load_settings(environ: dict[str, str] | None = None, *, need_secret: bool = 
         reports_per_hour=_int_env(env, "KINDRED_REPORTS_PER_HOUR", defaults.reports_per_hour),
         resets_per_address=_int_env(env, "KINDRED_RESETS_PER_ADDRESS", defaults.resets_per_address),
         resets_per_email=_int_env(env, "KINDRED_RESETS_PER_EMAIL", defaults.resets_per_email),
+        email_changes_per_hour=_int_env(env, "KINDRED_EMAIL_CHANGES_PER_HOUR", defaults.email_changes_per_hour),
+        email_changes_per_address=_int_env(
+            env, "KINDRED_EMAIL_CHANGES_PER_ADDRESS", defaults.email_changes_per_address
+        ),
     )
     return Settings(
         database_url=database_url,

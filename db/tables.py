@@ -402,6 +402,19 @@ class PasswordReset(Table, tablename="password_reset"):
     used_at = Timestamptz(null=True, default=None, help_text="Set when the link set a new password.")
 
 
+class EmailChange(Table, tablename="email_change"):
+    """A requested change of sign-in address (app/services/email_change.py): the link mailed to the new address,
+    single use, valid a day; only the SHA-256 of its token is stored. The address changes when the link is used."""
+
+    id = UUID(primary_key=True)
+    account = ForeignKey(references=Account, on_delete=OnDelete.cascade, null=False)
+    new_email = Varchar(length=320, help_text="The address asked for, lower-cased; private to the account.")
+    token_hash = Varchar(length=64, unique=True, help_text="SHA-256 of the token in the link.")
+    created_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz(help_text="A day after created_at.")
+    used_at = Timestamptz(null=True, default=None, help_text="Set when the link changed the address.")
+
+
 TABLES: tuple[type[Table], ...] = (
     Account,
     AuthToken,
@@ -425,4 +438,5 @@ TABLES: tuple[type[Table], ...] = (
     DropinParticipant,
     MailMessage,
     PasswordReset,
+    EmailChange,
 )

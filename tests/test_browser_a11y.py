@@ -3,7 +3,9 @@ coach and signed out: no serious or critical violation anywhere, one h1 per page
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,9 +14,10 @@ import pytest
 from playwright._impl._api_structures import ViewportSize
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from app import mail
 from tests.axe import serious
 from tests.browser import shot
-from tests.client import ApiClient, Circle, make_circle
+from tests.client import PASSWORD, ApiClient, Circle, make_circle
 from tests.conftest import Server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
@@ -106,7 +109,14 @@ async def a_lived_in_circle(api: ApiClient) -> tuple[Circle, dict[str, Any]]:
     journal = await m1.ok("GET", f"/api/v1/memberships/{mid}/journal")
     await m1.post(journal["id"], "Not ready to say this in the room yet.")
     await m1.post(c.room_id, "The anniversary is this week.", content_note="grief", reply_wish="listen")
+    # Mail (issue 19): a reset link and an address-change link, read from the queue (no SMTP server here: the mail
+    # is logged and kept with its body).
+    await api.http.post("/api/v1/auth/reset", json={"email": m2.email})
+    await m2.ok("POST", "/api/v1/me/email", {"email": f"new-{m2.email}", "password": PASSWORD}, status=202)
+    links = await mail_links({"reset", "email_confirm"})
     return c, {
+        "reset_link": links["reset"],
+        "email_link": links["email_confirm"],
         "open_experiment": open_experiment["id"],
         "journal_room": journal["id"],
         "win": win["id"],
@@ -114,6 +124,19 @@ async def a_lived_in_circle(api: ApiClient) -> tuple[Circle, dict[str, Any]]:
         "live_room": live["room_id"],
         "ended_room": ended["room_id"],
     }
+
+
+async def mail_links(kinds: set[str]) -> dict[str, str]:
+    """The path of the link in the newest queued mail of each kind, once each is there (written after the 202)."""
+    found: dict[str, str] = {}
+    async with asyncio.timeout(15):
+        while set(found) != kinds:
+            for row in await mail.recent(10):
+                hit = re.search(r"https?://[^/\s]+(/\S+)", row["body_text"])
+                if row["kind"] in kinds and hit and row["kind"] not in found:
+                    found[row["kind"]] = hit.group(1)
+            await asyncio.sleep(0.05)
+    return found
 
 
 def doc_name(c: Circle, ids: dict[str, Any], path: str) -> str | None:
@@ -138,7 +161,17 @@ def doc_name(c: Circle, ids: dict[str, Any], path: str) -> str | None:
 
 def pages_for(c: Circle, ids: dict[str, Any], role: str) -> list[str]:
     if role == "signed-out":
-        return ["/", "/signin", "/signup", f"/join/{c.invite}"]
+        return [
+            "/",
+            "/signin",
+            "/signup",
+            f"/join/{c.invite}",
+            "/reset",
+            ids["reset_link"],
+            "/reset/not-a-token",
+            ids["email_link"],
+            "/email/confirm/not-a-token",
+        ]
     common = [
         "/",
         f"/circles/{c.id}",

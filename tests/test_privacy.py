@@ -17,6 +17,8 @@ import httpx
 import pytest
 
 from tests.client import PASSWORD, ApiClient, Match, User, WsClient
+from tests.smtp import MailCatcher, html_of, text_of
+from tests.test_email import settings_env, smtp  # noqa: F401 (fixtures: mail goes to a real SMTP server here)
 
 pytestmark = pytest.mark.anyio
 
@@ -306,6 +308,50 @@ async def _walk_frames(walk: Walk, viewer: User, world: dict[str, Any], api: Api
         await ws.close()
 
 
+async def _walk_mail(
+    walk: Walk,
+    viewer: User,
+    world: dict[str, Any],
+    api: ApiClient,
+    smtp: MailCatcher,  # noqa: F811
+) -> list[str]:
+    """Every kind of mail, as the viewer receives it, and the pages its links open: a password reset, an address
+    change (the notice to the old address, the link to the new one, the notice that it changed), and an address
+    change to Sam's address (the viewer is told the same as for any address). Returns what Sam's inbox got meanwhile
+    (it is told its address is already in use), for the caller to search for the viewer's identity."""
+    sam = world["sam"]
+    new = f"moved-{viewer.email}"
+    before = len(smtp.messages)
+    await api.http.post("/api/v1/auth/reset", json={"email": viewer.email})
+    await viewer.ok("POST", "/api/v1/me/email", {"email": sam.email, "password": PASSWORD}, status=202)
+    await viewer.ok("POST", "/api/v1/me/email", {"email": new, "password": PASSWORD}, status=202)
+    # The reset, two notices to the viewer, the "already in use" mail to Sam, the link to the new address.
+    await smtp.wait_for(before + 5)
+    link = re.compile(r"https?://[^/\s]+(/(reset|email/confirm)/([A-Za-z0-9_-]+))")
+    found = {m[2]: m for message in smtp.messages[before:] if (m := link.search(text_of(message)))}
+    assert set(found) == {"reset", "email/confirm"}, [m["Subject"] for m in smtp.messages[before:]]
+    async with httpx.AsyncClient(base_url=api.base_url, cookies={"kindred_session": viewer.token}) as browser:
+        for path in ("/reset", "/account", found["reset"][1], found["email/confirm"][1]):
+            response = await browser.get(path)
+            assert response.status_code == 200, (path, response.status_code)
+            walk.add(f"page {path[:14]}", response.text.replace(viewer.name, "<viewer>"))
+    done = await api.http.post("/api/v1/me/email/confirm", json={"token": found["email/confirm"][3]})
+    assert done.status_code == 200, done.text
+    await smtp.wait_for(before + 6)
+    subjects, to_sam = set(), []
+    for message in smtp.messages[before:]:
+        parts = [message["Subject"], message["From"], text_of(message), html_of(message)]
+        if message["To"] == sam.email:
+            to_sam += parts
+            continue
+        assert message["To"] in (viewer.email, new), message["To"]
+        subjects.add(message["Subject"])
+        for part in parts:
+            walk.add(f"mail {message['Subject']}", part)
+    assert len(subjects) == 4 and len(to_sam) == 4, subjects
+    return to_sam
+
+
 def _assert_no_old_alias(walk: Walk, old: str) -> None:
     """The old alias survives only as words people wrote (an @mention), never where the server names a member."""
     for where, text in walk.seen:
@@ -316,7 +362,7 @@ def acknowledged(room_id: str) -> Match:
     return lambda f: f.get("type") in ("subscribed", "resync") and f.get("room_id") == room_id
 
 
-async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient) -> None:
+async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient, smtp: MailCatcher) -> None:  # noqa: F811
     world = await _setup(api)
     await _activity(world)
     sam, peer = world["sam"], world["peer"]
@@ -324,6 +370,11 @@ async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient) -> Non
     await _walk_api(walk, peer, world)
     await _walk_pages(walk, peer, world, api)
     await _walk_frames(walk, peer, world, api)
+    peer_email, peer_name = peer.email, peer.name
+    to_sam = await _walk_mail(walk, peer, world, api, smtp)
+    # Sam's inbox was told its address is in use: never by whom.
+    for text in to_sam:
+        assert peer_email not in text and peer_name not in text and "PatOne" not in text, text
     assert len(walk.seen) > 100, "the walk covered the surface"
     assert any("frame notification" in where for where, _ in walk.seen), "live notifications were captured"
     assert any(where.startswith("page /dropins/") for where, _ in walk.seen)
@@ -361,7 +412,7 @@ async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient) -> Non
     )
 
 
-async def test_coach_without_identity_sees_aliases_only(api: ApiClient) -> None:
+async def test_coach_without_identity_sees_aliases_only(api: ApiClient, smtp: MailCatcher) -> None:  # noqa: F811
     world = await _setup(api)
     coach = world["coach"]
     for c in world["circles"]:
@@ -371,6 +422,7 @@ async def test_coach_without_identity_sees_aliases_only(api: ApiClient) -> None:
     await _walk_api(walk, coach, world)
     await _walk_pages(walk, coach, world, api)
     await _walk_frames(walk, coach, world, api)
+    await _walk_mail(walk, coach, world, api, smtp)
     assert any("frame notification" in where for where, _ in walk.seen), "live notifications were captured"
     sam = world["sam"]
     walk.assert_absent(sam.email, sam.name, sam.id, "Hidden-Name", world["peer"].email, world["peer"].name)

@@ -23,6 +23,8 @@ class Health(msgspec.Struct, omit_defaults=True):
     sockets: int | None = None
     rooms: int | None = None
     stats: dict[str, int] | None = None
+    # This instance's mail sender: sent, logged, retried, failed (app/mail.py).
+    mail: dict[str, int] | None = None
 
 
 def _is_operator(request: Request[Any, Any, Any], token: str | None) -> bool:
@@ -52,6 +54,7 @@ async def healthz(state: State, request: Request[Any, Any, Any]) -> Response[Hea
             sockets=sockets if operator else None,
             rooms=len(hub.rooms) if operator else None,
             stats=dict(hub.stats) if operator else None,
+            mail=dict(state["mailer"].stats) if operator and "mailer" in state else None,
         ),
         status_code=200 if ok else 503,
     )

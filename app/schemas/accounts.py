@@ -69,3 +69,15 @@ class ResetRequest(msgspec.Struct):
 class ResetConfirm(msgspec.Struct):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=128, description="The token from the reset link.")]
     password: Password
+
+
+class EmailChangeRequest(msgspec.Struct):
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=320, description="The new sign-in address.")]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024, description="Your current password.")]
+
+
+class EmailChangeConfirm(msgspec.Struct):
+    token: Annotated[
+        str,
+        msgspec.Meta(min_length=1, max_length=128, description="The token from the link mailed to the new address."),
+    ]

@@ -22,6 +22,7 @@ from db.queries import now
 from db.tables import (
     Account,
     AuthToken,
+    EmailChange,
     Membership,
     Notification,
     NotificationPreference,
@@ -240,6 +241,8 @@ async def delete_account(
         await Notification.delete().where(Notification.account == account_id)
         await NotificationPreference.delete().where(NotificationPreference.account == account_id)
         await PushSubscription.delete().where(PushSubscription.account == account_id)
+        # A pending address change holds an address of theirs too.
+        await EmailChange.delete().where(EmailChange.account == account_id)
         await AuthToken.delete().where(AuthToken.account == account_id)
         await Account.update(
             {

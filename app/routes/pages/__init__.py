@@ -20,6 +20,7 @@ from app.routes.pages import (
     care,
     circles,
     dropins,
+    email_change,
     gestures,
     lab,
     notifications,
@@ -45,6 +46,7 @@ ROUTES: list[Any] = [
     *care.ROUTES,
     *pulse.ROUTES,
     *recovery.ROUTES,
+    *email_change.ROUTES,
 ]
 router = Router(path="/", route_handlers=ROUTES, exception_handlers=PAGE_ERRORS, include_in_schema=False)
 

@@ -14,7 +14,7 @@ from app import limits
 from app.deps import LiveDep, SettingsDep
 from app.routes.api_accounts import expired_session_cookie
 from app.routes.pages.common import Form, page, page_user, who
-from app.services import accounts, circles
+from app.services import accounts, circles, email_change
 
 
 async def _account_page(request: Request[Any, Any, Any], status: int = 200, **context: Any) -> Template:
@@ -22,6 +22,7 @@ async def _account_page(request: Request[Any, Any, Any], status: int = 200, **co
     context.setdefault("message", None)
     context.setdefault("error", None)
     context.setdefault("alias_warnings", [])
+    context.setdefault("pending_email", await email_change.pending_for(user.account_id))
     return page(
         "account", status, me=await page_user(request), circles=await accounts.my_circles(user.account_id), **context
     )
