@@ -204,7 +204,8 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         jobs = [
             asyncio.create_task(_every(PURGE_INTERVAL, circles.purge_closed_circles, stop_jobs), name="kindred-purge"),
             asyncio.create_task(
-                _every(REMINDER_INTERVAL, lambda: dropins.send_reminders(live), stop_jobs), name="kindred-remind"
+                _every(REMINDER_INTERVAL, lambda: dropins.send_reminders(live, settings), stop_jobs),
+                name="kindred-remind",
             ),
             asyncio.create_task(
                 _every(settings.experiment_due_interval, lambda: _due_check(hub, live), stop_jobs),

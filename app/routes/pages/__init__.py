@@ -28,6 +28,7 @@ from app.routes.pages import (
     rooms,
     safety,
     search,
+    unsubscribe,
 )
 from app.routes.pages.common import PAGE_ERRORS
 
@@ -45,6 +46,7 @@ ROUTES: list[Any] = [
     *care.ROUTES,
     *pulse.ROUTES,
     *recovery.ROUTES,
+    *unsubscribe.ROUTES,
 ]
 router = Router(path="/", route_handlers=ROUTES, exception_handlers=PAGE_ERRORS, include_in_schema=False)
 
