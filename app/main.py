@@ -47,7 +47,7 @@ from app.routes import (
     openapi,
     pages,
 )
-from app.services import circles, dropins, lab
+from app.services import circles, digests, dropins, lab
 from app.settings import Settings, load_settings
 from db import engine as db_engine
 from db.migrate import pending
@@ -213,6 +213,13 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
             ),
             asyncio.create_task(mailer.run(stop_jobs), name="kindred-mail"),
         ]
+        if settings.digest_interval > 0:
+            jobs.append(
+                asyncio.create_task(
+                    _every(settings.digest_interval, lambda: digests.send_all(live, settings), stop_jobs),
+                    name="kindred-digests",
+                )
+            )
         try:
             yield
         finally:
