@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from db.tables import MailMessage
 from tests.client import PASSWORD, ApiClient, Match, User, WsClient
+from tests.conftest import Server
 
 pytestmark = pytest.mark.anyio
 
@@ -297,6 +299,26 @@ async def _walk_frames(walk: Walk, viewer: User, world: dict[str, Any], api: Api
         await ws.close()
 
 
+async def _walk_mail(walk: Walk, viewer: User, server: Server) -> None:
+    """The viewer's digest and coach's digest (docs/email.md), written now at the viewer's hour; every mail the
+    viewer was sent joins the walk."""
+    from app.services import coach_digest, digests
+
+    at = datetime.now(UTC)
+    prefs = await viewer.ok("GET", "/api/v1/notifications/preferences")
+    prefs["timezone"] = "UTC"
+    prefs["mail"] = {**prefs["mail"], "digest": "daily", "digest_hour": at.hour, "coach_digest_hour": at.hour}
+    await viewer.ok("PUT", "/api/v1/notifications/preferences", prefs)
+    live, settings = server.app.state["live"], server.settings
+    await digests.send_digests(live, settings, at)
+    working = at
+    while working.weekday() >= 5:
+        working += timedelta(days=1)
+    await coach_digest.send_coach_digests(live, settings, working)
+    for row in await MailMessage.select().where(MailMessage.to_addr == viewer.email):
+        walk.add(f"mail {row['kind']}", f"{row['subject']}\n{row['body_text']}\n{row['body_html']}")
+
+
 def _assert_no_old_alias(walk: Walk, old: str) -> None:
     """The old alias survives only as words people wrote (an @mention), never where the server names a member."""
     for where, text in walk.seen:
@@ -307,11 +329,13 @@ def acknowledged(room_id: str) -> Match:
     return lambda f: f.get("type") in ("subscribed", "resync") and f.get("room_id") == room_id
 
 
-async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient) -> None:
+async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient, server: Server) -> None:
     world = await _setup(api)
     await _activity(world)
     sam, peer = world["sam"], world["peer"]
     walk = Walk()
+    await _walk_mail(walk, peer, server)  # before the pages: a visit since would hold the digest back
+    assert any(where == "mail digest" and "Took my whole lunch break" in t for where, t in walk.seen), "a digest"
     await _walk_api(walk, peer, world)
     await _walk_pages(walk, peer, world, api)
     await _walk_frames(walk, peer, world, api)
@@ -352,13 +376,15 @@ async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient) -> Non
     )
 
 
-async def test_coach_without_identity_sees_aliases_only(api: ApiClient) -> None:
+async def test_coach_without_identity_sees_aliases_only(api: ApiClient, server: Server) -> None:
     world = await _setup(api)
     coach = world["coach"]
     for c in world["circles"]:
         await coach.ok("PATCH", f"/api/v1/circles/{c['circle']['id']}", {"coach_sees_identity": False})
     await _activity(world)
     walk = Walk()
+    await _walk_mail(walk, coach, server)
+    assert any(where == "mail coach_digest" for where, _ in walk.seen), "the coach's digest was captured"
     await _walk_api(walk, coach, world)
     await _walk_pages(walk, coach, world, api)
     await _walk_frames(walk, coach, world, api)
