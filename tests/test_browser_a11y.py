@@ -4,6 +4,7 @@ coach and signed out: no serious or critical violation anywhere, one h1 per page
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,12 @@ async def a_lived_in_circle(api: ApiClient) -> tuple[Circle, dict[str, Any]]:
     journal = await m1.ok("GET", f"/api/v1/memberships/{mid}/journal")
     await m1.post(journal["id"], "Not ready to say this in the room yet.")
     await m1.post(c.room_id, "The anniversary is this week.", content_note="grief", reply_wish="listen")
+    # The page an unsubscribe link in a digest opens (signed out, as from a mail client).
+    from app.services import mailprefs
+
+    unsubscribe = await mailprefs.unsubscribe_url(uuid.UUID(m1.id), "digest", "")
     return c, {
+        "unsubscribe": unsubscribe,
         "open_experiment": open_experiment["id"],
         "journal_room": journal["id"],
         "win": win["id"],
@@ -138,7 +144,7 @@ def doc_name(c: Circle, ids: dict[str, Any], path: str) -> str | None:
 
 def pages_for(c: Circle, ids: dict[str, Any], role: str) -> list[str]:
     if role == "signed-out":
-        return ["/", "/signin", "/signup", f"/join/{c.invite}"]
+        return ["/", "/signin", "/signup", f"/join/{c.invite}", ids["unsubscribe"]]
     common = [
         "/",
         f"/circles/{c.id}",
