@@ -60,6 +60,14 @@ class Rendered(msgspec.Struct, frozen=True):
     html: str
 
 
+class Attachment(msgspec.Struct, frozen=True):
+    """A text file sent with a mail (a drop-in's .ics): the message becomes multipart/mixed."""
+
+    filename: str
+    content_type: str  # "text/calendar; method=PUBLISH", say
+    content: str
+
+
 def render(kind: str, subject: str, **context: Any) -> Rendered:
     """The text and HTML parts of a mail from `web/templates/mail/<kind>.txt` and `.html`."""
     context = {"subject": subject, **context}
@@ -70,8 +78,18 @@ def render(kind: str, subject: str, **context: Any) -> Rendered:
     )
 
 
-async def enqueue(outbox: Any, account_id: uuid.UUID | None, to_addr: str, kind: str, mail: Rendered) -> uuid.UUID:
-    """Queue a mail inside the caller's transaction; it is sent once that commits (the outbox wakes the sender)."""
+async def enqueue(
+    outbox: Any,
+    account_id: uuid.UUID | None,
+    to_addr: str,
+    kind: str,
+    mail: Rendered,
+    *,
+    unsubscribe: str | None = None,
+    attachment: Attachment | None = None,
+) -> uuid.UUID:
+    """Queue a mail inside the caller's transaction; it is sent once that commits (the outbox wakes the sender).
+    `unsubscribe` is the one-click link of a non-transactional mail (List-Unsubscribe, RFC 8058)."""
     mail_id = uuid.uuid4()
     await MailMessage.insert(
         MailMessage(
@@ -86,6 +104,10 @@ async def enqueue(outbox: Any, account_id: uuid.UUID | None, to_addr: str, kind:
             attempts=0,
             send_after=now(),
             created_at=now(),
+            unsubscribe_url=unsubscribe,
+            attachment_name=attachment.filename if attachment else None,
+            attachment_type=attachment.content_type if attachment else None,
+            attachment=attachment.content if attachment else None,
         )
     )
     outbox.mailed()
@@ -96,7 +118,8 @@ _CLAIM_PG = (
     "UPDATE mail_message SET claimed_until = {}, attempts = attempts + 1 WHERE id IN ("
     "SELECT id FROM mail_message WHERE state = 'queued' AND send_after <= {} "
     "AND (claimed_until IS NULL OR claimed_until < {}) ORDER BY send_after LIMIT {} FOR UPDATE SKIP LOCKED"
-    ") RETURNING id, kind, to_addr, subject, body_text, body_html, attempts, created_at"
+    ") RETURNING id, kind, to_addr, subject, body_text, body_html, attempts, created_at, unsubscribe_url, "
+    "attachment_name, attachment_type, attachment"
 )
 # SQLite has no row locks: the claim runs inside BEGIN IMMEDIATE (write_transaction), which serialises claimers.
 _CLAIM_SQLITE = _CLAIM_PG.replace(" FOR UPDATE SKIP LOCKED", "")
@@ -124,7 +147,8 @@ def backoff(attempts: int, base: float) -> timedelta:
 
 
 def message(row: dict[str, Any], settings: Settings) -> EmailMessage:
-    """The MIME message: multipart/alternative with the text part first (RFC 2046: the plainest first)."""
+    """The MIME message: multipart/alternative with the text part first (RFC 2046: the plainest first); with an
+    attachment, that inside a multipart/mixed. Non-transactional mail carries its one-click unsubscribe (RFC 8058)."""
     msg = EmailMessage()
     msg["From"] = settings.mail_from
     msg["To"] = row["to_addr"]
@@ -135,8 +159,18 @@ def message(row: dict[str, Any], settings: Settings) -> EmailMessage:
     domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
     msg["Message-ID"] = make_msgid(idstring=str(row["id"]).replace("-", ""), domain=domain)
     msg["Auto-Submitted"] = "auto-generated"
+    if row.get("unsubscribe_url"):
+        msg["List-Unsubscribe"] = f"<{row['unsubscribe_url']}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg.set_content(row["body_text"])
     msg.add_alternative(row["body_html"], subtype="html")
+    if row.get("attachment") is not None:
+        _, _, rest = str(row["attachment_type"] or "text/plain").partition("/")
+        subtype, _, params = rest.partition(";")
+        extra = dict(p.strip().split("=", 1) for p in params.split(";") if "=" in p)
+        msg.add_attachment(
+            row["attachment"], subtype=subtype.strip() or "plain", filename=row["attachment_name"], params=extra
+        )
     return msg
 
 

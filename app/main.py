@@ -48,7 +48,7 @@ from app.routes import (
     openapi,
     pages,
 )
-from app.services import circles, dropins, lab
+from app.services import circles, digests, dropins, lab
 from app.settings import Settings, load_settings
 from app.socket_posts import SocketPoster
 from db import engine as db_engine
@@ -218,7 +218,8 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         jobs = [
             asyncio.create_task(_every(PURGE_INTERVAL, circles.purge_closed_circles, stop_jobs), name="kindred-purge"),
             asyncio.create_task(
-                _every(REMINDER_INTERVAL, lambda: dropins.send_reminders(live), stop_jobs), name="kindred-remind"
+                _every(REMINDER_INTERVAL, lambda: dropins.send_reminders(live, settings), stop_jobs),
+                name="kindred-remind",
             ),
             asyncio.create_task(
                 _every(settings.experiment_due_interval, lambda: _due_check(hub, live), stop_jobs),
@@ -226,6 +227,13 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
             ),
             asyncio.create_task(mailer.run(stop_jobs), name="kindred-mail"),
         ]
+        if settings.digest_interval > 0:
+            jobs.append(
+                asyncio.create_task(
+                    _every(settings.digest_interval, lambda: digests.send_all(live, settings), stop_jobs),
+                    name="kindred-digests",
+                )
+            )
         try:
             yield
         finally:

@@ -144,6 +144,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smtp: SmtpConfig | None = None
     mail_from: str = "Kindred <kindred@localhost>"
     mail_interval: float = 5.0
+    # Seconds between each instance's looks for digests due (docs/email.md); 0 turns the job off.
+    digest_interval: float = 300.0
     mail_retry_seconds: float = 30.0
     serve_port: int | None = None
     debug: bool = False
@@ -191,6 +193,18 @@ def _int_env(env: dict[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _digest_interval(env: dict[str, str]) -> float:
+    """KINDRED_DIGEST_INTERVAL: 0 (off) to 3600 seconds; a digest's hour is 60 minutes wide, so more would miss it."""
+    raw = env.get("KINDRED_DIGEST_INTERVAL") or "300"
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"KINDRED_DIGEST_INTERVAL={raw!r} is not a number of seconds") from None
+    if not 0 <= value <= 3600:
+        raise ConfigError(f"KINDRED_DIGEST_INTERVAL must be between 0 (off) and 3600 seconds, got {value}")
     return value
 
 
@@ -314,6 +328,7 @@ def load_settings(environ: dict[str, str] | None = None, *, need_secret: bool = 
         smtp=parse_smtp_url(env["KINDRED_SMTP_URL"]) if env.get("KINDRED_SMTP_URL") else None,
         mail_from=_mail_from(env.get("KINDRED_MAIL_FROM")),
         mail_interval=_seconds_env(env, "KINDRED_MAIL_INTERVAL", 5.0) or 5.0,
+        digest_interval=_digest_interval(env),
         mail_retry_seconds=_seconds_env(env, "KINDRED_MAIL_RETRY_SECONDS", 30.0) or 30.0,
         serve_port=_int_env(env, "KINDRED_PORT", 0) or None,
         debug=env.get("KINDRED_DEBUG", "").lower() in {"1", "true", "yes"},

@@ -317,6 +317,11 @@ class NotificationPreference(Table, tablename="notification_preference"):
     in_app = Boolean(default=True)
     browser = Boolean(default=True)
     push = Boolean(default=True)
+    email = Boolean(
+        default=False,
+        help_text="By email: in the digest (drop-in reminders: a mail of their own). Defaults per kind: "
+        "app/services/notifications.py DEFAULTS.",
+    )
 
 
 class PushSubscription(Table, tablename="push_subscription"):
@@ -389,6 +394,38 @@ class MailMessage(Table, tablename="mail_message"):
     last_error = Text(null=True, default=None, help_text="The SMTP server's last refusal.")
     created_at = Timestamptz(default=TimestamptzNow())
     sent_at = Timestamptz(null=True, default=None)
+    unsubscribe_url = Text(
+        null=True, default=None, help_text="The List-Unsubscribe link (RFC 8058); NULL for transactional mail."
+    )
+    attachment_name = Varchar(length=120, null=True, default=None, help_text="A file sent with it (a drop-in's .ics).")
+    attachment_type = Varchar(length=80, null=True, default=None, help_text="Its media type, text/calendar ...")
+    attachment = Text(null=True, default=None, help_text="Its content (text only).")
+
+
+class MailSetting(Table, tablename="mail_setting"):
+    """One account's mail settings beyond the per-kind email column (docs/email.md); no row means the defaults. The
+    time zone is the account's own (`account.timezone`)."""
+
+    id = UUID(primary_key=True)
+    account = ForeignKey(references=Account, on_delete=OnDelete.cascade, unique=True, null=False)
+    unsubscribe_key = Varchar(
+        length=64, unique=True, help_text="Random; the secret part of every unsubscribe link. Reveals nothing."
+    )
+    digest = Varchar(length=8, default="daily", help_text="off, daily or weekly.")
+    digest_weekday = Integer(default=0, help_text="For weekly digests: 0 Monday ... 6 Sunday, local.")
+    digest_hour = Integer(default=17, help_text="Local hour the digest goes out, 0-23.")
+    coach_digest = Boolean(default=True, help_text="The coach's digest before each working day (coaches only).")
+    coach_digest_hour = Integer(default=7, help_text="Local hour of the coach's digest, Monday to Friday.")
+    visited_at = Timestamptz(null=True, default=None, help_text="The last page the account opened (to 5 minutes).")
+    digest_at = Timestamptz(null=True, default=None, help_text="When the last digest was written.")
+
+
+class MailPeriod(Table, tablename="mail_period"):
+    """Scheduled mail claimed for one account and one period: two instances never both write it."""
+
+    id = UUID(primary_key=True)
+    key = Varchar(length=120, unique=True, help_text="kind:account:period, e.g. digest:<uuid>:2026-12-07.")
+    created_at = Timestamptz(default=TimestamptzNow())
 
 
 class PasswordReset(Table, tablename="password_reset"):
@@ -439,4 +476,6 @@ TABLES: tuple[type[Table], ...] = (
     MailMessage,
     PasswordReset,
     EmailChange,
+    MailSetting,
+    MailPeriod,
 )

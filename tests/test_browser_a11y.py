@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -109,12 +110,17 @@ async def a_lived_in_circle(api: ApiClient) -> tuple[Circle, dict[str, Any]]:
     journal = await m1.ok("GET", f"/api/v1/memberships/{mid}/journal")
     await m1.post(journal["id"], "Not ready to say this in the room yet.")
     await m1.post(c.room_id, "The anniversary is this week.", content_note="grief", reply_wish="listen")
+    # The page an unsubscribe link in a digest opens (signed out, as from a mail client).
+    from app.services import mailprefs
+
+    unsubscribe = await mailprefs.unsubscribe_url(uuid.UUID(m1.id), "digest", "")
     # Mail (issue 19): a reset link and an address-change link, read from the queue (no SMTP server here: the mail
     # is logged and kept with its body).
     await api.http.post("/api/v1/auth/reset", json={"email": m2.email})
     await m2.ok("POST", "/api/v1/me/email", {"email": f"new-{m2.email}", "password": PASSWORD}, status=202)
     links = await mail_links({"reset", "email_confirm"})
     return c, {
+        "unsubscribe": unsubscribe,
         "reset_link": links["reset"],
         "email_link": links["email_confirm"],
         "open_experiment": open_experiment["id"],
@@ -171,6 +177,7 @@ def pages_for(c: Circle, ids: dict[str, Any], role: str) -> list[str]:
             "/reset/not-a-token",
             ids["email_link"],
             "/email/confirm/not-a-token",
+            ids["unsubscribe"],
         ]
     common = [
         "/",

@@ -112,9 +112,9 @@ async def test_preferences_round_trip_and_validation(api: ApiClient) -> None:
     a = c.members[0]
     prefs = await a.ok("GET", "/api/v1/notifications/preferences")
     assert prefs["timezone"] == "UTC" and prefs["quiet_hours"] is None and prefs["muted_circles"] == []
-    assert prefs["kinds"]["like"] == {"in_app": True, "browser": False, "push": False}
-    assert prefs["kinds"]["reply"] == {"in_app": True, "browser": True, "push": True}
-    prefs["kinds"]["reply"] = {"in_app": True, "browser": False, "push": False}
+    assert prefs["kinds"]["like"] == {"in_app": True, "browser": False, "push": False, "email": False}
+    assert prefs["kinds"]["reply"] == {"in_app": True, "browser": True, "push": True, "email": True}
+    prefs["kinds"]["reply"] = {"in_app": True, "browser": False, "push": False, "email": False}
     prefs["timezone"], prefs["quiet_hours"], prefs["muted_circles"] = (
         "Europe/Berlin",
         {"start": "22:00", "end": "07:00"},
@@ -624,8 +624,8 @@ async def test_a_kind_set_for_one_circle_applies_there_and_nowhere_else(
     # In the first circle: no mentions at all, and peers' likes pushed (everywhere else they do not push).
     prefs["circles"] = {
         one.id: {
-            "mention": {"in_app": False, "browser": False, "push": False},
-            "like": {"in_app": True, "browser": True, "push": True},
+            "mention": {"in_app": False, "browser": False, "push": False, "email": False},
+            "like": {"in_app": True, "browser": True, "push": True, "email": False},
         }
     }
     saved = await a.ok("PUT", "/api/v1/notifications/preferences", prefs)
@@ -686,7 +686,7 @@ async def test_per_circle_settings_from_the_page(api: ApiClient) -> None:
     r = await api.http.post("/settings/notifications", data=form, headers=a.headers)
     assert r.status_code == 200 and "Saved." in r.text
     prefs = await a.ok("GET", "/api/v1/notifications/preferences")
-    assert prefs["circles"] == {c.id: {"mention": {"in_app": True, "browser": False, "push": False}}}
+    assert prefs["circles"] == {c.id: {"mention": {"in_app": True, "browser": False, "push": False, "email": False}}}
     assert 'value="own" selected' in r.text
 
 

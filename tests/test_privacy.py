@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from db.tables import MailMessage
 from tests.client import PASSWORD, ApiClient, Match, User, WsClient
+from tests.conftest import Server
 from tests.smtp import MailCatcher, html_of, text_of
 from tests.test_email import settings_env, smtp  # noqa: F401 (fixtures: mail goes to a real SMTP server here)
 
@@ -352,6 +354,26 @@ async def _walk_mail(
     return to_sam
 
 
+async def _walk_digests(walk: Walk, viewer: User, server: Server) -> None:
+    """The viewer's digest and coach's digest (docs/email.md), written now at the viewer's hour; every mail the
+    viewer was sent joins the walk."""
+    from app.services import coach_digest, digests
+
+    at = datetime.now(UTC)
+    prefs = await viewer.ok("GET", "/api/v1/notifications/preferences")
+    prefs["timezone"] = "UTC"
+    prefs["mail"] = {**prefs["mail"], "digest": "daily", "digest_hour": at.hour, "coach_digest_hour": at.hour}
+    await viewer.ok("PUT", "/api/v1/notifications/preferences", prefs)
+    live, settings = server.app.state["live"], server.settings
+    await digests.send_digests(live, settings, at)
+    working = at
+    while working.weekday() >= 5:
+        working += timedelta(days=1)
+    await coach_digest.send_coach_digests(live, settings, working)
+    for row in await MailMessage.select().where(MailMessage.to_addr == viewer.email):
+        walk.add(f"mail {row['kind']}", f"{row['subject']}\n{row['body_text']}\n{row['body_html']}")
+
+
 def _assert_no_old_alias(walk: Walk, old: str) -> None:
     """The old alias survives only as words people wrote (an @mention), never where the server names a member."""
     for where, text in walk.seen:
@@ -362,11 +384,13 @@ def acknowledged(room_id: str) -> Match:
     return lambda f: f.get("type") in ("subscribed", "resync") and f.get("room_id") == room_id
 
 
-async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient, smtp: MailCatcher) -> None:  # noqa: F811
+async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient, server: Server, smtp: MailCatcher) -> None:  # noqa: F811
     world = await _setup(api)
     await _activity(world)
     sam, peer = world["sam"], world["peer"]
     walk = Walk()
+    await _walk_digests(walk, peer, server)  # before the pages: a visit since would hold the digest back
+    assert any(where == "mail digest" and "Took my whole lunch break" in t for where, t in walk.seen), "a digest"
     await _walk_api(walk, peer, world)
     await _walk_pages(walk, peer, world, api)
     await _walk_frames(walk, peer, world, api)
@@ -412,13 +436,15 @@ async def test_a_peer_never_learns_who_is_behind_an_alias(api: ApiClient, smtp: 
     )
 
 
-async def test_coach_without_identity_sees_aliases_only(api: ApiClient, smtp: MailCatcher) -> None:  # noqa: F811
+async def test_coach_without_identity_sees_aliases_only(api: ApiClient, server: Server, smtp: MailCatcher) -> None:  # noqa: F811
     world = await _setup(api)
     coach = world["coach"]
     for c in world["circles"]:
         await coach.ok("PATCH", f"/api/v1/circles/{c['circle']['id']}", {"coach_sees_identity": False})
     await _activity(world)
     walk = Walk()
+    await _walk_digests(walk, coach, server)
+    assert any(where == "mail coach_digest" for where, _ in walk.seen), "the coach's digest was captured"
     await _walk_api(walk, coach, world)
     await _walk_pages(walk, coach, world, api)
     await _walk_frames(walk, coach, world, api)

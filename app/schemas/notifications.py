@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -54,11 +54,28 @@ class ChannelPrefs(msgspec.Struct):
     in_app: bool = True
     browser: bool = True
     push: bool = True
+    # Extension: by email (in the digest; drop-in reminders as a mail of their own). Always in answers; left out of
+    # a PUT, the kind's default (docs/email.md).
+    email: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class QuietHours(msgspec.Struct):
     start: Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, local time")]
     end: Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+Hour = Annotated[int, Meta(ge=0, le=23, description="A local hour, 0-23")]
+
+
+class MailPrefs(msgspec.Struct):
+    """Extension: the digests (docs/email.md), at hours in the account's `timezone`."""
+
+    digest: Literal["off", "daily", "weekly"] = "daily"
+    digest_weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] = "monday"
+    digest_hour: Hour = 17
+    coach_digest: bool = True
+    coach_digest_hour: Hour = 7
 
 
 class Preferences(msgspec.Struct):
@@ -72,3 +89,5 @@ class Preferences(msgspec.Struct):
     # ("as everywhere"). A kind listed here wins over the circle's mute. Always in answers; left out of a PUT, the
     # per-circle settings stay as they are.
     circles: Annotated[dict[Id, dict[str, ChannelPrefs]], Meta(max_length=500)] | msgspec.UnsetType = msgspec.UNSET
+    # Extension: the digests. Always in answers; left out of a PUT, they stay as they are.
+    mail: MailPrefs | msgspec.UnsetType = msgspec.UNSET

@@ -16,7 +16,7 @@ from litestar.exceptions import ClientException
 from app.errors import Conflict
 from app.live import Live
 from app.schemas.dropins import DropinCreate, DropinDetail, LiveNow, PreviousDropin, Summary, SummaryItem
-from app.services import notifications
+from app.services import dropin_mail, notifications
 from app.services.common import (
     load_for,
     member_of_its_circle,
@@ -29,6 +29,7 @@ from app.services.common import (
 from app.services.notifications import About
 from app.services.outbox import Outbox, unit_of_work
 from app.services.posts import authors_of, post_and_access, post_struct
+from app.settings import Settings
 from db import queries
 from db.engine import write_transaction
 from db.queries import now
@@ -444,8 +445,9 @@ async def call_next(account_id: uuid.UUID, dropin_id: str, live: Live) -> Dropin
     return await _detail(fresh, live)
 
 
-async def send_reminders(live: Live) -> int:
-    """Tell each circle about drop-ins starting within the next ten minutes, once. Returns how many drop-ins."""
+async def send_reminders(live: Live, settings: Settings | None = None) -> int:
+    """Tell each circle about drop-ins starting within the next ten minutes, once. Returns how many drop-ins. With
+    `settings` (the app's job), members who want it by email get a mail with the .ics, in the same transaction."""
     due = await DropinRow.select().where(
         (DropinRow.state == "scheduled")
         & DropinRow.reminded_at.is_null()
@@ -462,6 +464,8 @@ async def send_reminders(live: Live) -> int:
             if not taken:
                 continue  # another instance sent it
             await _notify_circle(outbox, row, "dropin.reminder", actor=None, members_only=True)
+            if settings is not None:
+                await dropin_mail.send(outbox, row, settings)
     return len(due)
 
 
@@ -514,5 +518,10 @@ def ics(row: dict[str, Any], url: str) -> str:
 async def calendar(account_id: uuid.UUID, dropin_id: str, room_url: str) -> tuple[str, str]:
     """The drop-in as an iCalendar file, and a file name for it; members only."""
     row, _ = await _load(account_id, dropin_id)
-    slug = "".join(c if c.isalnum() else "-" for c in row["title"].lower()).strip("-")[:40] or "drop-in"
-    return ics(row, room_url.format(room_id=row["room"])), f"kindred-{slug}.ics"
+    return ics(row, room_url.format(room_id=row["room"])), calendar_name(row["title"])
+
+
+def calendar_name(title: str) -> str:
+    """A file name for a drop-in's .ics."""
+    slug = "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")[:40] or "drop-in"
+    return f"kindred-{slug}.ics"

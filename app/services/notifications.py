@@ -76,11 +76,19 @@ class Channels(msgspec.Struct):
     in_app: bool = True
     browser: bool = True
     push: bool = True
+    # By email: the kind's entries go into the member's digest; a drop-in reminder is a mail of its own.
+    email: bool = False
 
+
+# What reaches a digest by default: what someone did about you and your experiments coming due. Drop-in reminders
+# are a mail of their own 10 minutes before the start, so they are off by default (the digest lists upcoming
+# drop-ins anyway). Migration kindred_2026_12_07t09_28_00_000000 holds a copy.
+EMAIL_DEFAULT = frozenset({"question", "reply", "mention", "tag", "coach_like", "pin", "share", "experiment.due"})
 
 # Defaults: everything in the feed; peers' likes do not interrupt (no browser notification, no push).
 DEFAULTS: dict[str, Channels] = {
-    kind: Channels(browser=kind != "like", push=kind not in ("like", "report")) for kind in KINDS
+    kind: Channels(browser=kind != "like", push=kind not in ("like", "report"), email=kind in EMAIL_DEFAULT)
+    for kind in KINDS
 }
 
 
@@ -120,7 +128,7 @@ def resolve(kind: str, circle_id: uuid.UUID | None, rows: list[dict[str, Any]]) 
     for key in ((circle_id, kind), (circle_id, "*"), (None, kind)):
         row = by_key.get(key) if key[0] is not None or key == (None, kind) else None
         if row is not None:
-            return Channels(in_app=row["in_app"], browser=row["browser"], push=row["push"])
+            return Channels(in_app=row["in_app"], browser=row["browser"], push=row["push"], email=bool(row["email"]))
     return msgspec.structs.replace(DEFAULTS.get(kind, Channels()))
 
 

@@ -19,6 +19,7 @@ from app.schemas import (
     PushSubscriptionOut,
     QuietHours,
 )
+from app.services import mailprefs
 from app.services.common import is_unique_violation
 from app.services.notifications import DEFAULTS, KINDS, time_zone
 from db import queries
@@ -61,7 +62,9 @@ async def get(account_id: uuid.UUID) -> Preferences:
     muted = []
     circles: dict[str, dict[str, ChannelPrefs]] = {}
     for row in rows:
-        channels = ChannelPrefs(in_app=row["in_app"], browser=row["browser"], push=row["push"])
+        channels = ChannelPrefs(
+            in_app=row["in_app"], browser=row["browser"], push=row["push"], email=bool(row["email"])
+        )
         if row["circle"] is None:
             if row["kind"] in kinds:
                 kinds[row["kind"]] = channels
@@ -79,6 +82,7 @@ async def get(account_id: uuid.UUID) -> Preferences:
         kinds=kinds,
         muted_circles=sorted(muted),
         circles={c: dict(sorted(k.items())) for c, k in sorted(circles.items())},
+        mail=await mailprefs.get(account_id),
     )
 
 
@@ -109,9 +113,10 @@ async def put(account_id: uuid.UUID, prefs: Preferences) -> Preferences:
             in_app=ch.in_app,
             browser=ch.browser,
             push=ch.push,
+            email=ch.email if isinstance(ch.email, bool) else DEFAULTS[kind].email,
         )
 
-    off = ChannelPrefs(in_app=False, browser=False, push=False)
+    off = ChannelPrefs(in_app=False, browser=False, push=False, email=False)
     rows = [row(None, kind, ch) for kind, ch in prefs.kinds.items()]
     rows += [row(c, MUTE, off) for c in set(muted)]
     rows += [row(c, kind, ch) for c, kinds in per_circle.items() for kind, ch in kinds.items()]
@@ -130,6 +135,8 @@ async def put(account_id: uuid.UUID, prefs: Preferences) -> Preferences:
         await NotificationPreference.delete().where((NotificationPreference.account == account_id) & replaced)
         if rows:
             await NotificationPreference.insert(*rows)
+        if not isinstance(prefs.mail, msgspec.UnsetType):
+            await mailprefs.put(account_id, prefs.mail)
     return await get(account_id)
 
 

@@ -296,6 +296,17 @@ class PulseView:
     overdue: list[Item] = field(default_factory=list)
 
 
+DEFAULT_QUIET = 7
+
+
+def gone_quiet(p: Pulse, threshold: int = DEFAULT_QUIET) -> list[MemberPulse]:
+    """Members quiet for at least `threshold` days, or never active: the quietest first (never active before all)."""
+    return sorted(
+        (m for m in p.members if m.days_quiet is None or m.days_quiet >= threshold),
+        key=lambda m: -(m.days_quiet if m.days_quiet is not None else 10**6),
+    )
+
+
 async def require_coach(account_id: uuid.UUID, circle_id: str) -> Member:
     me = await require_member(account_id, parse_id(circle_id, "circle"))
     if me.role != "coach":

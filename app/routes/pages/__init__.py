@@ -29,6 +29,7 @@ from app.routes.pages import (
     rooms,
     safety,
     search,
+    unsubscribe,
 )
 from app.routes.pages.common import PAGE_ERRORS
 
@@ -47,6 +48,7 @@ ROUTES: list[Any] = [
     *pulse.ROUTES,
     *recovery.ROUTES,
     *email_change.ROUTES,
+    *unsubscribe.ROUTES,
 ]
 router = Router(path="/", route_handlers=ROUTES, exception_handlers=PAGE_ERRORS, include_in_schema=False)
 

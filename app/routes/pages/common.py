@@ -17,7 +17,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from app.auth.tokens import Principal
 from app.schemas import LiveNow
-from app.services import accounts, dropins, notifications
+from app.services import accounts, dropins, mailprefs, notifications
 
 Form = URLEncodedBody[dict[str, str]]
 T = TypeVar("T")
@@ -122,6 +122,7 @@ async def page_user(request: Request[Any, Any, Any]) -> PageUser | None:
     if not isinstance(user, Principal):
         return None
     me = await accounts.me(user.account_id)
+    await mailprefs.visited(user.account_id)
     return PageUser(
         name=me.name,
         email=me.email,

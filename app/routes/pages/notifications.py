@@ -16,12 +16,13 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 from app.deps import LiveDep
 from app.routes.pages.common import excerpt, fragment, page, page_user, who
 from app.schemas import Preferences
+from app.schemas.notifications import WEEKDAYS
 from app.services import accounts, notifications, preferences
 from db.tables import Dropin as DropinRow
 from db.tables import Post as PostRow
 from web.templating import STATIC
 
-CHANNEL_LABELS = {"in_app": "in Kindred", "browser": "browser notification", "push": "push"}
+CHANNEL_LABELS = {"in_app": "in Kindred", "browser": "browser notification", "push": "push", "email": "email"}
 # Offered in the time zone field; any IANA name is accepted.
 COMMON_ZONES = (
     "UTC",
@@ -128,6 +129,7 @@ async def _settings_page(request: Request[Any, Any, Any], status: int = 200, **c
     user = who(request)
     context.setdefault("message", None)
     context.setdefault("error", None)
+    circles = await accounts.my_circles(user.account_id)
     return page(
         "notification_settings",
         status,
@@ -136,7 +138,9 @@ async def _settings_page(request: Request[Any, Any, Any], status: int = 200, **c
         kind_labels=notifications.KIND_LABELS,
         channel_labels=CHANNEL_LABELS,
         zones=COMMON_ZONES,
-        circles=await accounts.my_circles(user.account_id),
+        circles=circles,
+        coaches=any(c["role"] == "coach" for c in circles),
+        weekdays=WEEKDAYS,
         **context,
     )
 
@@ -170,6 +174,13 @@ async def save_notification_settings(request: Request[Any, Any, Any]) -> Templat
             }
             for c in await accounts.my_circles(user.account_id)
         },
+        "mail": {
+            "digest": str(form.get("digest") or "daily"),
+            "digest_weekday": str(form.get("digest_weekday") or "monday"),
+            "digest_hour": _hour(form.get("digest_hour"), 17),
+            "coach_digest": form.get("coach_digest") == "on",
+            "coach_digest_hour": _hour(form.get("coach_digest_hour"), 7),
+        },
     }
     try:
         prefs = msgspec.convert(raw, Preferences)
@@ -181,11 +192,19 @@ async def save_notification_settings(request: Request[Any, Any, Any]) -> Templat
     return await _settings_page(request, message="Saved.")
 
 
+def _hour(value: Any, default: int) -> int:
+    """An hour from the form's select; anything else is left for the schema to refuse (-1)."""
+    text = str(value or default).strip()
+    return int(text) if text.isdigit() else -1
+
+
 def _form_problem(exc: msgspec.ValidationError) -> str:
     """What to fix, in the form's words rather than msgspec's."""
     where = str(exc)
     if "quiet_hours" in where:
         return "Quiet hours: give the start and the end as HH:MM, from 00:00 to 23:59 (for example 22:00 and 07:00)."
+    if "mail" in where:
+        return "Digests: choose off, daily or weekly, a day of the week, and an hour from 0 to 23."
     if "timezone" in where:
         return "Time zone: use an IANA name of a place, like Europe/Berlin (at most 64 characters)."
     return f"Please check the form: {where}"

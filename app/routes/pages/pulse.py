@@ -18,7 +18,7 @@ from web.charts import activity_chart
 
 # How many posts each "who needs you" list shows; the counts say how many more there are.
 LIST_SIZE = 20
-DEFAULT_QUIET = 7
+DEFAULT_QUIET = pulse.DEFAULT_QUIET
 WINDOWS = (7, 30, 90, 365)
 
 
@@ -54,10 +54,7 @@ async def pulse_page(
             Post.id.is_in([uuid.UUID(i.post_id) for i in shown] or [uuid.UUID(int=0)])
         )
     }
-    gone_quiet = sorted(
-        (m for m in p.members if m.days_quiet is None or m.days_quiet >= threshold),
-        key=lambda m: -(m.days_quiet if m.days_quiet is not None else 10**6),
-    )
+    gone_quiet = pulse.gone_quiet(p, threshold)
     funnel = {
         k: sum(getattr(m.experiments, k) for m in p.members)
         for k in ("planned", "tried", "debriefed", "abandoned", "overdue")
