@@ -222,7 +222,7 @@ async def test_the_bell_follows_reads_in_other_tabs_and_dropped_connections(
         await expect(feed.get_by_role("status")).to_have_text("Saved.")
         prefs = await a.ok("GET", "/api/v1/notifications/preferences")
         assert prefs["kinds"]["like"]["push"] is True and prefs["muted_circles"] == [c.id]
-        assert prefs["circles"] == {c.id: {"mention": {"in_app": True, "browser": True, "push": False, "email": False}}}
+        assert prefs["circles"] == {c.id: {"mention": {"in_app": True, "browser": True, "push": False, "email": True}}}
         await shot(feed, f"{backend}-notification-settings")
         await context.close()
     finally:
