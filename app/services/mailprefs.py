@@ -22,8 +22,8 @@ from db.tables import MailSetting, NotificationPreference
 
 # The mail kinds a link can turn off: the member's digest, the coach's digest, drop-in reminders by mail.
 UNSUBSCRIBABLE = {
-    "digest": "your digest",
-    "coach_digest": "your coach's digest",
+    "digest": "the digest",
+    "coach_digest": "the coach's digest",
     "dropin.reminder": "drop-in reminders by email",
 }
 # Visits are recorded to this precision: a page view writes at most once per account and instance in this time.
