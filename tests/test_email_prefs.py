@@ -157,7 +157,9 @@ async def test_a_reminder_mail_comes_once_with_its_ics_and_a_one_click_unsubscri
         assert (await member.ok("GET", "/api/v1/notifications/preferences"))["kinds"]["dropin.reminder"]["email"]
         # The one-click POST turns that kind off at once, and only that kind.
         done = await stranger.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
-        assert done.status_code == 200 and "drop-in reminders by email will not come to this address any more" in done.text
+        assert (
+            done.status_code == 200 and "drop-in reminders by email will not come to this address any more" in done.text
+        )
     prefs = await member.ok("GET", "/api/v1/notifications/preferences")
     assert prefs["kinds"]["dropin.reminder"]["email"] is False
     assert prefs["kinds"]["question"]["email"] is True and prefs["mail"]["digest"] == "daily"
