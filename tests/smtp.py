@@ -93,3 +93,16 @@ def catcher() -> Iterator[MailCatcher]:
         yield mails
     finally:
         mails.controller.stop()
+
+
+def mail_settings(smtp: MailCatcher, **extra: str) -> dict[str, str]:
+    """KINDRED_* settings that send a test server's mail to `smtp` at once (links built on a dead port: tests open
+    their paths on the server they started), plus `extra`."""
+    return {
+        "KINDRED_SMTP_URL": smtp.url,
+        "KINDRED_MAIL_FROM": "Kindred <hello@kindred.test>",
+        "KINDRED_PUBLIC_URL": "http://127.0.0.1:9",
+        "KINDRED_MAIL_INTERVAL": "0.1",
+        "KINDRED_MAIL_RETRY_SECONDS": "0.1",
+        **extra,
+    }

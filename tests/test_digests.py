@@ -18,7 +18,7 @@ from db.tables import MailMessage
 from db.tables import Post as PostRow
 from tests.client import ApiClient, Circle, User, make_circle, page_client
 from tests.conftest import Server
-from tests.smtp import MailCatcher, catcher, html_of, text_of
+from tests.smtp import MailCatcher, catcher, html_of, mail_settings, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -38,13 +38,8 @@ def smtp() -> Iterator[MailCatcher]:
 
 @pytest.fixture
 def settings_env(smtp: MailCatcher) -> dict[str, str]:
-    return {
-        "KINDRED_SMTP_URL": smtp.url,
-        "KINDRED_PUBLIC_URL": "http://127.0.0.1:9",
-        "KINDRED_MAIL_INTERVAL": "0.1",
-        # The job is driven by the tests, with an explicit `now`.
-        "KINDRED_DIGEST_INTERVAL": "0",
-    }
+    # The job is driven by the tests, with an explicit `now`.
+    return mail_settings(smtp, KINDRED_DIGEST_INTERVAL="0")
 
 
 async def mail_prefs(user: User, zone: str, **mail_settings: Any) -> None:

@@ -15,7 +15,7 @@ from app import mail
 from app.settings import ConfigError, load_settings, parse_smtp_url
 from tests.client import DEADLINE, PASSWORD, ApiClient
 from tests.conftest import Server
-from tests.smtp import MailCatcher, catcher, html_of, text_of
+from tests.smtp import MailCatcher, catcher, html_of, mail_settings, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -30,13 +30,7 @@ def smtp() -> Iterator[MailCatcher]:
 
 @pytest.fixture
 def settings_env(smtp: MailCatcher) -> dict[str, str]:
-    return {
-        "KINDRED_SMTP_URL": smtp.url,
-        "KINDRED_MAIL_FROM": "Kindred <hello@kindred.test>",
-        "KINDRED_PUBLIC_URL": "http://127.0.0.1:9",
-        "KINDRED_MAIL_INTERVAL": "0.1",
-        "KINDRED_MAIL_RETRY_SECONDS": "0.1",
-    }
+    return mail_settings(smtp)
 
 
 async def settled(count: int = 1) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import pytest
 from app.services import dropins
 from tests.client import ApiClient, Circle, make_circle, page_client
 from tests.conftest import Server
-from tests.smtp import MailCatcher, catcher, html_of, text_of
+from tests.smtp import MailCatcher, catcher, html_of, mail_settings, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -29,13 +29,7 @@ def smtp() -> Iterator[MailCatcher]:
 
 @pytest.fixture
 def settings_env(smtp: MailCatcher) -> dict[str, str]:
-    return {
-        "KINDRED_SMTP_URL": smtp.url,
-        "KINDRED_MAIL_FROM": "Kindred <hello@kindred.test>",
-        "KINDRED_PUBLIC_URL": "http://127.0.0.1:9",
-        "KINDRED_MAIL_INTERVAL": "0.1",
-        "KINDRED_MAIL_RETRY_SECONDS": "0.1",
-    }
+    return mail_settings(smtp)
 
 
 def soon(minutes: float) -> str:
