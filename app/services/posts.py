@@ -133,7 +133,11 @@ async def authors_of(rows: Sequence[PostRecord]) -> dict[uuid.UUID, PublicMember
 
 async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, live: Live) -> Post:
     rid = parse_id(room_id, "room")
-    room, me = await _access(account_id, rid)
+    # Remembered per instance (app/auth/cache.py) and dropped by every change to it; `room.last_seq` is not read here.
+    access = await live.caches.access(account_id, rid, lambda: queries.room_access(account_id, rid))
+    if access is None:
+        raise not_found("room")
+    room, me = access
     require_can_write(me)
     require_room_open(room.dropin_state)
     author = membership_struct(me)
