@@ -27,6 +27,9 @@ from realtime.types import Entry
 
 log = logging.getLogger("kindred.live")
 
+# Cache invalidations kept while the bus is away, at most; past that, one "forget everything" stands for them all.
+UNSENT_MAX = 1000
+
 
 class Delivery(msgspec.Struct, kw_only=True):
     """One notification on its way to one account, with the channels its preferences allow."""
@@ -50,8 +53,10 @@ class Live:
         # Sign-ins and room access remembered by this instance; every change to them below drops them here first
         # (before the request that made it answers), then on every other instance through the bus.
         self.caches = caches if caches is not None else AuthCaches(enabled=False)
+        # Invalidations this instance could not publish (its bus was away): sent again when the bus is back.
+        self._unsent: list[bytes] = []
         hub.cache_dropped = self._heard
-        hub.bus_returned = self.caches.flush
+        hub.bus_returned = self._bus_returned
         # Set by the application when notifications are delivered in the background (see app.notifier).
         self.deliver_later: Callable[[list[Delivery]], None] | None = None
         # Set by the application to wake this instance's mail sender (app.mail.Mailer.wake).
@@ -144,17 +149,36 @@ class Live:
     def _heard(self, message: CacheDrop) -> None:
         account = uuid.UUID(message.account_id) if message.account_id else None
         if message.what == "tokens":
-            if account is not None:
-                self.caches.drop_tokens(account, uuid.UUID(message.token_id) if message.token_id else None)
+            self.caches.drop_tokens(account, uuid.UUID(message.token_id) if message.token_id else None)
         else:
             circle = uuid.UUID(message.circle_id) if message.circle_id else None
             self.caches.drop_access(account_id=account, circle_id=circle)
 
     async def _caches(self, message: CacheDrop) -> None:
-        try:
-            await self.hub.publish(self.topics.caches(), encoder.encode(message))
-        except Exception:
-            log.exception("publishing a cache invalidation failed")
+        """To every other instance. Already applied here; an invalidation the bus could not take is kept and sent
+        again once it is back, for the instances that stayed connected meanwhile (the TTL bounds that gap)."""
+        payload = encoder.encode(message)
+        bus = self.hub.bus
+        if bus is None or bus.is_local:
+            return  # one process: the caches in it have already dropped it (app/auth/cache.py)
+        if not await bus.publish(payload, [self.topics.caches()]):
+            if len(self._unsent) >= UNSENT_MAX:
+                # So many that the rest are better said at once: everyone forgets everything.
+                self._unsent = [encoder.encode(CacheDrop(what="tokens")), encoder.encode(CacheDrop(what="access"))]
+            else:
+                self._unsent.append(payload)
+
+    def _bus_returned(self) -> None:
+        self.caches.flush()
+        if self._unsent:
+            unsent, self._unsent = self._unsent, []
+            self.hub._spawn(self._resend(unsent))
+
+    async def _resend(self, unsent: list[bytes]) -> None:
+        bus = self.hub.bus
+        for payload in unsent:
+            if bus is None or not await bus.publish(payload, [self.topics.caches()]):
+                self._unsent.append(payload)
 
     async def _account(self, account_id: uuid.UUID, payload: bytes) -> None:
         try:

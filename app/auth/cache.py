@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import datetime
@@ -116,6 +117,17 @@ class _Entry(msgspec.Struct, Generic[V], frozen=True):
     circle_id: uuid.UUID | None = None
 
 
+# Every instance's caches in this process, so that a revocation written here (app/auth/tokens.py) is forgotten here
+# before anything else runs, whoever wrote it; the bus tells the other processes.
+_IN_PROCESS: weakref.WeakSet[AuthCaches] = weakref.WeakSet()
+
+
+def tokens_revoked_here(account_id: uuid.UUID | None, token_id: uuid.UUID | None) -> None:
+    """Sign-ins were deleted by this process: every cache in it forgets them now (the bus message follows)."""
+    for caches in list(_IN_PROCESS):
+        caches.drop_tokens(account_id, token_id)
+
+
 class AuthCaches:
     """This instance's token and access caches. `enabled=False` (KINDRED_AUTH_CACHE=0) makes every lookup a query."""
 
@@ -135,6 +147,7 @@ class AuthCaches:
         self._generation = 0
         # For /healthz and the tests: queries asked (misses), answers served from memory (hits), invalidations heard.
         self.stats = {"token_lookups": 0, "token_hits": 0, "access_lookups": 0, "access_hits": 0, "invalidations": 0}
+        _IN_PROCESS.add(self)
 
     # --- serving -----------------------------------------------------------------------------------------------------
 
@@ -198,11 +211,15 @@ class AuthCaches:
 
     # --- invalidation ------------------------------------------------------------------------------------------------
 
-    def drop_tokens(self, account_id: uuid.UUID, token_id: uuid.UUID | None) -> None:
-        """One sign-in of the account ended (`token_id`), or all of them (None)."""
+    def drop_tokens(self, account_id: uuid.UUID | None, token_id: uuid.UUID | None) -> None:
+        """One sign-in ended (`token_id`), or all of the account's (`token_id` None); both None: every sign-in."""
         self._generation += 1
         self.stats["invalidations"] += 1
-        self._tokens.drop_where(lambda e: e.account_id == account_id and (token_id is None or e.token_id == token_id))
+        self._tokens.drop_where(
+            lambda e: (
+                (account_id is None or e.account_id == account_id) and (token_id is None or e.token_id == token_id)
+            )
+        )
 
     def drop_access(self, *, account_id: uuid.UUID | None = None, circle_id: uuid.UUID | None = None) -> None:
         """Access changed: of the account (in `circle_id`, or everywhere), or of everyone in the circle."""

@@ -14,7 +14,7 @@ from typing import Literal
 
 import msgspec
 
-from app.auth.cache import AuthCaches, SignIn
+from app.auth.cache import AuthCaches, SignIn, tokens_revoked_here
 from db.queries import now
 from db.tables import Account, AuthToken, PushSubscription
 
@@ -79,6 +79,8 @@ async def revoke(token_id: uuid.UUID) -> None:
     # The foreign key cascades too; saying it here keeps "sign-out stops pushes" visible where sign-out happens.
     await PushSubscription.delete().where(PushSubscription.token == token_id)
     await AuthToken.delete().where(AuthToken.id == token_id)
+    # Forgotten here at once; the caller's `live.signed_out` / `live.tokens_ended` tells the other instances.
+    tokens_revoked_here(None, token_id)
 
 
 async def revoke_all(account_id: uuid.UUID, *, except_token: uuid.UUID | None = None) -> None:
@@ -90,6 +92,7 @@ async def revoke_all(account_id: uuid.UUID, *, except_token: uuid.UUID | None = 
         query = query.where(AuthToken.id != except_token)
     await pushes
     await query
+    tokens_revoked_here(account_id, None)
 
 
 async def account_exists(account_id: uuid.UUID) -> bool:
