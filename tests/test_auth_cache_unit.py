@@ -82,8 +82,8 @@ class Loader:
         return self.value
 
 
-def caches(bus: FakeBus | None, clock: Clock | None = None, **kw: int) -> AuthCaches:
-    made = AuthCaches(clock=clock or Clock(), **kw)
+def caches(bus: FakeBus | None, clock: Clock | None = None, access_entries: int = 100) -> AuthCaches:
+    made = AuthCaches(clock=clock or Clock(), access_entries=access_entries)
     made.bus = bus
     return made
 
@@ -245,5 +245,5 @@ async def test_refused_access_is_not_remembered() -> None:
         nonlocal calls
         calls += 1
 
-    assert await c.access(uuid.uuid4(), uuid.uuid4(), refuse) is None  # type: ignore[arg-type]
+    assert await c.access(uuid.uuid4(), uuid.uuid4(), refuse) is None
     assert calls == 1
