@@ -39,7 +39,32 @@ BODIES = {
         "A paragraph with *emphasis*, `code` and a [link](https://example.org). " * 10 + "\n\n"
     )
     * 6,
+    "the most allowed (20,000 chars, Markdown)": (
+        ("A paragraph with *emphasis*, `code` and a [link](https://example.org). " * 10 + "\n\n") * 28
+    )[:20_000],
 }
+
+
+async def loop_stall(call: Callable[[], Awaitable[Any]]) -> float:
+    """The longest the event loop went without running a 1 ms ticker while `call` ran, in ms."""
+    worst = 0.0
+    done = False
+
+    async def ticker() -> None:
+        nonlocal worst
+        last = time.perf_counter()
+        while not done:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            worst = max(worst, now - last)
+            last = now
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.01)
+    await call()
+    done = True
+    await task
+    return worst * 1e3
 
 
 def pct(values: list[float], q: float) -> float:
@@ -97,7 +122,6 @@ async def run(args: argparse.Namespace) -> None:
     from app.settings import load_settings
     from bench.env import KINDRED_BENCH_ENV
     from db import queries
-    from web.markdown import render
 
     tmp = Path(tempfile.mkdtemp(prefix="kindred-postpath-"))
     url, drop = await create_db(args.postgres, tmp)
@@ -172,24 +196,49 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"  {name:28}: median {statistics.median(values):7.1f} µs, p90 {pct(values, 0.9):7.1f} µs")
     finally:
         await drop()
+    await markdown()
+
+
+async def markdown() -> None:
+    from web.markdown import render
 
     print("Markdown rendering (web.markdown.render), per body:")
     for name, text in BODIES.items():
         values = []
-        for _ in range(200):
+        for _ in range(200 if len(text) < 10_000 else 20):
             start = time.perf_counter()
             render(text, {})
             values.append((time.perf_counter() - start) * 1e6)
-        print(f"  {name:36}: median {statistics.median(values):7.1f} µs, p90 {pct(values, 0.9):7.1f} µs")
+        print(f"  {name:42}: median {statistics.median(values):9.1f} µs, p90 {pct(values, 0.9):9.1f} µs")
+    longest = BODIES["the most allowed (20,000 chars, Markdown)"]
+
+    async def inline() -> None:
+        render(longest, {})
+
+    async def threaded() -> None:
+        await asyncio.to_thread(render, longest, {})
+
+    print("event loop stall while rendering the longest body (worst gap of a 1 ms ticker, ms), alternated:")
+    stalls: dict[str, list[float]] = {"inline": [], "in a thread": []}
+    for _ in range(5):
+        stalls["inline"].append(await loop_stall(inline))
+        stalls["in a thread"].append(await loop_stall(threaded))
+    for name, values in stalls.items():
+        print(f"  {name:12}: median {statistics.median(values):6.1f} ms, worst {max(values):6.1f} ms")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", action="store_true", help="Postgres + Redis instead of SQLite + memory")
     parser.add_argument("--rounds", type=int, default=6, help="alternations of on/off")
+    parser.add_argument("--markdown-only", action="store_true", help="only the Markdown measurements")
     parser.add_argument("--block", type=int, default=50, help="posts per block")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    if args.markdown_only:
+        asyncio.run(markdown())
+    else:
+        asyncio.run(run(args))
 
 
 if __name__ == "__main__":
