@@ -3,8 +3,8 @@
 No sockets and no load generator: the application is driven through its ASGI interface (Litestar's test client, so
 its lifespan runs), one post after another, in blocks that alternate cache on / cache off (ABAB…) on the same
 database, so whatever else loads the box falls on both. It prints, per setting, the median and p90 wall time of
-`POST /api/v1/rooms/{id}/posts`, then the two lookups alone (token → sign-in, (account, room) → access: the query vs
-the cache hit) and Markdown rendering per body (docs/performance.md "Caching sign-ins and room access (issue 20)").
+`POST /api/v1/rooms/{id}/posts`, then (SQLite) the two lookups alone (token → sign-in, (account, room) → access: the
+query vs the cache hit) and Markdown rendering per body (docs/performance.md "Caching sign-ins and room access (issue 20)").
 
     uv run python -m bench.post_path                      # SQLite + memory bus
     uv run python -m bench.post_path --postgres           # Postgres + Redis (127.0.0.1, as the tests use)
@@ -190,7 +190,10 @@ async def run(args: argparse.Namespace) -> None:
             caches.enabled = True
             print(f"  caches' counters: {caches.stats}")
 
-            # The lookups alone.
+            # The lookups alone (SQLite only: the test client serves the app from its own event loop, and a Postgres
+            # pool belongs to the loop that opened it).
+            if args.postgres:
+                return
             account = (await client.get("/api/v1/me", headers=auth)).json()["id"]
             aid, rid = uuid.UUID(account), uuid.UUID(room)
             n = args.block * args.rounds
