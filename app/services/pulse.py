@@ -163,9 +163,9 @@ SELECT m, MAX(at) AS at FROM (
 ) x GROUP BY m
 """
 # A probing question stays open until the member it asks replies after it, anywhere in the same thread. The questions
-# come first (a CTE), so that the look for a later reply has its thread and member as keys of one index probe; the
-# parent's author is read from `post_live_author` (id, author) alone. `{select}`: the questions themselves for the page,
-# or their count by member for the API (a thousand rows rather than every open question).
+# come first (a CTE), so that the look for a later reply has its thread and member as keys of one index probe.
+# `{select}`: the questions themselves for the page, or their count by member for the API (a thousand rows rather
+# than every open question).
 _OPEN = f"""
 WITH asked AS MATERIALIZED (
     SELECT q.id AS id, p.author AS m, q.thread_root AS t, q.created_at AS at
