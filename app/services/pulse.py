@@ -12,14 +12,15 @@ import re
 import statistics
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 from litestar.exceptions import ClientException, PermissionDeniedException
 from piccolo.engine.postgres import PostgresEngine
+from piccolo.querystring import QueryString
 
 from app.schemas.pulse import CirclePulse, CoachGestures, DayPosts, ExperimentCounts, MemberPulse, Pulse
 from app.services.common import membership_struct, parse_id, require_member
@@ -163,19 +164,23 @@ SELECT m, MAX(at) AS at FROM (
 """
 # A probing question stays open until the member it asks replies after it, anywhere in the same thread. The questions
 # come first (a CTE), so that the look for a later reply has its thread and member as keys of one index probe.
-_OPEN_QUESTIONS = f"""
+# `{select}`: the questions themselves for the page, or their count by member for the API (a thousand rows rather
+# than every open question).
+_OPEN = f"""
 WITH asked AS MATERIALIZED (
     SELECT q.id AS id, p.author AS m, q.thread_root AS t, q.created_at AS at
     FROM post q JOIN post p ON p.id = q.parent
     WHERE q.author IN ({_COACHES}) AND q.kind = 'question' AND q.deleted_at IS NULL AND q.hidden_at IS NULL
       AND p.deleted_at IS NULL AND p.author IN ({_MEMBERS})
 )
-SELECT a.id AS id, a.m AS m, a.at AS at FROM asked a
+SELECT {{select}} FROM asked a
 WHERE NOT EXISTS (
     SELECT 1 FROM post r
     WHERE r.thread_root = a.t AND r.author = a.m AND r.created_at > a.at AND r.deleted_at IS NULL
 )
 """
+_OPEN_QUESTIONS = _OPEN.replace("{select}", "a.id AS id, a.m AS m, a.at AS at")
+_OPEN_BY_MEMBER = _OPEN.replace("{select}", "a.m AS m, COUNT(*) AS n") + "GROUP BY a.m\n"
 # The members' top-level posts of the window, with the first reply by someone else and the coach's first reply: one
 # pass over each thread's replies (post.thread_root), not a subquery per figure. A reply is never older than its
 # thread, so the replies too are read from the window only.
@@ -237,9 +242,16 @@ async def _together(*queries: Awaitable[T]) -> list[T]:
     return list(await asyncio.gather(*queries))
 
 
-async def _rows(template: str, **params: Any) -> list[dict[str, Any]]:
+async def _rows(template: str, **params: Any) -> Sequence[Sequence[Any]]:
+    """The rows as tuples, in the order of the SELECT: on Postgres outside a transaction, asyncpg's records straight
+    from a connection of the pool (no dict a row); otherwise through Piccolo."""
     sql, args = _sql(template, params)
-    return list(await Post.raw(sql, *args))
+    engine = current_engine()
+    if isinstance(engine, PostgresEngine) and engine.pool is not None and engine.current_transaction.get() is None:
+        query, values = QueryString(sql, *args).compile_string(engine_type="postgres")
+        async with engine.pool.acquire() as connection:
+            return cast(Sequence[Sequence[Any]], await connection.fetch(query, *values))
+    return [tuple(r.values()) for r in await Post.raw(sql, *args)]
 
 
 def _at(value: Any) -> datetime | None:
@@ -315,17 +327,22 @@ async def require_coach(account_id: uuid.UUID, circle_id: str) -> Member:
 
 
 async def pulse(account_id: uuid.UUID, circle_id: str, days: int | None = None) -> Pulse:
-    """GET /circles/{id}/pulse: 404 outside the circle, 403 for its members, 400 for a window out of range."""
-    return (await pulse_view(account_id, circle_id, days)).pulse
+    """GET /circles/{id}/pulse: 404 outside the circle, 403 for its members, 400 for a window out of range. The
+    counts only: the posts behind them (`PulseView`'s lists) are not fetched."""
+    return (await pulse_view(account_id, circle_id, days, detail=False)).pulse
 
 
-async def pulse_view(account_id: uuid.UUID, circle_id: str, days: int | None = None) -> PulseView:
+async def pulse_view(
+    account_id: uuid.UUID, circle_id: str, days: int | None = None, *, detail: bool = True
+) -> PulseView:
     me = await require_coach(account_id, circle_id)
-    return await compute(me.circle, check_days(days), queries.now())
+    return await compute(me.circle, check_days(days), queries.now(), detail=detail)
 
 
-async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
-    """The pulse of circle `cid` over `days` days ending at `at` (no rights checked: callers check them)."""
+async def compute(cid: uuid.UUID, days: int, at: datetime, *, detail: bool = True) -> PulseView:
+    """The pulse of circle `cid` over `days` days ending at `at` (no rights checked: callers check them). Without
+    `detail`, the view's lists (open questions, unanswered and overdue posts as items) stay empty and the open
+    questions are counted in SQL; every figure of the pulse is the same either way."""
     since = window_start(days, at)
     week = window_start(ACTIVE_DAYS, at)
     first = min(since, week)
@@ -339,12 +356,17 @@ async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
     members = {r["id"]: membership_struct(r) for r in ordered}
     coaches = [r["id"] for r in rows if r["role"] == "coach"]
     p = {"cid": cid, "since": since, "now": at, "coaches": coaches}
+    # A member id as a raw row gives it (a UUID on Postgres, text on SQLite) -> the members' key, in one look-up.
+    known: dict[Any, uuid.UUID] = {k: m for m in members for k in (m, str(m))}
+
+    def key(value: Any) -> uuid.UUID:
+        return known.get(value) or _id(value)
 
     activity, experiment_rows, gesture_rows, question_rows, thread_rows = await _together(
         _rows(_ACTIVITY, **p, first=first, week=week),
         _rows(_EXPERIMENTS, **p),
         _rows(_GESTURES, **p, until=_FOREVER),
-        _rows(_OPEN_QUESTIONS, **p),
+        _rows(_OPEN_QUESTIONS if detail else _OPEN_BY_MEMBER, **p),
         _rows(_THREADS, **p),
     )
     counts: dict[uuid.UUID, tuple[int, int, int]] = {}
@@ -352,41 +374,42 @@ async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
     posts_by_day: dict[str, int] = {}
     last_active: dict[uuid.UUID, datetime] = {}
     active_7d = 0
-    for r in activity:
-        if r["k"] == "m":
-            m = _id(r["m"])
-            last = _at(r["last"])
+    for k, m_, d, last_, n, top, rep, win in activity:
+        if k == "m":
+            m = key(m_)
+            last = _at(last_)
             if last is not None:
                 last_active[m] = last
-            counts[m] = (int(r["top"]), int(r["rep"]), int(r["win"]))
-        elif r["k"] == "d":
-            active_on[str(r["d"])] = int(r["n"])
-            posts_by_day[str(r["d"])] = int(r["top"])
+            counts[m] = (int(top), int(rep), int(win))
+        elif k == "d":
+            active_on[str(d)] = int(n)
+            posts_by_day[str(d)] = int(top)
         else:
-            active_7d = int(r["n"])
+            active_7d = int(n)
     experiments: dict[uuid.UUID, ExperimentCounts] = defaultdict(ExperimentCounts)
     shifts: dict[uuid.UUID, list[float]] = defaultdict(list)
     overdue: list[Item] = []
-    for r in experiment_rows:
-        m, state = _id(r["m"]), str(r["s"])
+    for m_, state, due_, posted, pid, rec in experiment_rows:
+        m = key(m_)
         counts_of = experiments[m]
-        due = _at(r["due"])
+        due = _at(due_)
         if state in ("planned", "tried") and due is not None and due < at:
             counts_of.overdue += 1
-            overdue.append(Item(str(r["id"]), members[m], due))
-        if (_at(r["at"]) or at) >= since:
+            if detail:
+                overdue.append(Item(str(pid), members[m], due))
+        if (_at(posted) or at) >= since:
             setattr(counts_of, state, getattr(counts_of, state) + 1)
-            if state == "debriefed" and r["rec"]:
-                record = _beliefs.decode(r["rec"])
+            if state == "debriefed" and rec:
+                record = _beliefs.decode(rec)
                 if record.belief_after is not None:
                     shifts[m].append(record.belief_before - record.belief_after)
 
     gestures: dict[uuid.UUID, CoachGestures] = defaultdict(CoachGestures)
     last_gesture: dict[uuid.UUID, datetime] = {}
-    for r in gesture_rows:
-        m = _id(r["m"])
-        setattr(gestures[m], str(r["g"]), int(r["n"] or 0))
-        when = _at(r["last"])
+    for g, m_, n, last_ in gesture_rows:
+        m = key(m_)
+        setattr(gestures[m], str(g), int(n or 0))
+        when = _at(last_)
         if when is not None and (m not in last_gesture or when > last_gesture[m]):
             last_gesture[m] = when
     # Those with nothing in the activity window, and those she did not reach in it: looks further back.
@@ -397,24 +420,30 @@ async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
     last_active.update(earlier_active)
     last_gesture.update(earlier_gesture)
 
-    open_questions = [Item(str(r["id"]), members[_id(r["m"])], _at(r["at"]) or at) for r in question_rows]
     open_by_member: dict[uuid.UUID, int] = defaultdict(int)
-    for item in open_questions:
-        open_by_member[uuid.UUID(item.member.membership_id)] += 1
+    open_questions: list[Item] = []
+    if detail:
+        for qid, m_, asked in question_rows:
+            m = key(m_)
+            open_by_member[m] += 1
+            open_questions.append(Item(str(qid), members[m], _at(asked) or at))
+    else:
+        for m_, n in question_rows:
+            open_by_member[key(m_)] = int(n)
 
-    unanswered: list[Item] = []
+    unanswered: list[tuple[datetime, str, Any]] = []
     to_first: list[float] = []
     to_coach: list[float] = []
-    for r in thread_rows:
-        posted = _at(r["at"]) or at
-        first_other, first_coach = _at(r["first_other"]), _at(r["first_coach"])
+    for pid, m_, posted_, room_kind, visible, first_other_, first_coach_ in thread_rows:
+        posted = _at(posted_) or at
+        first_other, first_coach = _at(first_other_), _at(first_coach_)
         if first_other is not None:
             to_first.append((first_other - posted).total_seconds() / 60)
-        elif r["rk"] != "journal" and int(r["visible"]):
-            unanswered.append(Item(str(r["id"]), members[_id(r["m"])], posted))
+        elif room_kind != "journal" and int(visible):
+            unanswered.append((posted, str(pid), m_))
         if first_coach is not None:
             to_coach.append((first_coach - posted).total_seconds() / 60)
-    unanswered.sort(key=lambda i: (i.at, i.post_id))
+    unanswered.sort(key=lambda i: (i[0], i[1]))
     open_questions.sort(key=lambda i: (i.at, i.post_id))
     overdue.sort(key=lambda i: (i.at, i.post_id))
 
@@ -440,8 +469,8 @@ async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
     circle = CirclePulse(
         active_members_7d=active_7d,
         posts_by_day=[DayPosts(date=d, posts=posts_by_day.get(d, 0)) for d in window_days],
-        open_questions=len(open_questions),
-        unanswered=[i.post_id for i in unanswered],
+        open_questions=sum(open_by_member.values()),
+        unanswered=[pid for _, pid, _ in unanswered],
         median_minutes_to_first_reply=median(to_first),
         median_minutes_to_coach=median(to_coach),
     )
@@ -450,7 +479,7 @@ async def compute(cid: uuid.UUID, days: int, at: datetime) -> PulseView:
         since=since,
         active_by_day=[active_on.get(d, 0) for d in window_days],
         open_questions=open_questions,
-        unanswered=unanswered,
+        unanswered=[Item(pid, members[key(m_)], posted) for posted, pid, m_ in unanswered] if detail else [],
         overdue=overdue,
     )
 
@@ -463,15 +492,15 @@ async def _last_gestures(ids: list[uuid.UUID], p: dict[str, Any]) -> dict[uuid.U
         return out
     wanted = set(ids)
     before = {**p, "since": p["since"] - LOOKBACK, "until": p["since"]}
-    for r in await _rows(_GESTURES, **before):
-        m, when = _id(r["m"]), _at(r["last"])
+    for _, m_, _, last in await _rows(_GESTURES, **before):
+        m, when = _id(m_), _at(last)
         if m in wanted and when is not None and (m not in out or when > out[m]):
             out[m] = when
     for chunk in queries.chunks([m for m in ids if m not in out]):
-        for r in await _rows(_LAST_GESTURE, **p, quiet=chunk):
-            when = _at(r["at"])
+        for m, at in await _rows(_LAST_GESTURE, **p, quiet=chunk):
+            when = _at(at)
             if when is not None:
-                out[_id(r["m"])] = when
+                out[_id(m)] = when
     return out
 
 
