@@ -327,10 +327,14 @@ def app_factory() -> Litestar:
 
 
 def granian_factory() -> Any:
-    """Entry point for `kindred serve --server granian`: the same application, and, when a proxy is trusted, uvicorn's
-    ProxyHeadersMiddleware around it, since Granian itself reads no X-Forwarded-* headers."""
+    """Entry point for `kindred serve --server granian`: the same application, behind `trusted_proxy_headers`."""
     app = app_factory()
-    trusted = app.state["settings"].trust_proxy
+    return trusted_proxy_headers(app, app.state["settings"].trust_proxy)
+
+
+def trusted_proxy_headers(app: Litestar, trusted: str | None) -> Any:
+    """`app`, and when a proxy is trusted, uvicorn's ProxyHeadersMiddleware around it: Granian itself reads no
+    X-Forwarded-* headers, and this is the code uvicorn runs for `proxy_headers`, so both servers believe the same."""
     if trusted is None:
         return app
     from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
