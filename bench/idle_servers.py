@@ -62,17 +62,20 @@ async def one(server: str, sockets: int) -> dict[str, object]:
                 await http.post("/api/v1/auth/login", json={"email": "i@bench.test", "password": PASSWORD})
             ).json()["token"]
             auth = {"Authorization": f"Bearer {token}"}
-            body = {"name": "Idle", "commonality": "Holding sockets open", "norms": "Be kind."}
-            circle = (await http.post("/api/v1/circles", json=body, headers=auth)).json()
-            room = (await http.get(f"/api/v1/circles/{circle['id']}/rooms", headers=auth)).json()[0]["id"]
+            # 100 sockets to a room, as in S3: every join is a presence frame to each socket already there.
+            rooms = []
+            for n in range((sockets + 99) // 100):
+                body = {"name": f"Idle {n}", "commonality": "Holding sockets open", "norms": "Be kind."}
+                circle = (await http.post("/api/v1/circles", json=body, headers=auth)).json()
+                rooms.append((await http.get(f"/api/v1/circles/{circle['id']}/rooms", headers=auth)).json()[0]["id"])
             assert r.status_code == 201, r.text
         pid = _serving_pid(proc.pid)
         await asyncio.sleep(2.0)
         baseline = psutil.Process(pid).memory_info().rss
         started = time.perf_counter()
-        for _ in range(sockets):
+        for n in range(sockets):
             ws = await websockets.connect(f"ws://127.0.0.1:{port}/api/v1/ws", additional_headers=auth)
-            await ws.send(json.dumps({"op": "subscribe", "room_id": room}))
+            await ws.send(json.dumps({"op": "subscribe", "room_id": rooms[n // 100]}))
             while json.loads(await ws.recv()).get("type") != "subscribed":
                 pass
             conns.append(ws)
