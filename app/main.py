@@ -19,6 +19,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from app.auth.cache import AuthCaches
 from app.auth.middleware import AuthMiddleware
 from app.deps import DEPENDENCIES
 from app.errors import db_error_handler
@@ -186,7 +187,8 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         renderer=HtmlRenderer(),
         presence_jitter=settings.presence_jitter,
     )
-    live = Live(hub, topics)
+    caches = AuthCaches(enabled=settings.auth_cache)
+    live = Live(hub, topics, caches)
     vapid = VapidKey(settings.secret)
     notifier = Notifier(
         live, PushSender(vapid, settings.push_allowed_origins or DEFAULT_PUSH_ORIGINS, settings.push_contact)
@@ -209,6 +211,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
             raise MigrationsPending(f"{len(todo)} database migration(s) pending: run `kindred migrate` first")
         bus = Bus(make_backend, hub.on_message, hub.after_reconnect, name=_bus_name(settings.redis_url))
         await bus.start()
+        caches.bus = bus
         await hub.start(bus)
         await notifier.start()
         if freeze_heap:
@@ -304,7 +307,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         ),
         before_request=rate_limit_hook,
         dependencies=DEPENDENCIES,
-        middleware=[DefineMiddleware(AuthMiddleware, settings=settings, csrf=csrf)],
+        middleware=[DefineMiddleware(AuthMiddleware, settings=settings, csrf=csrf, caches=caches)],
         exception_handlers=db_handlers,
         request_class=KindredRequest,
         request_max_body_size=limits.max_body_bytes,

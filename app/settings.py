@@ -131,6 +131,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trust_proxy: str | None = None
     # Mark cookies Secure; on by default when public_url is https.
     secure_cookies: bool = False
+    # Remember sign-ins and room access in-process, dropped through the bus by every change (KINDRED_AUTH_CACHE=0
+    # turns it off: every request and post then asks the database; docs/security.md).
+    auth_cache: bool = True
     # Prefix for every Redis key and channel, so several deployments (or test runs) can share one Redis.
     redis_prefix: str = "kindred"
     limits: Limits = Limits()
@@ -332,6 +335,7 @@ def load_settings(environ: dict[str, str] | None = None, *, need_secret: bool = 
         mail_retry_seconds=_seconds_env(env, "KINDRED_MAIL_RETRY_SECONDS", 30.0) or 30.0,
         serve_port=_int_env(env, "KINDRED_PORT", 0) or None,
         debug=env.get("KINDRED_DEBUG", "").lower() in {"1", "true", "yes"},
+        auth_cache=env.get("KINDRED_AUTH_CACHE", "1").strip().lower() not in {"0", "false", "no", "off"},
     )
 
 

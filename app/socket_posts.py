@@ -14,6 +14,7 @@ from typing import Literal
 import msgspec
 from litestar.exceptions import HTTPException
 
+from app.auth.cache import AuthCaches, SignIn
 from app.errors import is_db_down
 from app.limits import RateLimits
 from app.live import Live
@@ -54,12 +55,18 @@ _CODES = {
 DB_DOWN_DETAIL = "the database is unreachable right now; nothing was saved, try again shortly"
 
 
-async def still_signed_in(account_id: str, token_id: str | None) -> bool:
+async def still_signed_in(account_id: str, token_id: str | None, caches: AuthCaches | None = None) -> bool:
     if token_id is None:
         return False
     token, account = uuid.UUID(token_id), uuid.UUID(account_id)
-    rows = await AuthToken.raw(_STILL_SIGNED_IN, token, account)
-    return bool(rows) and rows[0]["expires_at"] > now()
+
+    async def load() -> SignIn | None:
+        rows = await AuthToken.raw(_STILL_SIGNED_IN, token, account)
+        return SignIn(account_id=account, token_id=token, expires_at=rows[0]["expires_at"]) if rows else None
+
+    # Keyed by the token's id (the socket holds no secret): dropped with the digest's entry by the same events.
+    found = await (caches.sign_in(("id", token), load) if caches is not None else load())
+    return found is not None and found.account_id == account and found.expires_at > now()
 
 
 def refusal(op: PostOp, status: int, detail: str, retry_after: int | None = None) -> OpError:
@@ -119,7 +126,7 @@ class SocketPoster:
         return outcome
 
     async def _create(self, conn: Connection, op: PostOp) -> Posted | Literal["signed_out"]:
-        if not await still_signed_in(conn.account_id, conn.token_id):
+        if not await still_signed_in(conn.account_id, conn.token_id, self._live.caches):
             return "signed_out"
         # The HTTP route's bucket (`opt={"rate": "post"}`), counted before the body is looked at, as there.
         await self._rates.check("post", conn.account_id)

@@ -59,6 +59,9 @@ class Bus:
         # arrives on a connection nobody reads (seen under a connect storm: every event came late via the tail check).
         self._subscribing = asyncio.Lock()
         self.reconnects = 0
+        # Which connection this is: bumped each time the backend is (re)connected. What was learnt under an earlier
+        # connection may have been invalidated while nobody listened (app/auth/cache.py).
+        self.epoch = 0
 
     @property
     def is_up(self) -> bool:
@@ -164,6 +167,7 @@ class Bus:
             raise
         self._backend, self._publisher = backend, publisher
         self._failed.clear()
+        self.epoch += 1
         self._up.set()
 
     async def _close(self) -> None:

@@ -268,8 +268,27 @@ class LogRewritten(msgspec.Struct, tag_field="type", tag="log_rewritten"):
     room_id: str
 
 
+class CacheDrop(msgspec.Struct, tag_field="type", tag="cache_drop"):
+    """Internal, on the `caches` channel every instance hears: forget cached sign-ins (`tokens`: of the account, or
+    only `token_id`) or cached room access (`access`: of the account, of the circle, or of the account in the
+    circle). Never sent out."""
+
+    what: Literal["tokens", "access"]
+    account_id: str | None = None
+    token_id: str | None = None
+    circle_id: str | None = None
+
+
 BusMessage = (
-    EventHead | PresenceFrame | NotificationFrame | NotificationsRead | Revoke | SignedOut | AliasChanged | LogRewritten
+    EventHead
+    | PresenceFrame
+    | NotificationFrame
+    | NotificationsRead
+    | Revoke
+    | SignedOut
+    | AliasChanged
+    | LogRewritten
+    | CacheDrop
 )
 
 

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,6 +28,7 @@ import msgspec
 from realtime.bus import Bus
 from realtime.events import (
     AliasChanged,
+    CacheDrop,
     ErrorFrame,
     EventHead,
     LogRewritten,
@@ -135,6 +136,9 @@ class Hub:
         self._last_revalidate = time.monotonic()
         self._last_heartbeat = time.monotonic()
         self._html_cache: dict[bytes, str | None] = {}
+        # Set by the application (app/auth/cache.py): a cache invalidation heard on the bus, and the bus coming back.
+        self.cache_dropped: Callable[[CacheDrop], None] | None = None
+        self.bus_returned: Callable[[], None] | None = None
         # Counters for /healthz: deliveries, gap reads, events recovered by the tail check (should stay near zero while
         # the bus is healthy), sockets cut off for being slow, HTML renders.
         self.stats = {"delivered": 0, "gap_fills": 0, "caught_up": 0, "slow_closed": 0, "rendered": 0}
@@ -146,6 +150,7 @@ class Hub:
 
     async def start(self, bus: Bus) -> None:
         self.bus = bus
+        await bus.subscribe([self.topics.caches()])
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="kindred-hub-sweeper")
 
     async def stop(self) -> None:
@@ -458,6 +463,9 @@ class Hub:
             rewritten = self.rooms.get(message.room_id)
             if rewritten is not None:
                 rewritten.feed.forget_recent()
+        elif isinstance(message, CacheDrop):
+            if self.cache_dropped is not None:
+                self.cache_dropped(message)
         elif isinstance(message, SignedOut):
             for conn in list(self.accounts.get(message.account_id, ())):
                 if message.token_id is None or conn.token_id == message.token_id:
@@ -497,6 +505,8 @@ class Hub:
 
     async def after_reconnect(self) -> None:
         """The bus came back: what was published meanwhile is lost to pub/sub, so read it from the log."""
+        if self.bus_returned is not None:
+            self.bus_returned()
         await self.revocations.revalidate()
         await self.catch_up()
         for room_id, room in self.rooms.items():

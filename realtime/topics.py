@@ -16,6 +16,10 @@ class Topics:
     def account(self, account_id: str) -> str:
         return f"{self._prefix}:account:{account_id}"
 
+    def caches(self) -> str:
+        """Cache invalidations (sign-ins, room access): every instance subscribes to it for as long as it runs."""
+        return f"{self._prefix}:caches"
+
     def presence_key(self, room_id: str) -> str:
         """Redis sorted set of who is in a room (member -> expiry), shared by all instances."""
         return f"{self._prefix}:presence:{room_id}"

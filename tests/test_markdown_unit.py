@@ -51,3 +51,24 @@ def test_what_escaping_cannot_reach_still_mentions_nobody() -> None:
     body = "[see https://example.org/@Bob](https://example.org) @Bob"
     html, mentioned = render(neutralise_mentions(body), ALIASES)
     assert mentioned == [] and "mention" not in html and "@\u2060Bob" in html
+
+
+@pytest.mark.anyio
+async def test_long_bodies_render_off_the_event_loop_the_same_as_inline() -> None:
+    """A long body renders in a worker thread (each thread with its own renderer: linkify-it keeps state on its
+    instance); the result is the one `render` gives, mentions included, also when several render at once."""
+    import asyncio
+
+    from web.markdown import OFF_LOOP_CHARS, render_off_loop
+
+    aliases = {"bob": "m-bob"}
+    bodies = [
+        (f"Thanks @Bob, see https://example.org/{i} and *this* [link](https://example.org/x{i}).\n\n" * 40)
+        for i in range(4)
+    ]
+    assert all(len(b) >= OFF_LOOP_CHARS for b in bodies)
+    together = await asyncio.gather(*(render_off_loop(b, aliases) for b in bodies))
+    assert together == [render(b, aliases) for b in bodies]
+    assert together[0][1] == ["m-bob"]
+    short = "short @Bob"
+    assert await render_off_loop(short, aliases) == render(short, aliases)

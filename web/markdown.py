@@ -7,8 +7,11 @@ HTML inside an `hx-disable` container, so even a future allow-list mistake canno
 
 from __future__ import annotations
 
+import asyncio
 import html as html_lib
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import nh3
@@ -101,7 +104,22 @@ def _build() -> MarkdownIt:
     return md
 
 
-_md = _build()
+# One renderer per thread: linkify-it keeps per-call state on its instance, and long bodies render in a worker
+# thread (`render_off_loop`) while the event loop's thread renders short ones.
+_local = threading.local()
+
+
+def _renderer() -> MarkdownIt:
+    md: MarkdownIt | None = getattr(_local, "md", None)
+    if md is None:
+        md = _local.md = _build()
+    return md
+
+
+# Bodies at least this long render in a worker thread: a 20,000-character post takes a few hundred ms of pure
+# Python, which would stall every socket of the instance (docs/performance.md "Caching sign-ins and room access").
+OFF_LOOP_CHARS = 2_000
+_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kindred-markdown")
 
 
 def render(body: str, aliases: dict[str, str] | None = None) -> tuple[str, list[str]]:
@@ -110,7 +128,7 @@ def render(body: str, aliases: dict[str, str] | None = None) -> tuple[str, list[
     `aliases` maps casefolded alias -> membership id for the circle the text is posted in.
     """
     env: dict[str, Any] = {"aliases": aliases or {}, "_alias_order": sorted(aliases or {}, key=len, reverse=True)}
-    raw = _md.render(body, env)
+    raw = _renderer().render(body, env)
     for level in (1, 2):
         raw = raw.replace(f"<h{level}>", "<h3>").replace(f"</h{level}>", "</h3>")
     clean = nh3.clean(
@@ -122,6 +140,14 @@ def render(body: str, aliases: dict[str, str] | None = None) -> tuple[str, list[
     )
     mentioned = list(dict.fromkeys(env.get("mentioned", [])))
     return clean, mentioned
+
+
+async def render_off_loop(body: str, aliases: dict[str, str] | None = None) -> tuple[str, list[str]]:
+    """`render`, in a worker thread when the body is long, so the event loop keeps serving meanwhile (the GIL is
+    handed back every few ms); short bodies render inline, where the thread hop would cost more than it saves."""
+    if len(body) < OFF_LOOP_CHARS:
+        return render(body, aliases)
+    return await asyncio.get_running_loop().run_in_executor(_executor, render, body, aliases)
 
 
 # CommonMark autolinks (`<https://…>`): backslash escapes do not work inside them, and mentions never match there.
@@ -142,7 +168,7 @@ def neutralise_mentions(body: str) -> str:
     body = body.replace("\r\n", "\n").replace("\r", "\n")
     lines = re.findall(r"[^\n]*\n|[^\n]+", body)
     in_code = [False] * len(lines)
-    for token in _md.parse(body):
+    for token in _renderer().parse(body):
         if token.type in ("fence", "code_block") and token.map:
             for i in range(token.map[0], min(token.map[1], len(lines))):
                 in_code[i] = True
@@ -165,14 +191,14 @@ def neutralise_mentions(body: str) -> str:
 def _mention_candidates(body: str) -> int:
     """How many `@` the mention rule would try to match against a circle's aliases."""
     env: dict[str, Any] = {"probe": 0}
-    _md.render(body, env)
+    _renderer().render(body, env)
     return int(env["probe"])
 
 
 def _escape_ats(text: str) -> str:
     out: list[str] = []
     # Bare links the renderer turns into links (where mentions never match, and an escape would change the URL).
-    linkify = _md.linkify
+    linkify = _renderer().linkify
     assert linkify is not None  # the renderer is made with linkify on
     links = {m.index: m.last_index for m in linkify.match(text) or []}
     i, n = 0, len(text)

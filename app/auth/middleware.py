@@ -23,6 +23,7 @@ from litestar.exceptions import ClientException, PermissionDeniedException
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.auth import tokens
+from app.auth.cache import AuthCaches
 from app.auth.csrf import SessionCSRFMiddleware
 from app.auth.origins import origin_allowed
 from app.settings import Settings
@@ -132,9 +133,10 @@ def _nul_guard(scope: Scope, receive: Receive) -> Receive:
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings, csrf: CSRFConfig) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, csrf: CSRFConfig, caches: AuthCaches | None = None) -> None:
         self.app = app
         self.settings = settings
+        self.caches = caches
         self.csrf = SessionCSRFMiddleware(app, csrf)
         self.hosts = frozenset(h.lower() for h in settings.allowed_hosts)
 
@@ -152,9 +154,9 @@ class AuthMiddleware:
         cookie = None if bearer is not None else _cookie(scope, tokens.SESSION_COOKIE)
         principal: Any = None
         if bearer is not None:
-            principal = await tokens.resolve(bearer, "bearer")
+            principal = await tokens.resolve(bearer, "bearer", self.caches)
         elif cookie:
-            principal = await tokens.resolve(cookie, "cookie")
+            principal = await tokens.resolve(cookie, "cookie", self.caches)
         scope["user"] = principal
         scope["auth"] = principal
         if scope["type"] == ScopeType.WEBSOCKET or bearer is not None:

@@ -14,6 +14,7 @@ from typing import Literal
 
 import msgspec
 
+from app.auth.cache import AuthCaches, SignIn, tokens_revoked_here
 from db.queries import now
 from db.tables import Account, AuthToken, PushSubscription
 
@@ -52,16 +53,25 @@ async def issue(account_id: uuid.UUID) -> tuple[str, uuid.UUID]:
     return token, token_id
 
 
-async def resolve(token: str, via: Literal["bearer", "cookie"]) -> Principal | None:
-    if not token or len(token) > 128:
-        return None
+async def _sign_in(digest: str) -> SignIn | None:
     # Raw SQL: this runs on every request, and building the query through Piccolo's select cost more than the query
     # (bench S1's profile).
-    rows = await AuthToken.raw(_RESOLVE, _digest(token))
-    row = rows[0] if rows else None
-    if row is None or row["expires_at"] <= now():
+    rows = await AuthToken.raw(_RESOLVE, digest)
+    if not rows:
         return None
-    return Principal(account_id=row["account"], token_id=row["id"], via=via)
+    row = rows[0]
+    return SignIn(account_id=row["account"], token_id=row["id"], expires_at=row["expires_at"])
+
+
+async def resolve(token: str, via: Literal["bearer", "cookie"], caches: AuthCaches | None = None) -> Principal | None:
+    if not token or len(token) > 128:
+        return None
+    digest = _digest(token)
+    found = await (caches.sign_in(digest, lambda: _sign_in(digest)) if caches is not None else _sign_in(digest))
+    # Expiry is checked on every use, cached or not.
+    if found is None or found.expires_at <= now():
+        return None
+    return Principal(account_id=found.account_id, token_id=found.token_id, via=via)
 
 
 async def revoke(token_id: uuid.UUID) -> None:
@@ -69,6 +79,8 @@ async def revoke(token_id: uuid.UUID) -> None:
     # The foreign key cascades too; saying it here keeps "sign-out stops pushes" visible where sign-out happens.
     await PushSubscription.delete().where(PushSubscription.token == token_id)
     await AuthToken.delete().where(AuthToken.id == token_id)
+    # Forgotten here at once; the caller's `live.signed_out` / `live.tokens_ended` tells the other instances.
+    tokens_revoked_here(None, token_id)
 
 
 async def revoke_all(account_id: uuid.UUID, *, except_token: uuid.UUID | None = None) -> None:
@@ -80,6 +92,7 @@ async def revoke_all(account_id: uuid.UUID, *, except_token: uuid.UUID | None = 
         query = query.where(AuthToken.id != except_token)
     await pushes
     await query
+    tokens_revoked_here(account_id, None)
 
 
 async def account_exists(account_id: uuid.UUID) -> bool:

@@ -52,7 +52,9 @@ async def create_account(data: JSONBody[AccountCreate]) -> AccountOut:
     status_code=HTTP_200_OK,
     opt={"rate": "login"},
 )
-async def login(data: JSONBody[Login], settings: SettingsDep, request: Request[Any, Any, Any]) -> Response[TokenOut]:
+async def login(
+    data: JSONBody[Login], settings: SettingsDep, live: LiveDep, request: Request[Any, Any, Any]
+) -> Response[TokenOut]:
     async with limits.failures_only(request, wrong=401):
         token, _token_id, _account_id = await accounts.sign_in(data.email, data.password)
     # A browser that arrives with a session gets a new one, and the old one ends (no session fixation); a bearer
@@ -60,6 +62,7 @@ async def login(data: JSONBody[Login], settings: SettingsDep, request: Request[A
     previous = request.scope.get("user")
     if isinstance(previous, tokens.Principal) and previous.via == "cookie":
         await tokens.revoke(previous.token_id)
+        await live.tokens_ended(previous.account_id, previous.token_id)
     return Response(TokenOut(token=token), cookies=[session_cookie(token, settings)])
 
 

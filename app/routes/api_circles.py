@@ -120,8 +120,8 @@ async def close_circle(circle_id: FromPath[str], principal: PrincipalDep, live: 
 @post(
     "/circles/{circle_id:str}/reopen", summary="Reopen a closed circle within its grace period (coach)", status_code=200
 )
-async def reopen_circle(circle_id: FromPath[str], principal: PrincipalDep) -> CircleClosed:
-    return await circles.reopen_circle(principal.account_id, circle_id)
+async def reopen_circle(circle_id: FromPath[str], principal: PrincipalDep, live: LiveDep) -> CircleClosed:
+    return await circles.reopen_circle(principal.account_id, circle_id, live)
 
 
 ROUTES.extend([change_alias, close_circle, reopen_circle])

@@ -53,7 +53,7 @@ async def healthz(state: State, request: Request[Any, Any, Any]) -> Response[Hea
             bus=bus,
             sockets=sockets if operator else None,
             rooms=len(hub.rooms) if operator else None,
-            stats=dict(hub.stats) if operator else None,
+            stats={**hub.stats, **state["live"].caches.stats, **state["live"].caches.sizes()} if operator else None,
             mail=dict(state["mailer"].stats) if operator and "mailer" in state else None,
         ),
         status_code=200 if ok else 503,

@@ -532,6 +532,7 @@ async def close_circle(account_id: uuid.UUID, circle_id: str, live: Live) -> Cir
     async with unit_of_work(live) as outbox:
         await Circle.update({Circle.closed_at: closed_at, Circle.delete_after: delete_after}).where(Circle.id == cid)
         await audit.record(cid, me, "close")
+        outbox.access_changed(cid)
         members = await notifications.members_of(cid)
         await notifications.notify(
             outbox,
@@ -544,13 +545,14 @@ async def close_circle(account_id: uuid.UUID, circle_id: str, live: Live) -> Cir
     return CircleClosed(id=str(cid), closed_at=_iso(closed_at), delete_after=_iso(delete_after))
 
 
-async def reopen_circle(account_id: uuid.UUID, circle_id: str) -> CircleClosed:
+async def reopen_circle(account_id: uuid.UUID, circle_id: str, live: Live) -> CircleClosed:
     cid = parse_id(circle_id, "circle")
     me = await require_member(account_id, cid)
     require_coach_role(me, "reopen the circle")
     async with write_transaction():
         await Circle.update({Circle.closed_at: None, Circle.delete_after: None}).where(Circle.id == cid)
         await audit.record(cid, me, "reopen")
+    await live.access_changed(cid)
     return CircleClosed(id=str(cid), closed_at=None, delete_after=None)
 
 

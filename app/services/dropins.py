@@ -263,6 +263,8 @@ async def _change(row: dict[str, Any], values: dict[Any, Any], outbox: Outbox) -
     await DropinRow.update(values).where(DropinRow.id == row["id"])
     fresh = await DropinRow.select().where(DropinRow.id == row["id"]).first()
     assert fresh is not None
+    # The room's access carries the drop-in's state (an ended drop-in's room is read-only).
+    outbox.access_changed(fresh["circle"])
     # The spotlighted post's id marks the event, so the post's edits, hiding and deletion can find and rewrite it.
     seq = await outbox.next_seq(fresh["room"])
     event = DropinChanged(room_id=str(fresh["room"]), seq=seq, data=await dropin_struct(fresh))

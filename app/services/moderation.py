@@ -147,6 +147,7 @@ async def mute(
             Membership.id == target.id
         )
         await _log(cid, me, "mute", member=target.id, reason=text)
+        outbox.access_changed(cid)
         await notifications.notify(
             outbox,
             "moderation",
@@ -166,6 +167,7 @@ async def unmute(account_id: uuid.UUID, circle_id: str, membership_id: str, live
             Membership.id == target.id
         )
         await _log(cid, me, "unmute", member=target.id)
+        outbox.access_changed(cid)
         await notifications.notify(outbox, "moderation", [target.id], me, About(cid), reason="You can post again.")
     return MuteOut(membership_id=str(target.id), muted_until=None, reason=None)
 

@@ -27,13 +27,14 @@ from realtime.types import Entry
 
 
 class Outbox:
-    __slots__ = ("_deliveries", "_events", "_mailed", "_rewritten")
+    __slots__ = ("_access", "_deliveries", "_events", "_mailed", "_rewritten")
 
     def __init__(self) -> None:
         self._events: list[tuple[str, Entry]] = []
         self._deliveries: list[Delivery] = []
         self._rewritten: set[uuid.UUID] = set()
         self._mailed = False
+        self._access: set[uuid.UUID] = set()
 
     async def next_seq(self, room_id: uuid.UUID) -> int:
         return await queries.allocate_seq(room_id)
@@ -65,7 +66,15 @@ class Outbox:
         cached copies, so a replay reads the log instead of resending what was taken away."""
         self._rewritten.add(room_id)
 
+    def access_changed(self, circle_id: uuid.UUID) -> None:
+        """What members may do in the circle changed in the transaction (a mute, the circle closed, a drop-in's
+        state): after commit every instance forgets the access it remembered there (app/auth/cache.py)."""
+        self._access.add(circle_id)
+
     async def publish(self, live: Live) -> None:
+        for circle_id in sorted(self._access, key=str):
+            await live.access_changed(circle_id)
+        self._access.clear()
         if self._rewritten:
             await live.log_rewritten(sorted(self._rewritten, key=str))
             self._rewritten.clear()

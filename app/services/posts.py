@@ -44,7 +44,7 @@ from realtime.events import (
     encoder,
 )
 from realtime.events import Membership as PublicMembership
-from web.markdown import neutralise_mentions, render
+from web.markdown import neutralise_mentions, render, render_off_loop
 
 MAX_BODY = 20_000
 # The post table's client_id column size (the API checks it too; the pages reach the service directly).
@@ -133,7 +133,11 @@ async def authors_of(rows: Sequence[PostRecord]) -> dict[uuid.UUID, PublicMember
 
 async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, live: Live) -> Post:
     rid = parse_id(room_id, "room")
-    room, me = await _access(account_id, rid)
+    # Remembered per instance (app/auth/cache.py) and dropped by every change to it; `room.last_seq` is not read here.
+    access = await live.caches.access(account_id, rid, lambda: queries.room_access(account_id, rid))
+    if access is None:
+        raise not_found("room")
+    room, me = access
     require_can_write(me)
     require_room_open(room.dropin_state)
     author = membership_struct(me)
@@ -176,7 +180,7 @@ async def create_post(account_id: uuid.UUID, room_id: str, data: PostCreate, liv
         parent_author = parent.author
     # Aliases are only needed to resolve @mentions; most posts have none, and skip the query.
     aliases = await circle_aliases(room.circle) if "@" in body else {}
-    html, mentioned = render(body, aliases) if body.strip() else ("", [])
+    html, mentioned = await render_off_loop(body, aliases) if body.strip() else ("", [])
     if record is not None:
         html += experiments.record_html(record)
     post_id = uuid.uuid4()
@@ -347,10 +351,10 @@ async def edit_post(
     body = check_body(body)
     care.check_note(content_note if isinstance(content_note, str) else None)
     aliases = await circle_aliases(room.circle)
-    html, mentioned = render(body, aliases)
+    html, mentioned = await render_off_loop(body, aliases)
     if row.experiment:
         html += experiments.record_html(experiments.decode(row.experiment))
-    _, already = render(row.body, aliases)
+    _, already = await render_off_loop(row.body, aliases)
     async with unit_of_work(live) as outbox:
         seq = await outbox.next_seq(row.room)
         row = msgspec.structs.replace(row, body=body, html=html, edited_at=now())

@@ -100,7 +100,7 @@ async def signin_form(next: FromQuery[str | None] = None, reset: FromQuery[str |
 
 
 @post("/signin", include_in_schema=False, opt={"rate": "login"})
-async def signin(request: Request[Any, Any, Any], data: Form, settings: SettingsDep) -> Response[Any]:
+async def signin(request: Request[Any, Any, Any], data: Form, settings: SettingsDep, live: LiveDep) -> Response[Any]:
     next_path = safe_next(data.get("next"))
     try:
         async with limits.failures_only(request, wrong=401):
@@ -113,6 +113,7 @@ async def signin(request: Request[Any, Any, Any], data: Form, settings: Settings
     previous = request.scope.get("user")
     if isinstance(previous, Principal):
         await tokens.revoke(previous.token_id)
+        await live.tokens_ended(previous.account_id, previous.token_id)
     return Redirect(next_path, status_code=HTTP_303_SEE_OTHER, cookies=[session_cookie(token, settings)])
 
 

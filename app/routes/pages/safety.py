@@ -162,9 +162,9 @@ async def close_circle(request: Request[Any, Any, Any], circle_id: FromPath[str]
 
 
 @post("/circles/{circle_id:str}/reopen", include_in_schema=False)
-async def reopen_circle(request: Request[Any, Any, Any], circle_id: FromPath[str]) -> Response[Any]:
+async def reopen_circle(request: Request[Any, Any, Any], circle_id: FromPath[str], live: LiveDep) -> Response[Any]:
     user = who(request)
-    await circles.reopen_circle(user.account_id, circle_id)
+    await circles.reopen_circle(user.account_id, circle_id, live)
     if request.headers.get("hx-request"):
         return Response(None, status_code=204, headers={"HX-Redirect": f"/circles/{circle_id}"})
     return Redirect(f"/circles/{circle_id}", status_code=HTTP_303_SEE_OTHER)
