@@ -68,7 +68,9 @@ class KindredProcess:
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.1)
-        raise RuntimeError(f"kindred did not become ready: {self.log.read_text()}")
+        log = self.log.read_text()
+        self.stop()  # the caller's cleanup never runs for a start that raised: don't leave the server behind
+        raise RuntimeError(f"kindred did not become ready: {log}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
