@@ -9,8 +9,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from app.settings import ConfigError, load_settings
+from app.settings import ConfigError, Settings, load_settings
 from db.migrate import UnknownHistory
+
+SERVERS = ("uvicorn", "granian")
 
 
 def _with_engine(database_url: str, job: Callable[[Any], Awaitable[list[str]]]) -> list[str]:
@@ -48,8 +50,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    if args.server not in SERVERS:  # argparse checks --server, not a default taken from KINDRED_SERVER
+        raise ConfigError(f"KINDRED_SERVER must be one of {', '.join(SERVERS)}, not {args.server!r}")
     # Links in mail name this port when no KINDRED_PUBLIC_URL is set (the app reads it in each worker).
     os.environ["KINDRED_PORT"] = str(args.port)
 
@@ -79,10 +81,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"kindred: {len(todo)} database migration(s) pending: run `kindred migrate` first", file=sys.stderr)
             return 2
     print(
-        f"kindred: serving on http://{args.host}:{args.port}  (database: {'SQLite' if settings.is_sqlite else 'Postgres'}, "
+        f"kindred: serving on http://{args.host}:{args.port} under {args.server}  "
+        f"(database: {'SQLite' if settings.is_sqlite else 'Postgres'}, "
         f"channels: {'Redis' if settings.redis_url else 'in-memory'})",
         flush=True,
     )
+    if args.server == "granian":
+        _serve_granian(args, settings)
+    else:
+        _serve_uvicorn(args, settings)
+    return 0
+
+
+# Seconds open requests and sockets get to finish when the server is told to stop.
+GRACEFUL_SHUTDOWN = 5
+
+
+def _serve_uvicorn(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
     uvicorn.run(
         "app.main:app_factory",
         factory=True,
@@ -100,9 +117,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=settings.trust_proxy is not None,
         forwarded_allow_ips=settings.trust_proxy,
         log_level="warning" if not settings.debug else "info",
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
     )
-    return 0
+
+
+def _serve_granian(args: argparse.Namespace, settings: Settings) -> None:
+    """Granian's ASGI interface (Litestar speaks no RSGI), one process per worker under Granian's supervisor.
+
+    What uvicorn is told above holds here by other means (docs/performance.md, "The ASGI server"): Granian has no
+    websocket size option (its tungstenite accepts 16 MiB frames), so the 64 KiB limit and its 1009 are the
+    application's own check (realtime.connection); it negotiates no per-message deflate at all; and it reads no
+    forwarded headers, so `app.main:granian_factory` wraps the app in uvicorn's ProxyHeadersMiddleware when a proxy
+    is trusted. Websockets need HTTP/1.1, so HTTP/2 stays off."""
+    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    Server(
+        "app.main:granian_factory",
+        factory=True,
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        loop=Loops.uvloop if sys.platform != "win32" else Loops.asyncio,
+        http=HTTPModes.http1,
+        websockets=True,
+        log_level=LogLevels.info if settings.debug else LogLevels.warning,
+        # A worker that has not finished its lifespan shutdown by then is killed.
+        workers_kill_timeout=GRACEFUL_SHUTDOWN + 10,
+    ).serve()
 
 
 def cmd_mail(args: argparse.Namespace) -> int:
@@ -142,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default=os.environ.get("KINDRED_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("KINDRED_PORT", "8000")))
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--server",
+        choices=SERVERS,
+        default=os.environ.get("KINDRED_SERVER", "uvicorn"),
+        help="the ASGI server (default uvicorn, or $KINDRED_SERVER)",
+    )
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="apply pending database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("demo", help="seed a demo circle and print sign-in details").set_defaults(func=cmd_demo)

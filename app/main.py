@@ -327,3 +327,20 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
 def app_factory() -> Litestar:
     """Entry point for `uvicorn --factory app.main:app_factory` (and `kindred serve`)."""
     return create_app(freeze_heap=True)
+
+
+def granian_factory() -> Any:
+    """Entry point for `kindred serve --server granian`: the same application, behind `trusted_proxy_headers`."""
+    app = app_factory()
+    return trusted_proxy_headers(app, app.state["settings"].trust_proxy)
+
+
+def trusted_proxy_headers(app: Litestar, trusted: str | None) -> Any:
+    """`app`, and when a proxy is trusted, uvicorn's ProxyHeadersMiddleware around it: Granian itself reads no
+    X-Forwarded-* headers, and this is the code uvicorn runs for `proxy_headers`, so both servers believe the same."""
+    if trusted is None:
+        return app
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    asgi_app: Any = app  # Litestar's ASGI types and uvicorn's are the same protocol, spelt differently
+    return ProxyHeadersMiddleware(asgi_app, trusted_hosts=trusted)

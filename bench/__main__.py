@@ -55,9 +55,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": report.machine(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "kindred_server": args.kindred_server,
         "command": " ".join(["uv run --group bench python -m bench", *sys.argv[1:]]),
     }
     async with services(args.out / "logs") as svc:
+        svc.kindred_server = args.kindred_server
         run = Run(
             svc=svc,
             accounts=KindredAccounts(),
@@ -83,10 +85,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if "S3" in wanted:
             results["S3"] = {}
             for system in ("kindred", "websockets_ceiling"):
-                log(f"S3 {system}: {args.idle:,} idle sockets")
-                results["S3"][system] = await idle_sockets(run, system, args.idle)
-            log(f"S3 kindred memory breakdown: {MEMORY_SOCKETS:,} sockets, allocations traced")
-            results["S3_memory"] = await memory_breakdown(run, MEMORY_SOCKETS)
+                if system in args.systems.split(","):
+                    log(f"S3 {system}: {args.idle:,} idle sockets")
+                    results["S3"][system] = await idle_sockets(run, system, args.idle)
+            # Traced in the process bench.instrumented runs: under Granian that is the supervisor, which serves nothing.
+            if args.kindred_server == "uvicorn" and "kindred" in args.systems.split(","):
+                log(f"S3 kindred memory breakdown: {MEMORY_SOCKETS:,} sockets, allocations traced")
+                results["S3_memory"] = await memory_breakdown(run, MEMORY_SOCKETS)
         if "S4" in wanted:
             log("S4 write contention")
             results["S4"] = await contention(run, posters=50, seconds=8)
@@ -111,6 +116,9 @@ def cli() -> None:
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="which systems S1 and S2 compare")
     parser.add_argument("--idle", type=int, default=10_000, help="sockets to hold in S3")
     parser.add_argument("--kindred-workers", type=int, default=1, help="`kindred serve --workers` per instance")
+    parser.add_argument(
+        "--kindred-server", choices=("uvicorn", "granian"), default="uvicorn", help="`kindred serve --server`"
+    )
     parser.add_argument("--loadgen-processes", type=int, default=default_processes())
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy phase of S1 and S2")
     parser.add_argument(

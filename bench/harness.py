@@ -32,8 +32,8 @@ from bench.procs import Proc, postgres_backends, spawn
 ROOT = Path(__file__).resolve().parent.parent
 DJANGO_DIR = ROOT / "bench" / "peers" / "django_channels"
 PG_ADMIN = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-# Seconds a server gets to answer its first request after it was started.
-START_TIMEOUT = 60.0
+# Seconds a server gets to answer its first request after it was started (a loaded 2-core box needs minutes).
+START_TIMEOUT = 180.0
 
 
 @dataclass
@@ -46,6 +46,8 @@ class Services:
     _kindred_db: str | None = None
     _django_db: str | None = None
     _launches: int = 0
+    # The ASGI server `kindred serve` runs under (`--kindred-server`).
+    kindred_server: str = "uvicorn"
 
     def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> Proc:
         proc = spawn(name, args, self.logs / f"{name}.log", cwd, env or {})
@@ -167,6 +169,7 @@ class Services:
         for i in range(instances):
             port = free_port()
             args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+            args += ["--server", self.kindred_server]
             self._launches += 1
             env = {**self._kindred_env(), "BENCH_INSTRUMENT_OUT": str(self.logs / f"instrument-{self._launches}")}
             if trace_memory:

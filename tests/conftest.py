@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 import uvicorn
 
@@ -29,6 +30,8 @@ pytest_plugins = ["tests.browser"]
 PG_ADMIN_DSN = os.environ.get("KINDRED_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("KINDRED_TEST_REDIS", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# The ASGI server the tests' servers run under: "uvicorn" (as `kindred serve` ships) or "granian".
+TEST_SERVER = os.environ.get("KINDRED_TEST_SERVER", "uvicorn")
 SECRET = "test-secret-" + "x" * 40
 
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -184,6 +187,9 @@ def free_port() -> int:
 
 
 class Server:
+    """The application under the test's chosen ASGI server, in this process: uvicorn, or with
+    KINDRED_TEST_SERVER=granian Granian's embedded server, configured as `kindred serve --server` configures each."""
+
     def __init__(self, settings: Settings) -> None:
         from app.main import create_app
 
@@ -192,6 +198,26 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/api/v1/ws"
+        self._task: asyncio.Task[None] | None = None
+        self.server: uvicorn.Server | None = None
+        self.granian: Any = None
+        if TEST_SERVER == "granian":
+            from granian.constants import HTTPModes, Interfaces
+            from granian.log import LogLevels
+            from granian.server.embed import Server as Embedded
+
+            from app.main import trusted_proxy_headers
+
+            self.granian = Embedded(
+                trusted_proxy_headers(self.app, settings.trust_proxy),
+                address="127.0.0.1",
+                port=self.port,
+                interface=Interfaces.ASGI,
+                http=HTTPModes.http1,
+                websockets=True,
+                log_level=LogLevels.warning,
+            )
+            return
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",
@@ -207,25 +233,39 @@ class Server:
             timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def hub(self) -> Any:
         return self.app.state["hub"]
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self.server.serve())
+        serve = self.granian.serve() if self.granian is not None else self.server.serve()  # type: ignore[union-attr]
+        self._task = asyncio.create_task(serve)
         deadline = asyncio.get_running_loop().time() + 2 * DEADLINE
         while asyncio.get_running_loop().time() < deadline:
-            if self.server.started:
+            if await self._started():
                 return
             if self._task.done():
                 self._task.result()
             await asyncio.sleep(0.01)
         raise RuntimeError("server did not start")
 
+    async def _started(self) -> bool:
+        if self.server is not None:
+            return self.server.started
+        # Granian binds its socket before the lifespan runs and says nothing when it is ready: ready is answering.
+        try:
+            async with httpx.AsyncClient(timeout=2) as client:
+                await client.get(f"{self.url}/healthz")
+        except httpx.HTTPError:
+            return False
+        return True
+
     async def stop(self) -> None:
-        self.server.should_exit = True
+        if self.server is not None:
+            self.server.should_exit = True
+        else:
+            self.granian.stop()
         if self._task is not None:
             await asyncio.wait_for(self._task, 10)
 

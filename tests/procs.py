@@ -12,13 +12,16 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import SECRET, free_port
+from tests.conftest import SECRET, TEST_SERVER, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class KindredProcess:
-    def __init__(self, database_url: str, redis_url: str | None, prefix: str, **env: str) -> None:
+    def __init__(
+        self, database_url: str, redis_url: str | None, prefix: str, server: str = TEST_SERVER, **env: str
+    ) -> None:
+        self.server = server
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/api/v1/ws"
@@ -37,7 +40,18 @@ class KindredProcess:
     async def start(self) -> None:
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "app.cli",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--server",
+                    self.server,
+                ],
                 env=self.env,
                 cwd=ROOT,
                 stdout=out,
@@ -54,7 +68,9 @@ class KindredProcess:
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.1)
-        raise RuntimeError(f"kindred did not become ready: {self.log.read_text()}")
+        log = self.log.read_text()
+        self.stop()  # the caller's cleanup never runs for a start that raised: don't leave the server behind
+        raise RuntimeError(f"kindred did not become ready: {log}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

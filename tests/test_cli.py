@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import PG_ADMIN_DSN, REDIS_URL, SECRET, Templates, free_port
+from tests.conftest import PG_ADMIN_DSN, REDIS_URL, SECRET, TEST_SERVER, Templates, free_port
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,11 +27,11 @@ def kindred(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The machine's environment without any Kindred configuration, plus `extra`."""
+    """The machine's environment without any Kindred configuration (but the tests' ASGI server), plus `extra`."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("KINDRED_") and k not in {"DATABASE_URL", "REDIS_URL"}
     }
-    return {**env, **extra}
+    return {**env, "KINDRED_SERVER": TEST_SERVER, **extra}
 
 
 async def serving(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
