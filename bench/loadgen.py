@@ -105,6 +105,16 @@ class LoadGen:
         """Open posting sockets ahead of the posts (posts over websockets only; otherwise nothing)."""
         return sum(a["posters"] for a in await self._call("warm_posters", per_url=per_url))
 
+    async def churn(self, rooms: list[str], concurrency: int = 200) -> dict[str, Any]:
+        """Each socket reading one of `rooms` unsubscribes from it and subscribes again (see Worker.churn)."""
+        answers = await self._call("churn", rooms=rooms, concurrency=concurrency)
+        return {
+            "pairs": sum(a["pairs"] for a in answers),
+            "failed": sum(a["failed"] for a in answers),
+            "seconds": max(a["seconds"] for a in answers),
+            "loadgen_cpu": max(a["cpu"] for a in answers),
+        }
+
     async def drop(self) -> None:
         await self._call("drop")
 
