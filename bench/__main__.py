@@ -16,8 +16,7 @@ from typing import Any
 
 import uvloop
 
-from bench import report
-from bench import scale
+from bench import report, scale
 from bench.harness import services
 from bench.loadgen import default_processes
 from bench.scenarios import (
@@ -137,7 +136,7 @@ def cli() -> None:
     parser.add_argument("--s8-rooms", type=int, default=5_000)
     parser.add_argument("--s8-per-room", type=int, default=20)
     parser.add_argument("--s8-sockets", type=int, default=5_000, help="S8's sockets; each reads rooms×per-room/sockets")
-    parser.add_argument("--s8-rate", type=float, default=100.0, help="S8's fixed-rate posts a second, over all rooms")
+    parser.add_argument("--s8-rate", type=float, default=40.0, help="S8's fixed-rate posts a second, over all rooms")
     parser.add_argument("--s8-churn-rooms", type=int, default=500, help="rooms whose subscribers S8 churns")
     parser.add_argument("--kindred-workers", type=int, default=1, help="`kindred serve --workers` per instance")
     parser.add_argument("--loadgen-processes", type=int, default=default_processes())

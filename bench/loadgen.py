@@ -105,9 +105,11 @@ class LoadGen:
         """Open posting sockets ahead of the posts (posts over websockets only; otherwise nothing)."""
         return sum(a["posters"] for a in await self._call("warm_posters", per_url=per_url))
 
-    async def churn(self, rooms: list[str], concurrency: int = 200) -> dict[str, Any]:
+    async def churn(
+        self, rooms: list[str], concurrency: int = 200, *, leave: bool = True, join: bool = True
+    ) -> dict[str, Any]:
         """Each socket reading one of `rooms` unsubscribes from it and subscribes again (see Worker.churn)."""
-        answers = await self._call("churn", rooms=rooms, concurrency=concurrency)
+        answers = await self._call("churn", rooms=rooms, concurrency=concurrency, leave=leave, join=join)
         return {
             "pairs": sum(a["pairs"] for a in answers),
             "failed": sum(a["failed"] for a in answers),

@@ -32,6 +32,7 @@ from bench.loadgen import LoadGen, default_processes
 from bench.procs import Proc, Window, cpu_seconds, rss_bytes
 from bench.scenarios import CONNECTED_SETTLE_SECONDS, DRAIN_IDLE, Run, _drain, _pids, log
 from bench.worker import Marker, PostPlan, SocketPlan
+from realtime.hub import IDLE_FEED_SECONDS, SWEEP_INTERVAL
 
 # Client sockets per loopback source address: well under the 28,000 ephemeral ports of one address.
 SOCKETS_PER_SOURCE = 10_000
@@ -76,7 +77,16 @@ async def seed(database_url: str, room_id: str, accounts: int, extra_rooms: int)
             account_rows.append((account, f"s{tag}{n}@bench.kindred.test", f"Member {n}", "seeded", now, now))
             token_rows.append((uuid.uuid4(), account, hashlib.sha256(token.encode()).hexdigest(), now, now + TOKEN_TTL))
             member_rows.append(
-                (uuid.uuid4(), circle, account, alias, aliases.alias_key(alias), aliases.alias_skeleton(alias), "member", now)
+                (
+                    uuid.uuid4(),
+                    circle,
+                    account,
+                    alias,
+                    aliases.alias_key(alias),
+                    aliases.alias_skeleton(alias),
+                    "member",
+                    now,
+                )
             )
         async with conn.transaction():
             await conn.copy_records_to_table(
@@ -224,7 +234,9 @@ async def s7(run: Run, sockets: int, instances: int, workers: int, rounds: int) 
             async with httpx.AsyncClient(timeout=DELIVERY_TIMEOUT) as client:
                 for r in range(rounds):
                     big_rounds.append(
-                        await _post_and_wait(client, gen, [(post_urls[r % len(post_urls)], big_room)], token, f"big-{r}", big)
+                        await _post_and_wait(
+                            client, gen, [(post_urls[r % len(post_urls)], big_room)], token, f"big-{r}", big
+                        )
                     )
                     posts = [(post_urls[i % len(post_urls)], room) for i, room in enumerate(ten)]
                     ten_rounds.append(await _post_and_wait(client, gen, posts, token, f"ten-{r}", sockets))
@@ -273,7 +285,7 @@ async def s8(
     every room at `rate` a second (latency) and then as fast as answered (deliveries/s), and churn: every subscriber
     of `churn_rooms` rooms unsubscribes and subscribes again."""
     per_socket = rooms * per_room // sockets
-    urls, procs, target, tokens, room_ids, seeded = await _setup(run, instances, 1, sockets, rooms - 1)
+    _urls, procs, target, tokens, room_ids, seeded = await _setup(run, instances, 1, sockets, rooms - 1)
     ws_urls = target.ws_urls
     plans = []
     for n in range(sockets):
@@ -344,34 +356,49 @@ async def s8(
                 f"saturated {result['saturate']['deliveries_per_s']:.0f} deliveries/s"
             )
             churned = room_ids[:churn_rooms]
-            redis_before = await run.svc.redis_commands()
-            cpu0, infra = cpu_seconds(pids), Window(lambda: [], lambda: run.svc.infra_pids("kindred"))
-            infra.start()
-            churn = await gen.churn(churned)
-            cpu = cpu_seconds(pids) - cpu0
-            infra_cpu = infra.stop()["infra_cpu_s"]
-            redis_after = await run.svc.redis_commands()
-            pairs = max(churn["pairs"], 1)
-            result["churn"] = {
-                "rooms": len(churned),
-                "pairs": churn["pairs"],
-                "failed": churn["failed"],
-                "seconds": churn["seconds"],
-                "pairs_per_s": churn["pairs"] / max(churn["seconds"], 1e-9),
-                "server_cpu_ms_per_pair": cpu * 1000 / pairs,
-                "infra_cpu_ms_per_pair": infra_cpu * 1000 / pairs,
-                "redis_commands": {
-                    name: n - redis_before.get(name, 0)
-                    for name, n in redis_after.items()
-                    if n > redis_before.get(name, 0) and name not in ("info", "client|list")
-                },
-                "redis_channels_after": await _redis_subscriptions(run.svc.redis_url),
-            }
-            log(
-                f"  S8 churn: {churn['pairs']:,} unsubscribe+subscribe pairs ({churn['failed']} failed), "
-                f"{result['churn']['pairs_per_s']:.0f}/s, {result['churn']['server_cpu_ms_per_pair']:.2f} ms server CPU each"
-            )
+            # Warm: each socket leaves a room and comes straight back; the instance keeps the room's channel for
+            # IDLE_FEED_SECONDS after its last socket leaves, so Redis sees presence only.
+            result["churn"] = await _churn(run, gen, pids, churned, "warm")
+            # Cold: every subscriber of the rooms leaves, the channels are dropped after IDLE_FEED_SECONDS, and they
+            # all come back: the UNSUBSCRIBE and SUBSCRIBE a room costs when it empties and fills on an instance.
+            result["churn_cold_leave"] = await _churn(run, gen, pids, churned, "leave", join=False)
+            await asyncio.sleep(IDLE_FEED_SECONDS + 2 * SWEEP_INTERVAL)
+            result["redis_channels_emptied"] = await _redis_subscriptions(run.svc.redis_url)
+            result["churn_cold_join"] = await _churn(run, gen, pids, churned, "join", leave=False)
         result["servers_alive"] = [p.running for p in procs]
         return result
     finally:
         run.svc.stop(procs)
+
+
+async def _churn(
+    run: Run, gen: LoadGen, pids: list[int], rooms: list[str], label: str, *, leave: bool = True, join: bool = True
+) -> dict[str, Any]:
+    redis_before = await run.svc.redis_commands()
+    cpu0, infra = cpu_seconds(pids), Window(list, lambda: run.svc.infra_pids("kindred"))
+    infra.start()
+    churn = await gen.churn(rooms, leave=leave, join=join)
+    cpu = cpu_seconds(pids) - cpu0
+    infra_cpu = infra.stop()["infra_cpu_s"]
+    redis_after = await run.svc.redis_commands()
+    ops = max(churn["pairs"], 1)
+    out = {
+        "rooms": len(rooms),
+        "ops": churn["pairs"],  # (socket, room) unsubscribe+subscribe pairs, or single unsubscribes / subscribes
+        "failed": churn["failed"],
+        "seconds": churn["seconds"],
+        "ops_per_s": churn["pairs"] / max(churn["seconds"], 1e-9),
+        "server_cpu_ms_per_op": cpu * 1000 / ops,
+        "infra_cpu_ms_per_op": infra_cpu * 1000 / ops,
+        "redis_commands": {
+            name: n - redis_before.get(name, 0)
+            for name, n in redis_after.items()
+            if n > redis_before.get(name, 0) and name not in ("info", "client|list")
+        },
+        "redis_channels_after": await _redis_subscriptions(run.svc.redis_url),
+    }
+    log(
+        f"  S8 churn {label}: {churn['pairs']:,} ({churn['failed']} failed), {out['ops_per_s']:.0f}/s, "
+        f"{out['server_cpu_ms_per_op']:.2f} ms server CPU each; Redis {out['redis_commands']}"
+    )
+    return out

@@ -259,9 +259,10 @@ class Worker:
             sub.acked = None
         return outcome in want
 
-    async def churn(self, rooms: list[str], concurrency: int) -> dict[str, Any]:
+    async def churn(self, rooms: list[str], concurrency: int, leave: bool = True, join: bool = True) -> dict[str, Any]:
         """Every socket reading one of `rooms` unsubscribes from it and subscribes again (with `since`, so nothing is
-        missed), one room at a time per socket: the cost of subscription churn. Returns pairs done and failed."""
+        missed), one room at a time per socket: the cost of subscription churn. Returns pairs done and failed. With
+        `join` false it only leaves, with `leave` false it only joins again (a churn with a pause between)."""
         wanted = set(rooms)
         gate = asyncio.Semaphore(max(1, concurrency))
         loop = asyncio.get_running_loop()
@@ -273,9 +274,14 @@ class Worker:
                 if room not in wanted:
                     continue
                 async with gate:
-                    sub.acked = loop.create_future()
-                    await sub.ws.send(_encode({"op": "unsubscribe", "room_id": room}).decode())
-                    left = await self._acked(sub, ("unsubscribed",))
+                    left = True
+                    if leave:
+                        sub.acked = loop.create_future()
+                        await sub.ws.send(_encode({"op": "unsubscribe", "room_id": room}).decode())
+                        left = await self._acked(sub, ("unsubscribed",))
+                    if not join:
+                        done, failed = (done + 1, failed) if left else (done, failed + 1)
+                        continue
                     since = sub.last_seq if room == sub.plan.room else sub.seqs.get(room)
                     frame: dict[str, Any] = {"op": "subscribe", "room_id": room}
                     if since is not None:
