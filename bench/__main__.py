@@ -101,7 +101,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if "S7" in wanted:
             log(f"S7 scale: {args.s7_sockets:,} sockets on {args.s7_instances} instances")
             results["S7"] = await scale.s7(
-                run, args.s7_sockets, args.s7_instances, args.s7_workers, rounds=args.s7_rounds
+                run,
+                args.s7_sockets,
+                args.s7_instances,
+                args.s7_workers,
+                rounds=args.s7_rounds,
+                accounts=args.s7_accounts,
             )
         if "S8" in wanted:
             log(f"S8 many rooms: {args.s8_rooms:,} rooms × {args.s8_per_room} over {args.s8_sockets:,} sockets")
@@ -130,6 +135,7 @@ def cli() -> None:
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="which systems S1 and S2 compare")
     parser.add_argument("--idle", type=int, default=10_000, help="sockets to hold in S3")
     parser.add_argument("--s7-sockets", type=int, default=100_000, help="S7's sockets (seeded accounts, one each)")
+    parser.add_argument("--s7-accounts", type=int, default=0, help="S7's accounts (default: one per socket)")
     parser.add_argument("--s7-instances", type=int, default=2, help="S7's Kindred instances")
     parser.add_argument("--s7-workers", type=int, default=1, help="S7's `kindred serve --workers` per instance")
     parser.add_argument("--s7-rounds", type=int, default=5, help="S7's rounds (a big-room post, then ten at once)")

@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 import httpx
 import msgspec
+import psutil
 from redis.asyncio import Redis
 
 from app.services import aliases
@@ -44,6 +45,54 @@ DELIVERY_TIMEOUT = 30.0
 BIG_ROOM = 20_000
 TEN_ROOMS = 10
 TOKEN_TTL = timedelta(days=30)
+# S7 stops its servers if the box's available memory falls below this (the box is shared): the result says so.
+MEMORY_FLOOR = 3 * 2**30
+
+
+class Watch:
+    """Samples, every second, the servers' RSS (per instance), the load generator's, and the box's available memory;
+    below MEMORY_FLOOR it stops the servers (by PID), so the run ends with what it saw instead of taking the box."""
+
+    def __init__(self, run: Run, procs: list[Proc]) -> None:
+        self.run, self.procs = run, procs
+        self.peak_server_mb = [0.0] * len(procs)
+        self.peak_loadgen_mb = 0.0
+        self.min_available_mb = math.inf
+        self.stopped: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def _loop(self) -> None:
+        me = psutil.Process()
+        while True:
+            for i, proc in enumerate(self.procs):
+                self.peak_server_mb[i] = max(self.peak_server_mb[i], rss_bytes(proc.pids) / 2**20)
+            kids = [c.pid for c in me.children(recursive=True) if c.name().startswith("python")]
+            ours = {pid for p in self.procs for pid in p.pids}
+            self.peak_loadgen_mb = max(self.peak_loadgen_mb, rss_bytes([k for k in kids if k not in ours]) / 2**20)
+            available = psutil.virtual_memory().available
+            self.min_available_mb = min(self.min_available_mb, available / 2**20)
+            if available < MEMORY_FLOOR and self.stopped is None:
+                self.stopped = f"box memory available fell to {available / 2**30:.1f} GiB: servers stopped"
+                log(f"  {self.stopped}")
+                await asyncio.to_thread(self.run.svc.stop, self.procs)
+                return
+            await asyncio.sleep(1.0)
+
+    def __enter__(self) -> Watch:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "peak_server_rss_mb": self.peak_server_mb,
+            "peak_loadgen_rss_mb": self.peak_loadgen_mb,
+            "min_box_available_mb": self.min_available_mb,
+            "stopped": self.stopped,
+        }
 
 
 def fd_limits() -> dict[str, int]:
@@ -174,28 +223,29 @@ async def _post_and_wait(
     }
 
 
-async def s7(run: Run, sockets: int, instances: int, workers: int, rounds: int) -> dict[str, Any]:
-    """S7: `sockets` sockets over `instances` instances, each in one of TEN_ROOMS rooms, and a fifth of them (at most
+async def s7(run: Run, sockets: int, instances: int, workers: int, rounds: int, accounts: int = 0) -> dict[str, Any]:
+    """S7: `sockets` sockets (over `accounts` accounts, one each by default) over `instances` instances, each in one of TEN_ROOMS rooms, and a fifth of them (at most
     BIG_ROOM) also in a big room. Each round: one post to the big room, then one post to each of the ten rooms at
     once; time from before the POST(s) to the last socket's frame, and what did not arrive."""
     big = min(BIG_ROOM, sockets // 5)
-    urls, procs, target, tokens, rooms, seeded = await _setup(run, instances, workers, sockets, TEN_ROOMS)
+    accounts = accounts or sockets
+    urls, procs, target, tokens, rooms, seeded = await _setup(run, instances, workers, accounts, TEN_ROOMS)
     big_room, ten = rooms[0], rooms[1:]
     ws_urls = target.ws_urls
     plans = [
         SocketPlan(
             ws_urls[n % len(ws_urls)],
-            tokens[n],
+            tokens[n % accounts],
             ten[n % TEN_ROOMS],
             also=(big_room,) if n < big else (),
             source=source(n),
         )
         for n in range(sockets)
     ]
-    pids = _pids(procs)
     processes = loadgen_processes(sockets)
     result: dict[str, Any] = {
         "sockets_wanted": sockets,
+        "accounts": accounts,
         "instances": instances,
         "workers_per_instance": workers,
         "big_room": big,
@@ -206,54 +256,72 @@ async def s7(run: Run, sockets: int, instances: int, workers: int, rounds: int) 
         "seed_seconds": seeded,
         "rss_mb_idle": _rss_by_instance(procs),
     }
+    watch = Watch(run, procs)
     try:
-        async with LoadGen(plans, None, ordered=True, processes=processes) as gen:
-            cpu0 = cpu_seconds(pids)
-            connected = await gen.connect(concurrency=100)
-            cpu = cpu_seconds(pids) - cpu0
-            log(
-                f"  S7: {connected['sockets']:,} sockets subscribed ({connected['failures']} failed) "
-                f"in {connected['seconds']:.0f} s"
-            )
-            await asyncio.sleep(CONNECTED_SETTLE_SECONDS)
-            result.update(
-                sockets=connected["sockets"],
-                failures=connected["failures"],
-                connect_seconds=connected["seconds"],
-                connects_per_s=connected["connects_per_s"],
-                subscribe_ms=connected["ack_ms"],
-                server_cpu_ms_per_connect=cpu * 1000 / max(connected["sockets"], 1),
-                server_says=await _healthz_sockets(urls),
-                rss_mb_held=_rss_by_instance(procs),
-                servers_alive=[p.running for p in procs],
-            )
-            held = sum(result["rss_mb_held"]) - sum(result["rss_mb_idle"])
-            result["server_kb_per_socket"] = held * 1024 / max(connected["sockets"], 1)
-            post_urls, token = target.post_urls, target.poster_tokens[0]
-            big_rounds, ten_rounds = [], []
-            async with httpx.AsyncClient(timeout=DELIVERY_TIMEOUT) as client:
-                for r in range(rounds):
-                    big_rounds.append(
-                        await _post_and_wait(
-                            client, gen, [(post_urls[r % len(post_urls)], big_room)], token, f"big-{r}", big
-                        )
-                    )
-                    posts = [(post_urls[i % len(post_urls)], room) for i, room in enumerate(ten)]
-                    ten_rounds.append(await _post_and_wait(client, gen, posts, token, f"ten-{r}", sockets))
-                    log(
-                        f"  S7 round {r}: big room {big_rounds[-1]['to_last_ms']:.0f} ms "
-                        f"({big_rounds[-1]['missing']} missing), ten rooms {ten_rounds[-1]['to_last_ms']:.0f} ms "
-                        f"({ten_rounds[-1]['missing']} missing)"
-                    )
-            report = await gen.report([])
-            result["rss_mb_after_posts"] = _rss_by_instance(procs)
-        result["big"] = _rounds(big_rounds)
-        result["ten"] = _rounds(ten_rounds)
-        result["gaps"], result["repeats"] = report["gaps"], report["repeats"]
-        result["servers_alive"] = [p.running for p in procs]
+        with watch:
+            await _s7_measure(run, result, plans, urls, procs, target, big_room, ten, rounds)
         return result
     finally:
+        result["watch"] = watch.summary()
         run.svc.stop(procs)
+
+
+async def _s7_measure(
+    run: Run,
+    result: dict[str, Any],
+    plans: list[SocketPlan],
+    urls: list[str],
+    procs: list[Proc],
+    target: Any,
+    big_room: str,
+    ten: list[str],
+    rounds: int,
+) -> None:
+    pids, sockets, big = _pids(procs), len(plans), result["big_room"]
+    async with LoadGen(plans, None, ordered=True, processes=result["loadgen_processes"]) as gen:
+        cpu0 = cpu_seconds(pids)
+        connected = await gen.connect(concurrency=100)
+        cpu = cpu_seconds(pids) - cpu0
+        log(
+            f"  S7: {connected['sockets']:,} sockets subscribed ({connected['failures']} failed) "
+            f"in {connected['seconds']:.0f} s"
+        )
+        await asyncio.sleep(CONNECTED_SETTLE_SECONDS)
+        result.update(
+            sockets=connected["sockets"],
+            failures=connected["failures"],
+            connect_seconds=connected["seconds"],
+            connects_per_s=connected["connects_per_s"],
+            subscribe_ms=connected["ack_ms"],
+            server_cpu_ms_per_connect=cpu * 1000 / max(connected["sockets"], 1),
+            server_says=await _healthz_sockets(urls),
+            rss_mb_held=_rss_by_instance(procs),
+            servers_alive=[p.running for p in procs],
+        )
+        held = sum(result["rss_mb_held"]) - sum(result["rss_mb_idle"])
+        result["server_kb_per_socket"] = held * 1024 / max(connected["sockets"], 1)
+        post_urls, token = target.post_urls, target.poster_tokens[0]
+        big_rounds, ten_rounds = [], []
+        async with httpx.AsyncClient(timeout=DELIVERY_TIMEOUT) as client:
+            for r in range(rounds):
+                big_rounds.append(
+                    await _post_and_wait(
+                        client, gen, [(post_urls[r % len(post_urls)], big_room)], token, f"big-{r}", big
+                    )
+                )
+                posts = [(post_urls[i % len(post_urls)], room) for i, room in enumerate(ten)]
+                ten_rounds.append(await _post_and_wait(client, gen, posts, token, f"ten-{r}", sockets))
+                log(
+                    f"  S7 round {r}: big room {big_rounds[-1]['to_last_ms']:.0f} ms "
+                    f"({big_rounds[-1]['missing']} missing), ten rooms {ten_rounds[-1]['to_last_ms']:.0f} ms "
+                    f"({ten_rounds[-1]['missing']} missing)"
+                )
+        report = await gen.report([])
+        result["rss_mb_after_posts"] = _rss_by_instance(procs)
+    result["big"] = _rounds(big_rounds)
+    result["ten"] = _rounds(ten_rounds)
+    result["gaps"], result["repeats"] = report["gaps"], report["repeats"]
+    result["servers_alive"] = [p.running for p in procs]
 
 
 def _rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
