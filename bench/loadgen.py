@@ -32,7 +32,16 @@ def default_processes() -> int:
 
 
 class LoadGen:
-    def __init__(self, sockets: list[SocketPlan], posts: PostPlan | None, *, ordered: bool, processes: int) -> None:
+    def __init__(
+        self,
+        sockets: list[SocketPlan],
+        posts: PostPlan | None,
+        *,
+        ordered: bool,
+        processes: int,
+        answer_timeout: float = ANSWER_TIMEOUT,
+    ) -> None:
+        self._answer_timeout = answer_timeout
         ctx = mp.get_context("spawn")
         self._pipes: list[Connection] = []
         self._procs: list[Any] = []
@@ -64,7 +73,7 @@ class LoadGen:
 
     async def _answer(self, i: int) -> Any:
         try:
-            status, answer = await asyncio.wait_for(asyncio.to_thread(self._pipes[i].recv), ANSWER_TIMEOUT)
+            status, answer = await asyncio.wait_for(asyncio.to_thread(self._pipes[i].recv), self._answer_timeout)
         except EOFError:
             raise RuntimeError(f"load generator worker {i} died (exit code {self._procs[i].exitcode})") from None
         if status != "ok":

@@ -45,6 +45,8 @@ DELIVERY_TIMEOUT = 30.0
 BIG_ROOM = 20_000
 TEN_ROOMS = 10
 TOKEN_TTL = timedelta(days=30)
+# Seconds a load-generator command may take here: 100,000 subscribes take many minutes on a loaded 2-core box.
+ANSWER_TIMEOUT = 1800.0
 # S7 stops its servers if the box's available memory falls below this (the box is shared): the result says so.
 MEMORY_FLOOR = 3 * 2**30
 
@@ -172,6 +174,18 @@ async def _setup(run: Run, instances: int, workers: int, accounts: int, extra_ro
     return urls, procs, target, tokens, [target.rooms[0], *rooms], seeded
 
 
+def _warnings(procs: list[Proc]) -> dict[str, int]:
+    """The servers' logged warnings by kind (e.g. "presence join failed"), over every instance."""
+    kinds: dict[str, int] = {}
+    for proc in procs:
+        for line in proc.log.read_text(errors="replace").splitlines():
+            if line.startswith("WARNING") and " - " in line:
+                text = line.rsplit(" - ", 1)[1]
+                kind = text.split(" for room ")[0]
+                kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
 def _rss_by_instance(procs: list[Proc]) -> list[float]:
     return [rss_bytes(p.pids) / 2**20 for p in procs]
 
@@ -263,6 +277,7 @@ async def s7(run: Run, sockets: int, instances: int, workers: int, rounds: int, 
         return result
     finally:
         result["watch"] = watch.summary()
+        result["server_warnings"] = _warnings(procs)
         run.svc.stop(procs)
 
 
@@ -278,7 +293,9 @@ async def _s7_measure(
     rounds: int,
 ) -> None:
     pids, sockets, big = _pids(procs), len(plans), result["big_room"]
-    async with LoadGen(plans, None, ordered=True, processes=result["loadgen_processes"]) as gen:
+    async with LoadGen(
+        plans, None, ordered=True, processes=result["loadgen_processes"], answer_timeout=ANSWER_TIMEOUT
+    ) as gen:
         cpu0 = cpu_seconds(pids)
         connected = await gen.connect(concurrency=100)
         cpu = cpu_seconds(pids) - cpu0
@@ -370,7 +387,9 @@ async def s8(
         "seed_seconds": seeded,
     }
     try:
-        async with LoadGen(plans, posts, ordered=True, processes=loadgen_processes(sockets)) as gen:
+        async with LoadGen(
+            plans, posts, ordered=True, processes=loadgen_processes(sockets), answer_timeout=ANSWER_TIMEOUT
+        ) as gen:
             cpu0 = cpu_seconds(pids)
             connected = await gen.connect(concurrency=50)
             cpu = cpu_seconds(pids) - cpu0
@@ -436,6 +455,7 @@ async def s8(
         result["servers_alive"] = [p.running for p in procs]
         return result
     finally:
+        result["server_warnings"] = _warnings(procs)
         run.svc.stop(procs)
 
 
