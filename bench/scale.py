@@ -297,7 +297,7 @@ async def _s7_measure(
         plans, None, ordered=True, processes=result["loadgen_processes"], answer_timeout=ANSWER_TIMEOUT
     ) as gen:
         cpu0 = cpu_seconds(pids)
-        connected = await gen.connect(concurrency=100)
+        connected = await gen.connect(concurrency=50)
         cpu = cpu_seconds(pids) - cpu0
         log(
             f"  S7: {connected['sockets']:,} sockets subscribed ({connected['failures']} failed) "

@@ -238,12 +238,18 @@ class Worker:
             task = loop.create_task(self._read(sub))
             self._readers.add(task)
             task.add_done_callback(self._readers.discard)
-            await sub.ws.send(_encode(frame).decode())
+            try:
+                await sub.ws.send(_encode(frame).decode())
+            except websockets.ConnectionClosed:  # the server closed it first (on a loaded box: a missed ping)
+                return None
         if not await self._acked(sub):
             return None
         for room in sub.plan.also:
             sub.acked = loop.create_future()
-            await sub.ws.send(_encode({"op": "subscribe", "room_id": room}).decode())
+            try:
+                await sub.ws.send(_encode({"op": "subscribe", "room_id": room}).decode())
+            except websockets.ConnectionClosed:
+                return None
             if not await self._acked(sub):
                 return None
         return time.perf_counter() - started
@@ -277,7 +283,8 @@ class Worker:
                     left = True
                     if leave:
                         sub.acked = loop.create_future()
-                        await sub.ws.send(_encode({"op": "unsubscribe", "room_id": room}).decode())
+                        with contextlib.suppress(websockets.ConnectionClosed):
+                            await sub.ws.send(_encode({"op": "unsubscribe", "room_id": room}).decode())
                         left = await self._acked(sub, ("unsubscribed",))
                     if not join:
                         done, failed = (done + 1, failed) if left else (done, failed + 1)
@@ -287,7 +294,8 @@ class Worker:
                     if since is not None:
                         frame["since"] = since
                     sub.acked = loop.create_future()
-                    await sub.ws.send(_encode(frame).decode())
+                    with contextlib.suppress(websockets.ConnectionClosed):
+                        await sub.ws.send(_encode(frame).decode())
                     if left and await self._acked(sub):
                         done += 1
                     else:
