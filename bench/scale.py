@@ -319,7 +319,9 @@ async def _s7_measure(
         result["server_kb_per_socket"] = held * 1024 / max(connected["sockets"], 1)
         post_urls, token = target.post_urls, target.poster_tokens[0]
         big_rounds, ten_rounds = [], []
-        async with httpx.AsyncClient(timeout=DELIVERY_TIMEOUT) as client:
+        # No keep-alive: between rounds the server closes idle connections, and a reused one fails the next POST.
+        no_keepalive = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(timeout=DELIVERY_TIMEOUT, limits=no_keepalive) as client:
             for r in range(rounds):
                 big_rounds.append(
                     await _post_and_wait(
