@@ -16,7 +16,7 @@ from typing import Any
 
 import uvloop
 
-from bench import report
+from bench import report, scale
 from bench.harness import services
 from bench.loadgen import default_processes
 from bench.scenarios import (
@@ -46,6 +46,8 @@ ENVELOPE_BYTES = 700
 # Sockets in S3's traced pass: enough for per-socket costs to stand out, few enough that tracing stays quick.
 MEMORY_SOCKETS = 2000
 ALL = ("S1", "S2", "S3", "S4", "S5", "S6", "redis")
+# Issue 20's scale scenarios: minutes each and most of the box's memory, so only when asked for (--only S7,S8).
+LARGE = ("S7", "S8")
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -101,6 +103,28 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if "S6" in wanted:
             log("S6 ramp")
             results["S6"] = await ramp(run, S6, S6_RATES)
+        if "S7" in wanted:
+            log(f"S7 scale: {args.s7_sockets:,} sockets on {args.s7_instances} instances")
+            results["S7"] = await scale.s7(
+                run,
+                args.s7_sockets,
+                args.s7_instances,
+                args.s7_workers,
+                rounds=args.s7_rounds,
+                accounts=args.s7_accounts,
+            )
+        if "S8" in wanted:
+            log(f"S8 many rooms: {args.s8_rooms:,} rooms × {args.s8_per_room} over {args.s8_sockets:,} sockets")
+            results["S8"] = await scale.s8(
+                run,
+                rooms=args.s8_rooms,
+                per_room=args.s8_per_room,
+                sockets=args.s8_sockets,
+                instances=2,
+                rate=args.s8_rate,
+                seconds=8.0,
+                churn_rooms=args.s8_churn_rooms,
+            )
         if "redis" in wanted:
             log("Redis ceiling")
             results["redis"] = redis_ceiling(run, ENVELOPE_BYTES)
@@ -112,9 +136,19 @@ def cli() -> None:
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="S1 scaled down, every system, under two minutes")
-    parser.add_argument("--only", help=f"comma-separated scenarios, of {','.join(ALL)}")
+    parser.add_argument("--only", help=f"comma-separated scenarios, of {','.join(ALL + LARGE)}")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="which systems S1 and S2 compare")
     parser.add_argument("--idle", type=int, default=10_000, help="sockets to hold in S3")
+    parser.add_argument("--s7-sockets", type=int, default=100_000, help="S7's sockets (seeded accounts, one each)")
+    parser.add_argument("--s7-accounts", type=int, default=0, help="S7's accounts (default: one per socket)")
+    parser.add_argument("--s7-instances", type=int, default=2, help="S7's Kindred instances")
+    parser.add_argument("--s7-workers", type=int, default=1, help="S7's `kindred serve --workers` per instance")
+    parser.add_argument("--s7-rounds", type=int, default=5, help="S7's rounds (a big-room post, then ten at once)")
+    parser.add_argument("--s8-rooms", type=int, default=5_000)
+    parser.add_argument("--s8-per-room", type=int, default=20)
+    parser.add_argument("--s8-sockets", type=int, default=5_000, help="S8's sockets; each reads rooms×per-room/sockets")
+    parser.add_argument("--s8-rate", type=float, default=40.0, help="S8's fixed-rate posts a second, over all rooms")
+    parser.add_argument("--s8-churn-rooms", type=int, default=500, help="rooms whose subscribers S8 churns")
     parser.add_argument("--kindred-workers", type=int, default=1, help="`kindred serve --workers` per instance")
     parser.add_argument(
         "--kindred-server", choices=("uvicorn", "granian"), default="uvicorn", help="`kindred serve --server`"

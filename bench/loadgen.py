@@ -32,7 +32,16 @@ def default_processes() -> int:
 
 
 class LoadGen:
-    def __init__(self, sockets: list[SocketPlan], posts: PostPlan | None, *, ordered: bool, processes: int) -> None:
+    def __init__(
+        self,
+        sockets: list[SocketPlan],
+        posts: PostPlan | None,
+        *,
+        ordered: bool,
+        processes: int,
+        answer_timeout: float = ANSWER_TIMEOUT,
+    ) -> None:
+        self._answer_timeout = answer_timeout
         ctx = mp.get_context("spawn")
         self._pipes: list[Connection] = []
         self._procs: list[Any] = []
@@ -64,7 +73,7 @@ class LoadGen:
 
     async def _answer(self, i: int) -> Any:
         try:
-            status, answer = await asyncio.wait_for(asyncio.to_thread(self._pipes[i].recv), ANSWER_TIMEOUT)
+            status, answer = await asyncio.wait_for(asyncio.to_thread(self._pipes[i].recv), self._answer_timeout)
         except EOFError:
             raise RuntimeError(f"load generator worker {i} died (exit code {self._procs[i].exitcode})") from None
         if status != "ok":
@@ -104,6 +113,18 @@ class LoadGen:
     async def warm_posters(self, per_url: int) -> int:
         """Open posting sockets ahead of the posts (posts over websockets only; otherwise nothing)."""
         return sum(a["posters"] for a in await self._call("warm_posters", per_url=per_url))
+
+    async def churn(
+        self, rooms: list[str], concurrency: int = 200, *, leave: bool = True, join: bool = True
+    ) -> dict[str, Any]:
+        """Each socket reading one of `rooms` unsubscribes from it and subscribes again (see Worker.churn)."""
+        answers = await self._call("churn", rooms=rooms, concurrency=concurrency, leave=leave, join=join)
+        return {
+            "pairs": sum(a["pairs"] for a in answers),
+            "failed": sum(a["failed"] for a in answers),
+            "seconds": max(a["seconds"] for a in answers),
+            "loadgen_cpu": max(a["cpu"] for a in answers),
+        }
 
     async def drop(self) -> None:
         await self._call("drop")

@@ -125,6 +125,12 @@ def loss(results: dict[str, Any]) -> int | None:
     if "S6" in results:
         seen = True
         total += sum(max(0, s["expected"] - s["delivered"]) for s in results["S6"]["steps"])
+    for scenario, parts in (("S7", ("big", "ten")), ("S8", ("fixed", "saturate"))):
+        r = results.get(scenario)
+        if r and all(part in r for part in parts):
+            seen = True
+            total += r.get("gaps", 0) + r.get("repeats", 0)
+            total += sum(r[p]["missing"] if "missing" in r[p] else r[p]["expected"] - r[p]["delivered"] for p in parts)
     return total if seen else None
 
 
@@ -324,6 +330,10 @@ def markdown(results: dict[str, Any]) -> str:
             + (f"**{_f(knee, 0)} posts/s**" if knee else "not reached"),
             "",
         ]
+    if "S7" in results:
+        lines += _s7(results["S7"])
+    if "S8" in results:
+        lines += _s8(results["S8"])
     if "redis" in results:
         r = results["redis"]
         lines += ["### Redis ceiling (redis-benchmark PUBLISH, no subscribers)", ""]
@@ -412,3 +422,80 @@ def write(results: dict[str, Any], out: Path) -> None:
     (out / "results.json").write_text(json.dumps(slim, indent=2, allow_nan=True))
     (out / "results.md").write_text(markdown(results))
     plots(results, out)
+
+
+def _s7(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "### S7: scale",
+        "",
+        f"{r.get('sockets', 0):,} of {r['sockets_wanted']:,} sockets subscribed ({r.get('failures', '?')} failed) over "
+        f"{r['accounts']:,} seeded accounts, {r['instances']} instances × {r['workers_per_instance']} worker(s), from "
+        f"{r['sources']} source addresses and {r['loadgen_processes']} load-generator processes; descriptor limit "
+        f"{r['fd_limit']['hard']:,} per process. Seeded in {_f(r['seed_seconds'])} s; connected in "
+        f"{_f(r.get('connect_seconds'), 0)} s ({_f(r.get('connects_per_s'), 0)}/s, "
+        f"{_f(r.get('server_cpu_ms_per_connect'), 2)} ms server CPU each).",
+        "",
+    ]
+    if "rss_mb_held" in r:
+        lines += [
+            "Server RSS per instance: idle "
+            + ", ".join(f"{_f(v, 0)}" for v in r["rss_mb_idle"])
+            + " MB; holding the sockets "
+            + ", ".join(f"{_f(v, 0)}" for v in r["rss_mb_held"])
+            + f" MB ({_f(r['server_kb_per_socket'])} KB per socket); peak "
+            + ", ".join(f"{_f(v, 0)}" for v in r["watch"]["peak_server_rss_mb"])
+            + " MB.",
+            "",
+        ]
+    if "big" in r:
+        lines += [
+            "| post | sockets | time to last delivery p50 ms | p99 ms | max ms | missing / expected |",
+            "|---|---|---|---|---|---|",
+        ]
+        for label, key, n in (
+            ("one post, big room", "big", r["big_room"]),
+            ("ten posts, ten rooms", "ten", r.get("sockets", 0)),
+        ):
+            t = r[key]["to_last_ms"]
+            lines.append(
+                f"| {label} | {n:,} | {_f(t['p50_ms'], 0)} | {_f(t['p99_ms'], 0)} | {_f(t['max_ms'], 0)} "
+                f"| {r[key]['missing']:,} / {r[key]['expected']:,} |"
+            )
+        lines += ["", f"Seq gaps {r['gaps']}, repeats {r['repeats']}.", ""]
+    if r.get("watch", {}).get("stopped"):
+        lines += [f"Stopped: {r['watch']['stopped']}.", ""]
+    return lines
+
+
+def _s8(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "### S8: many rooms",
+        "",
+        f"{r['rooms']:,} rooms × {r['per_room']} subscribers over {r['sockets']:,} sockets ({r['rooms_per_socket']} rooms "
+        f"each), {r['instances']} instances: {r.get('subscriptions', 0):,} subscriptions in "
+        f"{_f(r.get('subscribe_seconds'), 0)} s ({_f(r.get('subscribes_per_s'), 0)}/s, "
+        f"{_f(r.get('server_cpu_ms_per_subscribe'), 2)} ms server CPU each). Redis channels per instance: "
+        f"{r.get('redis_channels_per_instance')}.",
+        "",
+    ]
+    if "saturate" in r:
+        f, s = r["fixed"], r["saturate"]
+        lines += [
+            f"Posts spread over every room: {_f(f['posts_per_s'], 0)}/s fixed, p50 {_f(f['p50_ms'])} ms, p99 "
+            f"{_f(f['p99_ms'])} ms ({f['delivered']:,} / {f['expected']:,}); saturated {_f(s['posts_per_s'], 0)} posts/s, "
+            f"**{_f(s['deliveries_per_s'], 0)} deliveries/s** ({s['delivered']:,} / {s['expected']:,}). "
+            f"Seq gaps {r['gaps']}, repeats {r['repeats']}.",
+            "",
+            "| churn | (socket, room) ops | per s | server CPU ms each | Redis commands |",
+            "|---|---|---|---|---|",
+        ]
+        for label in ("churn", "churn_cold_leave", "churn_cold_join"):
+            if label in r:
+                c = r[label]
+                cmds = ", ".join(f"{k} {v:,}" for k, v in sorted(c["redis_commands"].items()))
+                lines.append(
+                    f"| {label} | {c['ops']:,} ({c['failed']} failed) | {_f(c['ops_per_s'], 0)} "
+                    f"| {_f(c['server_cpu_ms_per_op'], 2)} | {cmds} |"
+                )
+        lines += ["", f"Redis channels per instance after the cold leave: {r.get('redis_channels_emptied')}.", ""]
+    return lines

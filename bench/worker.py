@@ -52,6 +52,7 @@ class _Data(msgspec.Struct):
 
 class _Frame(msgspec.Struct):
     type: str
+    room_id: str | None = None
     seq: int | None = None
     last_seq: int | None = None
     data: _Data | None = None
@@ -67,6 +68,10 @@ class SocketPlan:
     url: str
     token: str
     room: str
+    # More rooms the same socket subscribes to after `room` (S7, S8), one at a time.
+    also: tuple[str, ...] = ()
+    # Local address to connect from (127.0.0.x), so that 100,000 sockets do not run out of one address's ports.
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,8 @@ class Sub:
     plan: SocketPlan
     ws: Any = None
     last_seq: int | None = None
+    # Last seq per room of `plan.also`.
+    seqs: dict[str, int] = field(default_factory=dict)
     replayed: int = 0
     acked: asyncio.Future[str] | None = None
 
@@ -156,9 +163,14 @@ class Worker:
             self._on_event(sub, frame, now)
         elif kind in ("subscribed", "resync"):
             if frame.last_seq is not None:
-                sub.last_seq = frame.last_seq
+                if frame.room_id is None or frame.room_id == sub.plan.room:
+                    sub.last_seq = frame.last_seq
+                else:
+                    sub.seqs[frame.room_id] = frame.last_seq
             if sub.acked is not None and not sub.acked.done():
                 sub.acked.set_result(kind)
+        elif kind == "unsubscribed" and sub.acked is not None and not sub.acked.done():
+            sub.acked.set_result(kind)
         elif kind == "error" and sub.acked is not None and not sub.acked.done():
             sub.acked.set_result("error")
 
@@ -166,13 +178,17 @@ class Worker:
         counters = self.counters
         seq = frame.seq
         if self.ordered and seq is not None:
-            last = sub.last_seq
+            main = frame.room_id is None or frame.room_id == sub.plan.room
+            last = sub.last_seq if main else sub.seqs.get(frame.room_id)  # type: ignore[arg-type]
             if last is not None:
                 if seq <= last:
                     counters.repeats += 1
                     return
                 counters.gaps += seq - last - 1
-            sub.last_seq = seq
+            if main:
+                sub.last_seq = seq
+            else:
+                sub.seqs[frame.room_id] = seq  # type: ignore[index]
         try:
             mark = _decode_marker(frame.data.body)  # type: ignore[union-attr]
         except msgspec.DecodeError:
@@ -210,6 +226,7 @@ class Worker:
                     compression=None,
                     # Kindred's and the peers' servers ping; the clients of a benchmark need not.
                     ping_interval=None,
+                    **({"local_addr": (sub.plan.source, 0)} if sub.plan.source else {}),
                 )
             except (OSError, TimeoutError, websockets.InvalidHandshake):
                 return None
@@ -221,14 +238,78 @@ class Worker:
             task = loop.create_task(self._read(sub))
             self._readers.add(task)
             task.add_done_callback(self._readers.discard)
-            await sub.ws.send(_encode(frame).decode())
+            try:
+                await sub.ws.send(_encode(frame).decode())
+            except websockets.ConnectionClosed:  # the server closed it first (on a loaded box: a missed ping)
+                return None
+        if not await self._acked(sub):
+            return None
+        for room in sub.plan.also:
+            sub.acked = loop.create_future()
+            try:
+                await sub.ws.send(_encode({"op": "subscribe", "room_id": room}).decode())
+            except websockets.ConnectionClosed:
+                return None
+            if not await self._acked(sub):
+                return None
+        return time.perf_counter() - started
+
+    @staticmethod
+    async def _acked(sub: Sub, want: tuple[str, ...] = ("subscribed", "resync")) -> bool:
+        assert sub.acked is not None
         try:
             outcome = await asyncio.wait_for(asyncio.shield(sub.acked), SUBSCRIBE_TIMEOUT)
         except TimeoutError:
-            return None
+            return False
         finally:
             sub.acked = None
-        return time.perf_counter() - started if outcome in ("subscribed", "resync") else None
+        return outcome in want
+
+    async def churn(self, rooms: list[str], concurrency: int, leave: bool = True, join: bool = True) -> dict[str, Any]:
+        """Every socket reading one of `rooms` unsubscribes from it and subscribes again (with `since`, so nothing is
+        missed), one room at a time per socket: the cost of subscription churn. Returns pairs done and failed. With
+        `join` false it only leaves, with `leave` false it only joins again (a churn with a pause between)."""
+        wanted = set(rooms)
+        gate = asyncio.Semaphore(max(1, concurrency))
+        loop = asyncio.get_running_loop()
+        started, cpu = time.perf_counter(), time.process_time()
+
+        async def cycle(sub: Sub) -> tuple[int, int]:
+            done = failed = 0
+            for room in (sub.plan.room, *sub.plan.also):
+                if room not in wanted:
+                    continue
+                async with gate:
+                    left = True
+                    if leave:
+                        sub.acked = loop.create_future()
+                        with contextlib.suppress(websockets.ConnectionClosed):
+                            await sub.ws.send(_encode({"op": "unsubscribe", "room_id": room}).decode())
+                        left = await self._acked(sub, ("unsubscribed",))
+                    if not join:
+                        done, failed = (done + 1, failed) if left else (done, failed + 1)
+                        continue
+                    since = sub.last_seq if room == sub.plan.room else sub.seqs.get(room)
+                    frame: dict[str, Any] = {"op": "subscribe", "room_id": room}
+                    if since is not None:
+                        frame["since"] = since
+                    sub.acked = loop.create_future()
+                    with contextlib.suppress(websockets.ConnectionClosed):
+                        await sub.ws.send(_encode(frame).decode())
+                    if left and await self._acked(sub):
+                        done += 1
+                    else:
+                        failed += 1
+            return done, failed
+
+        results = await asyncio.gather(*(cycle(sub) for sub in self.subs if sub.ws is not None))
+        took = time.perf_counter() - started
+        return {
+            "pairs": sum(d for d, _ in results),
+            "failed": sum(f for _, f in results),
+            "seconds": took,
+            "cpu": _cpu(cpu, took),
+        }
 
     async def connect(self, concurrency: int, since_last: bool = False) -> dict[str, Any]:
         gate = asyncio.Semaphore(max(1, concurrency))
@@ -451,6 +532,7 @@ async def _serve(conn: Connection, worker: Worker) -> None:
         "connect": worker.connect,
         "warm_posters": worker.warm_posters,
         "drop": worker.drop,
+        "churn": worker.churn,
         "post_fixed": worker.post_fixed,
         "saturate": worker.saturate,
         "report": worker.report,
