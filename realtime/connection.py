@@ -2,7 +2,9 @@
 
 The hub never awaits a socket: it appends an already-encoded frame to this connection's queue and moves on. A
 client that cannot keep up (queue full) is disconnected with 1013 and recovers by reconnecting with `since`; the
-server never buffers without bound for it.
+server never buffers without bound for it. The writer is a task only while there is something to send: it starts
+when a frame is queued on an empty queue and ends when the queue is empty, so an idle socket holds one task (the
+reader, the ASGI handler's own) and no wake-up event (bench S3: what an idle socket costs).
 
 A `post` op (an extension, docs/realtime.md "Posting over the socket") is handed to the application's `Poster` in
 a task of its own, so the reader goes on reading (pings, subscribes) while the post is written. A socket's posts are
@@ -83,10 +85,10 @@ class Connection:
         "_poster",
         "_posts",
         "_queue",
+        "_reader",
         "_reading",
         "_socket",
-        "_tasks",
-        "_wake",
+        "_writer",
         "account_id",
         "key",
         "rooms",
@@ -115,7 +117,6 @@ class Connection:
         self._socket = socket
         self._hub = hub
         self._queue: deque[str] = deque()
-        self._wake = asyncio.Event()
         limits = hub.limits
         self._limit = limits.send_queue_frames
         # Every queued character counts, whatever queued it: live frames, replay, acks, errors, pongs.
@@ -127,8 +128,10 @@ class Connection:
         self._closing: tuple[int, str] | None = None
         self._flood = FloodGuard(limits.frames_per_second, limits.frames_per_second * 2, time.monotonic())
         self._max_frame = limits.max_frame_bytes
-        # The reader's task (the ASGI handler) and the writer's, while `run` runs; and whether `_end` cancelled them.
-        self._tasks: tuple[asyncio.Task[Any], asyncio.Task[None]] | None = None
+        # The reader's task (the ASGI handler's), set when `run` starts; the writer's while it has frames to send; and
+        # whether `_end` has stopped them (no writer starts after that).
+        self._reader: asyncio.Task[Any] | None = None
+        self._writer: asyncio.Task[None] | None = None
         self._ending = False
         self._reading = True
         # Posting over the socket: made on the first post, so a socket that only reads carries none of it.
@@ -160,7 +163,14 @@ class Connection:
             return
         self._queue.append(frame)
         self._bytes += size
-        self._wake.set()
+        if self._writer is None:
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        # Not before `run` (the handshake is not accepted yet: `run` starts it for what was queued meanwhile), and
+        # not after `_end` (nobody would read what it sent).
+        if self._reader is not None and not self._ending:
+            self._writer = asyncio.ensure_future(self._write())
 
     def _too_slow(self) -> None:
         self._hub.stats["slow_closed"] += 1
@@ -187,7 +197,8 @@ class Connection:
             self._bytes = 0
             if self._drained is not None:
                 self._drained.set()  # a replay waiting to stream wakes, sees the socket closing, and stops
-            self._wake.set()
+            if self._writer is None:
+                self._start_writer()  # it sends the close frame
             asyncio.get_running_loop().call_later(CLOSE_GRACE, self._abandon)
 
     def _abandon(self) -> None:
@@ -195,12 +206,14 @@ class Connection:
 
     def _end(self) -> None:
         """Stop both loops (the socket closed, or it is being abandoned); `run` then detaches it from the hub."""
-        if self._tasks is not None and not self._ending:
+        reader = self._reader
+        if reader is not None and not self._ending:
             self._ending = True
-            reader, writer = self._tasks
-            if self._reading and reader is not asyncio.current_task():
+            current = asyncio.current_task()
+            if self._reading and reader is not current:
                 reader.cancel()
-            if writer is not asyncio.current_task():
+            writer = self._writer
+            if writer is not None and writer is not current:
                 writer.cancel()
 
     @property
@@ -219,13 +232,15 @@ class Connection:
 
     async def run(self) -> None:
         # Plain asyncio rather than an anyio task group: one task group per socket was a tenth of an idle socket's
-        # memory (bench S3). The reader runs in the caller's task, the writer in its own; either ending ends both.
+        # memory (bench S3). The reader runs in the caller's task, the writer in its own while it has work; either
+        # ending ends both.
         reader = asyncio.current_task()
         assert reader is not None
-        writer = asyncio.ensure_future(self._writer())
-        self._tasks = (reader, writer)
+        self._reader = reader
+        if self._queue or self._closing is not None:
+            self._start_writer()
         try:
-            await self._reader()
+            await self._read()
         except asyncio.CancelledError:
             if not self._ending:
                 raise  # cancelled from outside (the server shutting down): not ours to swallow
@@ -235,45 +250,40 @@ class Connection:
             if self._closing is None:
                 self._end()  # the client went away: nothing more to send
             # Otherwise the writer sends the close frame itself; `_abandon` cancels it if it cannot within the grace.
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            writer = self._writer
+            if writer is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
             await self._hub.detach(self)
             await self._posts_done()
 
-    async def _writer(self) -> None:
+    async def _write(self) -> None:
+        """Send what is queued, then end; when the socket is closing, send the close frame and end both loops."""
         send = self._socket.send
-        queue, wake = self._queue, self._wake
-        abandoned = False
+        queue = self._queue
         try:
-            while True:
-                if not queue:
-                    if self._closing is not None:
-                        break
-                    wake.clear()
-                    await wake.wait()
-                    continue
-                if self._closing is not None:
-                    break
+            while queue and self._closing is None:
                 frame = queue.popleft()
                 self._bytes -= len(frame)
                 if self._drained is not None and self._bytes <= self._low_water:
                     self._drained.set()
                 await send({"type": "websocket.send", "text": frame})
-        except asyncio.CancelledError:
-            # Abandoned (or the reader ended): a cancelled send is not retried, nor is a close sent to a client that
-            # stopped reading; asyncio's cancellation is one-shot, so that send would block for good.
-            abandoned = True
-            raise
-        except Exception:  # the client went away mid-send; the reader sees the disconnect
-            log.debug("send failed", exc_info=True)
-        finally:
-            if self._closing is not None and not abandoned:
+            if self._closing is not None:
                 code, reason = self._closing
                 with contextlib.suppress(Exception):
                     await send({"type": "websocket.close", "code": code, "reason": reason})
+                self._end()
+        except asyncio.CancelledError:
+            # Abandoned (or the reader ended): a cancelled send is not retried, nor is a close sent to a client that
+            # stopped reading; asyncio's cancellation is one-shot, so that send would block for good.
+            raise
+        except Exception:  # the client went away mid-send; the reader sees the disconnect
+            log.debug("send failed", exc_info=True)
             self._end()
+        finally:
+            self._writer = None
 
-    async def _reader(self) -> None:
+    async def _read(self) -> None:
         receive = self._socket.receive
         while self._closing is None:
             try:
