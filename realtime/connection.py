@@ -116,7 +116,8 @@ class Connection:
         self.rooms: dict[str, Access] = {}
         self._socket = socket
         self._hub = hub
-        self._queue: deque[str] = deque()
+        # Made when a frame is queued and dropped when the writer has sent everything (an empty deque is 760 bytes).
+        self._queue: deque[str] | None = None
         limits = hub.limits
         self._limit = limits.send_queue_frames
         # Every queued character counts, whatever queued it: live frames, replay, acks, errors, pongs.
@@ -145,7 +146,8 @@ class Connection:
         """Queue a live frame; a full queue means the client is too slow, and it is cut off to recover by replay."""
         if self._closing is not None:
             return
-        if len(self._queue) >= self._limit:
+        queue = self._queue
+        if queue is not None and len(queue) >= self._limit:
             self._too_slow()
             return
         self._enqueue(frame)
@@ -161,7 +163,10 @@ class Connection:
         if self._bytes + size > self._max_bytes:
             self._too_slow()
             return
-        self._queue.append(frame)
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append(frame)
         self._bytes += size
         if self._writer is None:
             self._start_writer()
@@ -193,7 +198,7 @@ class Connection:
     def close_soon(self, code: int, reason: str) -> None:
         if self._closing is None:
             self._closing = (code, reason)
-            self._queue.clear()
+            self._queue = None
             self._bytes = 0
             if self._drained is not None:
                 self._drained.set()  # a replay waiting to stream wakes, sees the socket closing, and stops
@@ -222,7 +227,7 @@ class Connection:
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return len(self._queue) if self._queue is not None else 0
 
     @property
     def queued_bytes(self) -> int:
@@ -273,6 +278,8 @@ class Connection:
                 with contextlib.suppress(Exception):
                     await send({"type": "websocket.close", "code": code, "reason": reason})
                 self._end()
+            else:
+                self._queue = None  # all sent: an idle socket keeps no deque
         except asyncio.CancelledError:
             # Abandoned (or the reader ended): a cancelled send is not retried, nor is a close sent to a client that
             # stopped reading; asyncio's cancellation is one-shot, so that send would block for good.
