@@ -2,9 +2,8 @@
 
 The hub never awaits a socket: it appends an already-encoded frame to this connection's queue and moves on. A
 client that cannot keep up (queue full) is disconnected with 1013 and recovers by reconnecting with `since`; the
-server never buffers without bound for it. The writer is a task only while there is something to send: it starts
-when a frame is queued on an empty queue and ends when the queue is empty, so an idle socket holds one task (the
-reader, the ASGI handler's own) and no wake-up event (bench S3: what an idle socket costs).
+server never buffers without bound for it. An idle socket's writer waits on a bare future (not an `asyncio.Event`
+with its deque of waiters) and its queue is dropped while empty (bench S3: what an idle socket costs).
 
 A `post` op (an extension, docs/realtime.md "Posting over the socket") is handed to the application's `Poster` in
 a task of its own, so the reader goes on reading (pings, subscribes) while the post is written. A socket's posts are
@@ -88,6 +87,7 @@ class Connection:
         "_reader",
         "_reading",
         "_socket",
+        "_wake",
         "_writer",
         "account_id",
         "key",
@@ -129,8 +129,9 @@ class Connection:
         self._closing: tuple[int, str] | None = None
         self._flood = FloodGuard(limits.frames_per_second, limits.frames_per_second * 2, time.monotonic())
         self._max_frame = limits.max_frame_bytes
-        # The reader's task (the ASGI handler's), set when `run` starts; the writer's while it has frames to send; and
-        # whether `_end` has stopped them (no writer starts after that).
+        # What the idle writer awaits; queueing a frame (or closing) resolves it.
+        self._wake: asyncio.Future[None] | None = None
+        # The reader's task (the ASGI handler's) and the writer's, while `run` runs; and whether `_end` cancelled them.
         self._reader: asyncio.Task[Any] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._ending = False
@@ -168,14 +169,14 @@ class Connection:
             queue = self._queue = deque()
         queue.append(frame)
         self._bytes += size
-        if self._writer is None:
-            self._start_writer()
+        self._wake_writer()
 
-    def _start_writer(self) -> None:
-        # Not before `run` (the handshake is not accepted yet: `run` starts it for what was queued meanwhile), and
-        # not after `_end` (nobody would read what it sent).
-        if self._reader is not None and not self._ending:
-            self._writer = asyncio.ensure_future(self._write())
+    def _wake_writer(self) -> None:
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            if not wake.done():
+                wake.set_result(None)
 
     def _too_slow(self) -> None:
         self._hub.stats["slow_closed"] += 1
@@ -202,8 +203,7 @@ class Connection:
             self._bytes = 0
             if self._drained is not None:
                 self._drained.set()  # a replay waiting to stream wakes, sees the socket closing, and stops
-            if self._writer is None:
-                self._start_writer()  # it sends the close frame
+            self._wake_writer()  # it sends the close frame
             asyncio.get_running_loop().call_later(CLOSE_GRACE, self._abandon)
 
     def _abandon(self) -> None:
@@ -237,13 +237,11 @@ class Connection:
 
     async def run(self) -> None:
         # Plain asyncio rather than an anyio task group: one task group per socket was a tenth of an idle socket's
-        # memory (bench S3). The reader runs in the caller's task, the writer in its own while it has work; either
-        # ending ends both.
+        # memory (bench S3). The reader runs in the caller's task, the writer in its own; either ending ends both.
         reader = asyncio.current_task()
         assert reader is not None
         self._reader = reader
-        if self._queue or self._closing is not None:
-            self._start_writer()
+        writer = self._writer = asyncio.ensure_future(self._write())
         try:
             await self._read()
         except asyncio.CancelledError:
@@ -255,40 +253,45 @@ class Connection:
             if self._closing is None:
                 self._end()  # the client went away: nothing more to send
             # Otherwise the writer sends the close frame itself; `_abandon` cancels it if it cannot within the grace.
-            writer = self._writer
-            if writer is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
             await self._hub.detach(self)
             await self._posts_done()
 
     async def _write(self) -> None:
-        """Send what is queued, then end; when the socket is closing, send the close frame and end both loops."""
         send = self._socket.send
-        queue = self._queue
+        loop = asyncio.get_running_loop()
+        abandoned = False
         try:
-            while queue and self._closing is None:
+            while True:
+                queue = self._queue
+                if not queue:
+                    if self._closing is not None:
+                        break
+                    self._queue = None  # all sent: an idle socket keeps no deque
+                    wake = self._wake = loop.create_future()
+                    await wake
+                    continue
+                if self._closing is not None:
+                    break
                 frame = queue.popleft()
                 self._bytes -= len(frame)
                 if self._drained is not None and self._bytes <= self._low_water:
                     self._drained.set()
                 await send({"type": "websocket.send", "text": frame})
-            if self._closing is not None:
-                code, reason = self._closing
-                with contextlib.suppress(Exception):
-                    await send({"type": "websocket.close", "code": code, "reason": reason})
-                self._end()
-            else:
-                self._queue = None  # all sent: an idle socket keeps no deque
         except asyncio.CancelledError:
             # Abandoned (or the reader ended): a cancelled send is not retried, nor is a close sent to a client that
             # stopped reading; asyncio's cancellation is one-shot, so that send would block for good.
+            abandoned = True
             raise
         except Exception:  # the client went away mid-send; the reader sees the disconnect
             log.debug("send failed", exc_info=True)
-            self._end()
         finally:
-            self._writer = None
+            if self._closing is not None and not abandoned:
+                code, reason = self._closing
+                with contextlib.suppress(Exception):
+                    await send({"type": "websocket.close", "code": code, "reason": reason})
+            self._end()
 
     async def _read(self) -> None:
         receive = self._socket.receive
