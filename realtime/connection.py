@@ -258,14 +258,21 @@ class Connection:
             await self._hub.detach(self)
             await self._posts_done()
 
+    def _pop(self, queue: deque[str]) -> str:
+        # Not inlined in `_write`: a local of the writer would keep the deque alive while the socket idles.
+        frame = queue.popleft()
+        self._bytes -= len(frame)
+        if self._drained is not None and self._bytes <= self._low_water:
+            self._drained.set()
+        return frame
+
     async def _write(self) -> None:
         send = self._socket.send
         loop = asyncio.get_running_loop()
         abandoned = False
         try:
             while True:
-                queue = self._queue
-                if not queue:
+                if not self._queue:
                     if self._closing is not None:
                         break
                     self._queue = None  # all sent: an idle socket keeps no deque
@@ -274,11 +281,7 @@ class Connection:
                     continue
                 if self._closing is not None:
                     break
-                frame = queue.popleft()
-                self._bytes -= len(frame)
-                if self._drained is not None and self._bytes <= self._low_water:
-                    self._drained.set()
-                await send({"type": "websocket.send", "text": frame})
+                await send({"type": "websocket.send", "text": self._pop(self._queue)})
         except asyncio.CancelledError:
             # Abandoned (or the reader ended): a cancelled send is not retried, nor is a close sent to a client that
             # stopped reading; asyncio's cancellation is one-shot, so that send would block for good.
