@@ -329,11 +329,12 @@ async def memory_breakdown(run: Run, count: int) -> dict[str, Any]:
     try:
         target = await systems.kindred(urls, run.accounts, rooms, min(run.readers, count), run.writers)
         await asyncio.sleep(SETTLE_SECONDS)
-        before = (await run.svc.instrument(procs[0]))["snapshot"]
+        first = await run.svc.instrument(procs[0])
         async with LoadGen(target.sockets(shape.per_room), None, ordered=False, processes=run.loadgen_processes) as gen:
             connected = await gen.connect()
             await asyncio.sleep(3.0)
-            after = (await run.svc.instrument(procs[0]))["snapshot"]
+            second = await run.svc.instrument(procs[0])
+        before, after = first["snapshot"], second["snapshot"]
         sockets = max(connected["sockets"], 1)
         diff = await asyncio.to_thread(_snapshot_diff, before, after)
     finally:
@@ -345,6 +346,8 @@ async def memory_breakdown(run: Run, count: int) -> dict[str, Any]:
     return {
         "sockets": connected["sockets"],
         "traced_bytes_per_socket": sum(size for _, size, _ in diff) / sockets,
+        # Objects the garbage collector tracks (what a full collection walks), per socket held.
+        "gc_objects_per_socket": (second["objects"] - first["objects"]) / sockets,
         "by_file": [
             {"where": path, "bytes_per_socket": size / sockets}
             for path, size in sorted(by_file.items(), key=lambda item: -item[1])[:MEMORY_SITES]

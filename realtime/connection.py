@@ -2,7 +2,8 @@
 
 The hub never awaits a socket: it appends an already-encoded frame to this connection's queue and moves on. A
 client that cannot keep up (queue full) is disconnected with 1013 and recovers by reconnecting with `since`; the
-server never buffers without bound for it.
+server never buffers without bound for it. An idle socket's writer waits on a bare future (not an `asyncio.Event`
+with its deque of waiters) and its queue is dropped while empty (bench S3: what an idle socket costs).
 
 A `post` op (an extension, docs/realtime.md "Posting over the socket") is handed to the application's `Poster` in
 a task of its own, so the reader goes on reading (pings, subscribes) while the post is written. A socket's posts are
@@ -83,10 +84,11 @@ class Connection:
         "_poster",
         "_posts",
         "_queue",
+        "_reader",
         "_reading",
         "_socket",
-        "_tasks",
         "_wake",
+        "_writer",
         "account_id",
         "key",
         "rooms",
@@ -114,8 +116,8 @@ class Connection:
         self.rooms: dict[str, Access] = {}
         self._socket = socket
         self._hub = hub
-        self._queue: deque[str] = deque()
-        self._wake = asyncio.Event()
+        # Made when a frame is queued and dropped when the writer has sent everything (an empty deque is 760 bytes).
+        self._queue: deque[str] | None = None
         limits = hub.limits
         self._limit = limits.send_queue_frames
         # Every queued character counts, whatever queued it: live frames, replay, acks, errors, pongs.
@@ -127,8 +129,11 @@ class Connection:
         self._closing: tuple[int, str] | None = None
         self._flood = FloodGuard(limits.frames_per_second, limits.frames_per_second * 2, time.monotonic())
         self._max_frame = limits.max_frame_bytes
-        # The reader's task (the ASGI handler) and the writer's, while `run` runs; and whether `_end` cancelled them.
-        self._tasks: tuple[asyncio.Task[Any], asyncio.Task[None]] | None = None
+        # What the idle writer awaits; queueing a frame (or closing) resolves it.
+        self._wake: asyncio.Future[None] | None = None
+        # The reader's task (the ASGI handler's) and the writer's, while `run` runs; and whether `_end` cancelled them.
+        self._reader: asyncio.Task[Any] | None = None
+        self._writer: asyncio.Task[None] | None = None
         self._ending = False
         self._reading = True
         # Posting over the socket: made on the first post, so a socket that only reads carries none of it.
@@ -142,7 +147,8 @@ class Connection:
         """Queue a live frame; a full queue means the client is too slow, and it is cut off to recover by replay."""
         if self._closing is not None:
             return
-        if len(self._queue) >= self._limit:
+        queue = self._queue
+        if queue is not None and len(queue) >= self._limit:
             self._too_slow()
             return
         self._enqueue(frame)
@@ -158,9 +164,19 @@ class Connection:
         if self._bytes + size > self._max_bytes:
             self._too_slow()
             return
-        self._queue.append(frame)
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append(frame)
         self._bytes += size
-        self._wake.set()
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            if not wake.done():
+                wake.set_result(None)
 
     def _too_slow(self) -> None:
         self._hub.stats["slow_closed"] += 1
@@ -183,11 +199,11 @@ class Connection:
     def close_soon(self, code: int, reason: str) -> None:
         if self._closing is None:
             self._closing = (code, reason)
-            self._queue.clear()
+            self._queue = None
             self._bytes = 0
             if self._drained is not None:
                 self._drained.set()  # a replay waiting to stream wakes, sees the socket closing, and stops
-            self._wake.set()
+            self._wake_writer()  # it sends the close frame
             asyncio.get_running_loop().call_later(CLOSE_GRACE, self._abandon)
 
     def _abandon(self) -> None:
@@ -195,12 +211,14 @@ class Connection:
 
     def _end(self) -> None:
         """Stop both loops (the socket closed, or it is being abandoned); `run` then detaches it from the hub."""
-        if self._tasks is not None and not self._ending:
+        reader = self._reader
+        if reader is not None and not self._ending:
             self._ending = True
-            reader, writer = self._tasks
-            if self._reading and reader is not asyncio.current_task():
+            current = asyncio.current_task()
+            if self._reading and reader is not current:
                 reader.cancel()
-            if writer is not asyncio.current_task():
+            writer = self._writer
+            if writer is not None and writer is not current:
                 writer.cancel()
 
     @property
@@ -209,7 +227,7 @@ class Connection:
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return len(self._queue) if self._queue is not None else 0
 
     @property
     def queued_bytes(self) -> int:
@@ -222,10 +240,10 @@ class Connection:
         # memory (bench S3). The reader runs in the caller's task, the writer in its own; either ending ends both.
         reader = asyncio.current_task()
         assert reader is not None
-        writer = asyncio.ensure_future(self._writer())
-        self._tasks = (reader, writer)
+        self._reader = reader
+        writer = self._writer = asyncio.ensure_future(self._write())
         try:
-            await self._reader()
+            await self._read()
         except asyncio.CancelledError:
             if not self._ending:
                 raise  # cancelled from outside (the server shutting down): not ours to swallow
@@ -240,25 +258,30 @@ class Connection:
             await self._hub.detach(self)
             await self._posts_done()
 
-    async def _writer(self) -> None:
+    def _pop(self, queue: deque[str]) -> str:
+        # Not inlined in `_write`: a local of the writer would keep the deque alive while the socket idles.
+        frame = queue.popleft()
+        self._bytes -= len(frame)
+        if self._drained is not None and self._bytes <= self._low_water:
+            self._drained.set()
+        return frame
+
+    async def _write(self) -> None:
         send = self._socket.send
-        queue, wake = self._queue, self._wake
+        loop = asyncio.get_running_loop()
         abandoned = False
         try:
             while True:
-                if not queue:
+                if not self._queue:
                     if self._closing is not None:
                         break
-                    wake.clear()
-                    await wake.wait()
+                    self._queue = None  # all sent: an idle socket keeps no deque
+                    wake = self._wake = loop.create_future()
+                    await wake
                     continue
                 if self._closing is not None:
                     break
-                frame = queue.popleft()
-                self._bytes -= len(frame)
-                if self._drained is not None and self._bytes <= self._low_water:
-                    self._drained.set()
-                await send({"type": "websocket.send", "text": frame})
+                await send({"type": "websocket.send", "text": self._pop(self._queue)})
         except asyncio.CancelledError:
             # Abandoned (or the reader ended): a cancelled send is not retried, nor is a close sent to a client that
             # stopped reading; asyncio's cancellation is one-shot, so that send would block for good.
@@ -273,7 +296,7 @@ class Connection:
                     await send({"type": "websocket.close", "code": code, "reason": reason})
             self._end()
 
-    async def _reader(self) -> None:
+    async def _read(self) -> None:
         receive = self._socket.receive
         while self._closing is None:
             try:

@@ -140,8 +140,9 @@ class Hub:
         self.cache_dropped: Callable[[CacheDrop], None] | None = None
         self.bus_returned: Callable[[], None] | None = None
         # Counters for /healthz: deliveries, gap reads, events recovered by the tail check (should stay near zero while
-        # the bus is healthy), sockets cut off for being slow, HTML renders.
-        self.stats = {"delivered": 0, "gap_fills": 0, "caught_up": 0, "slow_closed": 0, "rendered": 0}
+        # the bus is healthy), sockets cut off for being slow, HTML renders, and live frames made (one per variant in
+        # use per event, however many sockets get it: what "encoded once" means, counted).
+        self.stats = {"delivered": 0, "gap_fills": 0, "caught_up": 0, "slow_closed": 0, "rendered": 0, "frames": 0}
         # Counters of the periodic jobs the app runs beside the hub (app.main): looks for due experiments, and how
         # many reminders they sent.
         self.stats.update(due_checks=0, due_sent=0)
@@ -382,11 +383,13 @@ class Hub:
 
     def _deliver(self, delivery: Deliver[Socket]) -> None:
         entry = delivery.entry
+        stats = self.stats
         for lane, conns in delivery.lanes.items():
             frame = self._lane_frame(lane, entry)
+            stats["frames"] += 1
             for conn in conns:
                 conn.push(frame)
-            self.stats["delivered"] += len(conns)
+            stats["delivered"] += len(conns)
         for conn in delivery.ahead:
             conn.push(self._frame(conn, entry))
 
