@@ -163,6 +163,25 @@ def make_settings(database_url: str, redis_url: str | None, data_dir: Path, **en
 
 
 @pytest.fixture
+async def pg_url(templates: Templates) -> str:
+    """A fresh Postgres database: for the multi-instance tests, which only have the Postgres + Redis variant."""
+    return await templates.postgres()
+
+
+@pytest.fixture
+async def private_redis() -> AsyncIterator[Any]:
+    """A Redis of the test's own on a spare port, which the test may stop and start (tests/procs.RedisProcess)."""
+    from tests.procs import RedisProcess
+
+    redis = RedisProcess()
+    await redis.start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
+
+
+@pytest.fixture
 async def database_url(backend: str, templates: Templates, tmp_path: Path) -> str:
     if backend == "sqlite":
         return await templates.sqlite_copy(tmp_path / "kindred.sqlite3")

@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from tests.client import DEADLINE, ApiClient, User, WsClient, make_circle
-from tests.conftest import Server, Templates
+from tests.conftest import Server
 from tests.procs import KindredProcess, RedisProcess
 
 pytestmark = pytest.mark.anyio
@@ -85,21 +84,6 @@ async def test_turned_off_every_request_asks_the_database(api: ApiClient, server
 
 
 # --- several instances (Postgres + Redis: the memory bus is one process) ---------------------------------------------
-
-
-@pytest.fixture
-async def pg_url(templates: Templates) -> str:
-    return await templates.postgres()
-
-
-@pytest.fixture
-async def private_redis() -> AsyncIterator[RedisProcess]:
-    redis = RedisProcess()
-    await redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
 
 
 async def health(api: ApiClient) -> dict[str, Any]:

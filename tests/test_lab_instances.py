@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 
 from tests.client import ApiClient, User, make_circle
-from tests.conftest import REDIS_URL, Templates
+from tests.conftest import REDIS_URL
 from tests.procs import KindredProcess
 
 pytestmark = [pytest.mark.anyio, pytest.mark.multi]
@@ -32,11 +32,6 @@ PLAN = {
     "action": "Decline the Friday extra shift, kindly and briefly",
     "prediction": "She will be cold with me for the rest of the week",
 }
-
-
-@pytest.fixture
-async def pg_url(templates: Templates) -> str:
-    return await templates.postgres()
 
 
 def _procs(pg_url: str, prefix: str) -> list[KindredProcess]:

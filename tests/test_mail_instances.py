@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.client import PASSWORD
-from tests.conftest import REDIS_URL, Templates
+from tests.conftest import REDIS_URL
 from tests.procs import KindredProcess
 from tests.smtp import MailCatcher, catcher
 
@@ -22,11 +22,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.multi]
 
 OPS_TOKEN = "ops-token-for-mail-tests"
 MAILS = 24
-
-
-@pytest.fixture
-async def pg_url(templates: Templates) -> str:
-    return await templates.postgres()
 
 
 @pytest.fixture

@@ -16,29 +16,13 @@ import asyncpg
 import pytest
 
 from tests.client import ApiClient, Match, make_circle
-from tests.conftest import REDIS_URL, Templates
+from tests.conftest import REDIS_URL
 from tests.procs import KindredProcess, RedisProcess
 
 pytestmark = [pytest.mark.anyio, pytest.mark.multi]
 
 # Lets the tests read /healthz's delivery counters, as an operator would.
 OPS_TOKEN = "ops-token-for-tests"
-
-
-@pytest.fixture
-async def pg_url(templates: Templates) -> str:
-    # Multi-instance means shared services: this file has only the Postgres + Redis variant.
-    return await templates.postgres()
-
-
-@pytest.fixture
-async def private_redis() -> AsyncIterator[RedisProcess]:
-    redis = RedisProcess()
-    await redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
 
 
 @contextlib.asynccontextmanager
