@@ -26,9 +26,21 @@ OnReconnect = Callable[[], Awaitable[None]]
 # Seconds between reconnect attempts: quick at first, never slower than the cap.
 RECONNECT_INITIAL = 0.2
 RECONNECT_CAP = 2.0
+# A connection that failed sooner than this after it came up does not earn a quick retry: each reconnect subscribes
+# every channel again and catches every socket up from the log, so a starved instance that keeps timing out must not
+# do that five times a second (docs/scaling.md, S8).
+RECONNECT_STABLE_AFTER = 10.0
 # Seconds a publish may take before Redis counts as down. Publishing happens inside the request that made the change
 # (after commit): a Redis that hangs must cost a writer at most this, and the event is safe in the log regardless.
 PUBLISH_TIMEOUT = 0.5
+
+
+def reconnect_delay(previous: float, up_for: float) -> float:
+    """The wait before the first attempt after a connection that lasted `up_for` seconds: quick again after a stable
+    connection, doubled (to the cap) after a short-lived one."""
+    if up_for >= RECONNECT_STABLE_AFTER:
+        return RECONNECT_INITIAL
+    return min(RECONNECT_CAP, previous * 2)
 
 
 class Bus:
@@ -187,7 +199,9 @@ class Bus:
             self._fail(exc)
 
     async def _supervise(self) -> None:
+        loop = asyncio.get_running_loop()
         delay = RECONNECT_INITIAL
+        up_since: float | None = loop.time() if self._up.is_set() else None
         while True:
             backend = self._backend
             if backend is not None and self._up.is_set():
@@ -200,6 +214,9 @@ class Bus:
                         task.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
+            if up_since is not None:
+                delay = reconnect_delay(delay, loop.time() - up_since)
+                up_since = None
             await self._close()
             while True:
                 await asyncio.sleep(delay)
@@ -212,7 +229,7 @@ class Bus:
                     await self._close()
                     delay = min(RECONNECT_CAP, delay * 2)
                     continue
-                delay = RECONNECT_INITIAL
+                up_since = loop.time()
                 self.reconnects += 1
                 log.warning("channels backend %s is back; catching up from the room log", self.name)
                 try:

@@ -217,6 +217,9 @@ class PresenceFrame(msgspec.Struct, tag_field="type", tag="presence"):
     room_id: str
     present: list[Membership]
     hands: list[Membership]
+    # Extension: how many are present. Equal to len(present) up to PRESENCE_LIST_MAX; in a bigger room `present`
+    # holds the first that many (coach first, then by alias) and this the whole count (docs/contract-notes.md).
+    present_count: int = 0
 
 
 class NotificationFrame(msgspec.Struct, tag_field="type", tag="notification"):

@@ -46,7 +46,7 @@ from realtime.events import (
 )
 from realtime.feed import Action as FeedAction
 from realtime.feed import Deliver, Feed, Finish, Phase, ReadLog, SendReplay, Subscription, TooSlow
-from realtime.presence import HEARTBEAT_INTERVAL, PresenceBroadcaster, PresenceStore
+from realtime.presence import HEARTBEAT_INTERVAL, PRESENCE_LIST_MAX, PresenceBroadcaster, PresenceStore
 from realtime.revocation import Revocations
 from realtime.topics import Topics
 from realtime.types import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TRY_AGAIN, Access, Entry, Socket, SocketLimits
@@ -503,7 +503,10 @@ class Hub:
         """Send everyone in the room, on every instance, who is here and whose hand is up (after a change)."""
         room = self.rooms.get(room_id)
         hands = await self.store.hands(room_id) if room is None or room.dropin else []
-        frame = PresenceFrame(room_id=room_id, present=await self.presence.members(room_id), hands=hands)
+        present = await self.presence.members(room_id)
+        frame = PresenceFrame(
+            room_id=room_id, present=present[:PRESENCE_LIST_MAX], hands=hands, present_count=len(present)
+        )
         await self.publish(self.topics.room(room_id), encoder.encode(frame))
 
     async def after_reconnect(self) -> None:

@@ -27,6 +27,11 @@ PRESENCE_TTL = 30.0
 # Seconds between heartbeats; a third of the TTL so two missed beats are tolerated.
 HEARTBEAT_INTERVAL = 10.0
 
+# Presence commands in flight per instance (joins, leaves, reads, heartbeats): presence gets at most this share of
+# the Redis client's pool (redis-py's default is 100 connections), so a connect storm over thousands of rooms queues
+# here instead of failing with "Too many connections" and starving the rate limiter (docs/scaling.md, S8).
+PRESENCE_COMMANDS = 32
+
 _entry_encoder = msgspec.json.Encoder()
 # An entry is (socket key, who): the key makes two tabs of one member two entries.
 _entry_decoder = msgspec.json.Decoder(tuple[str, Membership])
@@ -74,7 +79,7 @@ class MemoryPresence:
 
 
 class RedisPresence:
-    def __init__(self, redis: object, topics: Topics) -> None:
+    def __init__(self, redis: object, topics: Topics, *, in_flight: int = PRESENCE_COMMANDS) -> None:
         from redis.asyncio import Redis
         from redis.asyncio.cluster import RedisCluster
 
@@ -83,6 +88,7 @@ class RedisPresence:
         assert isinstance(redis, Redis | RedisCluster)
         self._redis: Redis | RedisCluster = redis
         self._topics = topics
+        self._slots = asyncio.Semaphore(in_flight)
 
     @staticmethod
     def _member(socket_key: str, who: Membership) -> bytes:
@@ -90,22 +96,24 @@ class RedisPresence:
 
     async def join(self, room_id: str, socket_key: str, who: Membership) -> None:
         key = self._topics.presence_key(room_id)
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with self._slots, self._redis.pipeline(transaction=False) as pipe:
             pipe.zadd(key, {self._member(socket_key, who): time.time() + PRESENCE_TTL})
             pipe.expire(key, int(PRESENCE_TTL * 2))
             await pipe.execute()
 
     async def leave(self, room_id: str, socket_key: str, who: Membership) -> None:
-        await self._redis.zrem(self._topics.presence_key(room_id), self._member(socket_key, who))
+        async with self._slots:
+            await self._redis.zrem(self._topics.presence_key(room_id), self._member(socket_key, who))
 
     async def members(self, room_id: str) -> list[Membership]:
-        raw = await self._redis.zrangebyscore(self._topics.presence_key(room_id), time.time(), "+inf")
+        async with self._slots:
+            raw = await self._redis.zrangebyscore(self._topics.presence_key(room_id), time.time(), "+inf")
         return unique_members(_entry_decoder.decode(item)[1] for item in raw if isinstance(item, (bytes, str)))
 
     async def heartbeat(self, entries: dict[str, dict[str, Membership]]) -> list[str]:
         now = time.time()
         rooms = list(entries)
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with self._slots, self._redis.pipeline(transaction=False) as pipe:
             for room_id in rooms:
                 key = self._topics.presence_key(room_id)
                 pipe.zremrangebyscore(key, "-inf", now)
@@ -122,9 +130,17 @@ class RedisPresence:
         return swept
 
 
+# Most memberships a presence frame lists. Above it the frame lists the first this many and counts the rest: a full
+# list would make each broadcast O(members) bytes to each of O(members) sockets (docs/scaling.md, point 4).
+PRESENCE_LIST_MAX = 200
+
 # Presence broadcasts per room are coalesced: at most one per this many seconds, more for big rooms (below).
 PRESENCE_MIN_INTERVAL = 0.25
 PRESENCE_PER_MEMBER = 0.0025
+# Broadcasts in flight per instance. Each reads the room's set and publishes one frame; when thousands of rooms change
+# at once (a connect storm, the bus coming back) the rest wait their turn, and changes meanwhile coalesce into the
+# frame they will send.
+PRESENCE_BROADCASTS = 8
 
 
 class PresenceBroadcaster:
@@ -142,6 +158,7 @@ class PresenceBroadcaster:
         *,
         jitter: float = 0.0,
         rng: random.Random | None = None,
+        in_flight: int = PRESENCE_BROADCASTS,
     ) -> None:
         self._broadcast = broadcast
         self._spawn = spawn
@@ -149,6 +166,9 @@ class PresenceBroadcaster:
         self._rng = rng or random.SystemRandom()
         self._due: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(in_flight)
+        self.in_flight = 0
+        self.peak_in_flight = 0
 
     def delay(self, sockets: int) -> float:
         jitter = self._rng.uniform(0.0, self.jitter) if self.jitter > 0 else 0.0
@@ -167,8 +187,15 @@ class PresenceBroadcaster:
         try:
             while room_id in self._due:
                 await asyncio.sleep(self.delay(sockets()))
-                self._due.discard(room_id)
-                await self._broadcast(room_id)
+                async with self._slots:
+                    # Taken off the due list only now: what changed while waiting for a slot is in this frame.
+                    self._due.discard(room_id)
+                    self.in_flight += 1
+                    self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+                    try:
+                        await self._broadcast(room_id)
+                    finally:
+                        self.in_flight -= 1
         except Exception:
             log.warning("presence broadcast for room %s failed", room_id, exc_info=True)
         finally:

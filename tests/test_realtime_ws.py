@@ -268,10 +268,11 @@ async def test_presence_by_alias_joins_and_leaves(api: ApiClient) -> None:
     first = await wa.recv_until(lambda f: f.get("type") == "presence")
     assert first["room_id"] == c.room_id and [m["alias"] for m in first["present"]] == ["Member1"]
     assert set(first["present"][0]) == {"membership_id", "alias", "role"} and first["hands"] == []
+    assert first["present_count"] == 1
     wb = await b.ws()
     await wb.subscribe(c.room_id)
     both = await wa.recv_until(lambda f: f.get("type") == "presence" and len(f["present"]) == 2)
-    assert sorted(m["alias"] for m in both["present"]) == ["Member1", "Member2"]
+    assert sorted(m["alias"] for m in both["present"]) == ["Member1", "Member2"] and both["present_count"] == 2
     await wb.close()
     gone = await wa.recv_until(lambda f: f.get("type") == "presence" and len(f["present"]) == 1)
     assert gone["present"][0]["alias"] == "Member1"

@@ -221,7 +221,10 @@
       case "presence":
         if (presenceNames && frame.room_id === roomId) {
           const names = frame.present.map((m) => m.alias + (m.role === "coach" ? " (coach)" : ""));
-          presenceNames.textContent = names.length ? "Here now: " + names.join(", ") : "Nobody else here right now";
+          // A big room's frame lists the first names only and counts the rest.
+          const more = (frame.present_count || names.length) - names.length;
+          const list = names.join(", ") + (more > 0 ? ` and ${more} more` : "");
+          presenceNames.textContent = names.length ? "Here now: " + list : "Nobody else here right now";
         }
         if (frame.room_id === roomId) onHands(frame.hands || []);
         break;
